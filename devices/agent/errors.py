@@ -1,0 +1,31 @@
+"""Errors the agent reports as ``error`` events; ``kind`` is the class name.
+
+The coordinator maps each kind onto ``harness.errors`` (same names, except
+``ProtocolError``, which means the coordinator and agent disagree about the spec).
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class: anything raised on purpose, turned into one ``error`` event."""
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+class ProtocolError(AgentError):
+    """The spec is malformed, too new, or names an unknown runtime or option."""
+
+
+class RuntimeUnavailable(AgentError):
+    """The runtime (or a requested provider/device) is not installed on this board."""
+
+
+class ArtifactIncompatible(AgentError):
+    """The model or eval set cannot run here: bad file, wrong shapes, wrong dtypes."""
+
+
+class MeasurementError(AgentError):
+    """Inference failed or the job ran past its time limit."""

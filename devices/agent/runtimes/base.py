@@ -1,0 +1,104 @@
+"""The contract every runtime implements, so every runtime is measured the same way.
+
+The runtime only loads and infers; warm-up, timing and stop rules live in ``measure.py``,
+like optimum-benchmark's inference scenario wraps every backend in the same trackers.
+``probe`` imports its library lazily and never raises, following optimum-benchmark's
+``import_utils.py``: a Raspberry Pi without OpenVINO still imports this package.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable, Dict, FrozenSet, Optional
+
+import numpy as np
+
+
+class Runtime(abc.ABC):
+    """One inference engine on this board.
+
+    Lifecycle: ``__init__`` (validate options, import nothing) -> ``load`` -> ``prepare``
+    -> ``infer`` many times -> ``run`` for accuracy -> ``close``. Models have one input.
+
+    Class attributes:
+        name: key in ``RUNTIMES`` and in specs.
+        precisions: precisions (OpenVINO spelling: f32, f16, bf16, int8) this runtime can
+            execute, so the planner can drop impossible pairs before reaching a board.
+        option_defaults: every accepted ``runtime_options`` key with its default.
+        test_only: hidden from a default ``probe`` (like TVM's ``rpc/testing.py`` helpers).
+    """
+
+    name: str = ""
+    precisions: FrozenSet[str] = frozenset()
+    option_defaults: Dict[str, Any] = {}
+    test_only: bool = False
+
+    def __init__(self, options: Optional[Dict[str, Any]] = None, threads: Optional[int] = None):
+        """Validate ``options`` (unknown key or bad value -> ValueError naming it)."""
+        merged = dict(self.option_defaults)
+        for key, value in (options or {}).items():
+            if key not in merged:
+                known = ", ".join(sorted(self.option_defaults)) or "none"
+                raise ValueError(
+                    "unknown runtime_options key %r for runtime %r (known: %s)" % (key, self.name, known)
+                )
+            merged[key] = value
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError("threads must be a positive integer or null, got %r" % (threads,))
+        self.options: Dict[str, Any] = merged
+        self.threads = threads
+        self.validate_options(merged)
+
+    def validate_options(self, options: Dict[str, Any]) -> None:
+        """Check option values (types, enums); raise ValueError naming the key."""
+
+    @classmethod
+    @abc.abstractmethod
+    def probe(cls) -> Dict[str, Any]:
+        """``{"name", "version", "available", "devices"}`` (+ ``"reason"`` when not available).
+
+        Imports the library lazily and never raises.
+        """
+
+    @abc.abstractmethod
+    def load(self, path: str) -> None:
+        """Read and compile the model; raises the runtime's own error on a bad file."""
+
+    @abc.abstractmethod
+    def prepare(self, x: np.ndarray) -> None:
+        """Bind ``x`` as the input once, so ``infer`` does no per-call setup."""
+
+    @abc.abstractmethod
+    def infer(self) -> None:
+        """Exactly one synchronous inference of the prepared input; no timing inside."""
+
+    def infer_fn(self) -> Callable[[], Any]:
+        """The zero-argument callable the timed loop calls; same work as ``infer``.
+
+        A runtime may return its library's own bound call (OpenVINO: ``request.infer``) so
+        the loop pays no extra Python frame. (For ORT, a ``functools.partial`` of
+        ``sess.run`` measured ~40 ns slower than the plain method, so ORT keeps ``infer``.)
+        """
+        return self.infer
+
+    @abc.abstractmethod
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """One inference of ``x`` returning the first output (used for accuracy)."""
+
+    @abc.abstractmethod
+    def effective(self) -> Dict[str, Any]:
+        """``{"threads", "precision", "options"}`` as the runtime actually applied them."""
+
+    def close(self) -> None:
+        """Release the session; the default drops nothing."""
+
+
+def unavailable(name: str, exc: BaseException) -> Dict[str, Any]:
+    """Probe answer for a runtime whose import (or device query) failed."""
+    return {
+        "name": name,
+        "version": None,
+        "available": False,
+        "devices": [],
+        "reason": "%s: %s" % (type(exc).__name__, exc),
+    }

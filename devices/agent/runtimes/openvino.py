@@ -1,0 +1,127 @@
+"""OpenVINO: one compiled model, one infer request created once, input tensor set once.
+
+OpenVINO on a CPU with AMX/AVX512-BF16 silently runs in bf16 by default (STACK.md), so the
+precision hint is a setting, and ``effective()`` reads the precision actually used back
+from the compiled model; latency and accuracy then run on that same compiled model.
+``PERFORMANCE_HINT: LATENCY`` matches benchmark_app's sync latency mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+
+from ..errors import RuntimeUnavailable
+from .base import Runtime, unavailable
+
+_PRECISIONS = ("f32", "bf16", "f16")
+
+
+class OpenVinoRuntime(Runtime):
+    """OpenVINO ``Core.compile_model`` on one device (CPU by default)."""
+
+    name = "openvino"
+    precisions = frozenset({"f32", "f16", "bf16", "int8"})
+    option_defaults: Dict[str, Any] = {"inference_precision": None, "device": "CPU"}
+
+    def __init__(self, options: Optional[Dict[str, Any]] = None, threads: Optional[int] = None):
+        super().__init__(options, threads)
+        self._compiled: Any = None
+        self._request: Any = None
+        self._tensor: Any = None
+
+    def validate_options(self, options: Dict[str, Any]) -> None:
+        prec = options["inference_precision"]
+        if prec is not None and prec not in _PRECISIONS:
+            raise ValueError(
+                "runtime_options.inference_precision must be one of %s or null, got %r"
+                % (", ".join(_PRECISIONS), prec)
+            )
+        if not isinstance(options["device"], str) or not options["device"]:
+            raise ValueError("runtime_options.device must be a device name such as 'CPU'")
+
+    @classmethod
+    def probe(cls) -> Dict[str, Any]:
+        try:
+            import openvino as ov
+
+            return {
+                "name": cls.name,
+                "version": ov.get_version(),
+                "available": True,
+                "devices": list(ov.Core().available_devices),
+            }
+        except Exception as exc:  # a broken install must not crash the probe
+            return unavailable(cls.name, exc)
+
+    def config(self) -> Dict[str, Any]:
+        """The compile_model config this runtime's options and threads translate to."""
+        cfg: Dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if self.threads is not None:
+            cfg["INFERENCE_NUM_THREADS"] = self.threads
+        if self.options["inference_precision"] is not None:
+            cfg["INFERENCE_PRECISION_HINT"] = self.options["inference_precision"]
+        return cfg
+
+    def load(self, path: str) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        device = self.options["device"]
+        if device not in core.available_devices:
+            raise RuntimeUnavailable(
+                "OpenVINO device %r is not available here (available: %s)" % (device, core.available_devices)
+            )
+        model = core.read_model(path)
+        self._compiled = core.compile_model(model, device, self.config())
+        self._request = self._compiled.create_infer_request()
+
+    def prepare(self, x: np.ndarray) -> None:
+        import openvino as ov
+
+        self._tensor = ov.Tensor(np.ascontiguousarray(x))
+        self._request.set_input_tensor(self._tensor)
+
+    def infer(self) -> None:
+        self._request.infer()
+
+    def infer_fn(self) -> Callable[[], Any]:
+        return self._request.infer
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        # The same request; it rebinds the input, so prepare() must be called again to time.
+        return np.array(self._request.infer({0: x})[0])
+
+    def effective(self) -> Dict[str, Any]:
+        options: Dict[str, Any] = dict(self.options)
+        threads = self.threads
+        precision: Optional[str] = self.options["inference_precision"]
+        if self._compiled is not None:
+            used = self._property("INFERENCE_PRECISION_HINT")
+            precision = _type_name(used) if used is not None else precision
+            n_threads = self._property("INFERENCE_NUM_THREADS")
+            threads = int(n_threads) if n_threads is not None else threads
+            for key in ("PERFORMANCE_HINT", "NUM_STREAMS"):
+                value = self._property(key)
+                options[key.lower()] = None if value is None else str(value)
+            options["inference_precision_used"] = precision
+        return {"threads": threads, "precision": precision, "options": options}
+
+    def _property(self, key: str) -> Any:
+        """A compiled-model property, or None where the device does not have it (GPU, NPU)."""
+        try:
+            return self._compiled.get_property(key)
+        except Exception:
+            return None
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+        self._tensor = None
+
+
+def _type_name(value: Any) -> str:
+    """OpenVINO element type -> short name ("bf16", "f32"); other values -> str()."""
+    get = getattr(value, "get_type_name", None)
+    return str(get()) if callable(get) else str(value)

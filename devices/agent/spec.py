@@ -1,0 +1,188 @@
+"""The job spec the coordinator writes: parsed strictly, every fault a ProtocolError.
+
+Unknown keys are rejected (a typo'd key must not pass silently, unlike asv's config), and
+keys with defaults may be left out. Protocol is checked first, so a newer coordinator gets
+"upgrade the agent", not a confusing complaint about a key it added.
+
+Measurement defaults, and where they come from:
+
+- ``warmup_iters`` 10: optimum-benchmark's warm-up runs.
+- ``warmup_s`` 1.0: longer than trtexec's 200 ms, so CPU frequency and caches settle.
+- ``min_iters`` 200 / ``min_s`` 3.0: trtexec's >= 3 s window; 200 iterations so p99 has a
+  few samples beyond it (MLPerf LoadGen wants >= 662 for a p99 it trusts).
+- ``timeout_s`` 600: a job that has not finished in 10 minutes is stuck.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import PROTOCOL
+from .errors import ProtocolError
+
+DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int32", "int64")
+
+_MEASURE_DEFAULTS: Dict[str, Any] = {
+    "warmup_iters": 10,
+    "warmup_s": 1.0,
+    "min_iters": 200,
+    "min_s": 3.0,
+    "max_iters": None,
+    "timeout_s": 600.0,
+    "threads": None,
+    "seed": 0,
+}
+_TOP_KEYS = ("protocol", "job_id", "runtime", "artifact", "input", "eval", "measure", "runtime_options")
+_REQUIRED = ("protocol", "job_id", "runtime", "artifact", "input")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How long to warm up and measure; the loop stops when BOTH minimums are met."""
+
+    warmup_iters: int
+    warmup_s: float
+    min_iters: int
+    min_s: float
+    max_iters: Optional[int]
+    timeout_s: float
+    threads: Optional[int]
+    seed: int
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One measurement job: one artifact, one runtime, one setting."""
+
+    job_id: str
+    runtime: str
+    artifact_path: str
+    artifact_format: Optional[str]
+    artifact_sha256: Optional[str]
+    input_shape: Tuple[int, ...]
+    input_dtype: str
+    eval_path: Optional[str]
+    eval_max_samples: Optional[int]
+    measure: MeasureSettings
+    runtime_options: Dict[str, Any]
+
+
+def read_spec_file(path: str) -> Dict[str, Any]:
+    """The raw JSON object of a spec file (ProtocolError when unreadable or not an object)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ProtocolError("cannot read spec %s: %s" % (path, exc)) from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("spec %s must hold a JSON object, got %s" % (path, type(raw).__name__))
+    return raw
+
+
+def _get(obj: Dict[str, Any], key: str, where: str, types: Tuple[type, ...], nullable: bool = False) -> Any:
+    if key not in obj:
+        raise ProtocolError("spec is missing key %s%s" % (where, key))
+    value = obj[key]
+    if value is None and nullable:
+        return None
+    # bool is an int subclass: a stray true must not pass as 1.
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        names = "/".join(t.__name__ for t in types) + (" or null" if nullable else "")
+        raise ProtocolError("spec key %s%s must be %s, got %r" % (where, key, names, value))
+    return value
+
+
+def _section(raw: Dict[str, Any], key: str, allowed: Tuple[str, ...]) -> Dict[str, Any]:
+    value = _get(raw, key, "", (dict,))
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ProtocolError("unknown spec key %s.%s (allowed: %s)" % (key, unknown[0], ", ".join(allowed)))
+    return value
+
+
+def _positive(value: Optional[float], name: str, allow_zero: bool = True) -> None:
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ProtocolError("spec key measure.%s must be %s, got %r" % (name, ">= 0" if allow_zero else "> 0", value))
+
+
+def parse_spec(raw: Dict[str, Any]) -> JobSpec:
+    """Validate a raw spec dict into a JobSpec; any fault is a ProtocolError saying which key."""
+    protocol = _get(raw, "protocol", "", (int,))
+    if protocol > PROTOCOL or protocol < 1:
+        raise ProtocolError(
+            "spec protocol %d is not supported by agent protocol %d; rebuild and redeploy the agent"
+            % (protocol, PROTOCOL)
+        )
+    unknown = sorted(set(raw) - set(_TOP_KEYS))
+    if unknown:
+        raise ProtocolError("unknown spec key %r (allowed: %s)" % (unknown[0], ", ".join(_TOP_KEYS)))
+    missing = [key for key in _REQUIRED if key not in raw]
+    if missing:
+        raise ProtocolError("spec is missing key %s" % missing[0])
+    job_id = _get(raw, "job_id", "", (str,))
+    runtime = _get(raw, "runtime", "", (str,))
+
+    art = _section(raw, "artifact", ("path", "format", "sha256"))
+    art_path = _get(art, "path", "artifact.", (str,))
+    art_format = _get(art, "format", "artifact.", (str,), nullable=True) if "format" in art else None
+    art_sha = _get(art, "sha256", "artifact.", (str,), nullable=True) if "sha256" in art else None
+
+    inp = _section(raw, "input", ("shape", "dtype"))
+    shape_raw: List[Any] = _get(inp, "shape", "input.", (list,))
+    if not shape_raw or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape_raw):
+        raise ProtocolError("spec key input.shape must be a non-empty list of positive ints, got %r" % (shape_raw,))
+    dtype = _get(inp, "dtype", "input.", (str,))
+    if dtype not in DTYPES:
+        raise ProtocolError("spec key input.dtype must be one of %s, got %r" % (", ".join(DTYPES), dtype))
+
+    eval_path: Optional[str] = None
+    eval_max: Optional[int] = None
+    if raw.get("eval") is not None:
+        ev = _section(raw, "eval", ("path", "max_samples"))
+        eval_path = _get(ev, "path", "eval.", (str,))
+        eval_max = _get(ev, "max_samples", "eval.", (int,), nullable=True) if "max_samples" in ev else None
+        if eval_max is not None and eval_max < 1:
+            raise ProtocolError("spec key eval.max_samples must be >= 1 or null, got %r" % eval_max)
+
+    ms = dict(_MEASURE_DEFAULTS)
+    if raw.get("measure") is not None:
+        given = _section(raw, "measure", tuple(_MEASURE_DEFAULTS))
+        for key in given:
+            nullable = _MEASURE_DEFAULTS[key] is None
+            types = (int, float) if key in ("warmup_s", "min_s", "timeout_s") else (int,)
+            ms[key] = _get(given, key, "measure.", types, nullable=nullable)
+    for key in ("warmup_iters", "warmup_s", "min_iters", "min_s"):
+        _positive(ms[key], key)
+    for key in ("max_iters", "timeout_s", "threads"):
+        _positive(ms[key], key, allow_zero=False)
+
+    options = raw.get("runtime_options")
+    if options is None:
+        options = {}
+    elif not isinstance(options, dict):
+        raise ProtocolError("spec key runtime_options must be an object, got %r" % (options,))
+
+    return JobSpec(
+        job_id=job_id,
+        runtime=runtime,
+        artifact_path=art_path,
+        artifact_format=art_format or None,
+        artifact_sha256=art_sha or None,
+        input_shape=tuple(shape_raw),
+        input_dtype=dtype,
+        eval_path=eval_path,
+        eval_max_samples=eval_max,
+        measure=MeasureSettings(
+            warmup_iters=int(ms["warmup_iters"]),
+            warmup_s=float(ms["warmup_s"]),
+            min_iters=int(ms["min_iters"]),
+            min_s=float(ms["min_s"]),
+            max_iters=ms["max_iters"],
+            timeout_s=float(ms["timeout_s"]),
+            threads=ms["threads"],
+            seed=int(ms["seed"]),
+        ),
+        runtime_options=dict(options),
+    )

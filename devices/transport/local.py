@@ -1,0 +1,110 @@
+"""The coordinator's own machine as a device: subprocesses, same interface as SSH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from devices.transport.base import CommandResult, Transport
+from harness.errors import CommandTimeout, ConnectError
+
+
+class LocalTransport(Transport):
+    """Subprocesses on this machine.
+
+    ``base_env`` is the environment commands start from. Pass the coordinator's own
+    environment as captured in the driver: a Ray worker's has ``OMP_NUM_THREADS=1``
+    injected, which would silently change how the agent's runtime uses threads.
+    """
+
+    name = "local"
+
+    def __init__(self, workdir: str, base_env: dict[str, str] | None = None):
+        super().__init__(str(Path(workdir).expanduser()))
+        self.base_env = dict(os.environ if base_env is None else base_env)
+
+    def connect(self) -> None:
+        try:
+            Path(self.workdir, "cache").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConnectError(f"cannot create work directory {self.workdir}: {e}") from None
+
+    def run(
+        self,
+        argv: list[str],
+        timeout_s: float,
+        on_line: Callable[[str], None] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> CommandResult:
+        start = time.monotonic()
+        # A new session makes the child a process-group leader, so a timeout kills the
+        # agent and anything it started, never just the top process.
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**self.base_env, **(env or {})},
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        err_chunks: list[str] = []
+        drain = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+        drain.start()
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            _kill_group(proc)
+
+        timer = threading.Timer(timeout_s, expire)
+        timer.start()
+        out_lines: list[str] = []
+        try:
+            for line in proc.stdout:
+                out_lines.append(line)
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+            proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                _kill_group(proc)
+                proc.wait()
+        drain.join(timeout=5)
+        duration = time.monotonic() - start
+        if timed_out.is_set():
+            raise CommandTimeout(f"{argv[0]} timed out after {timeout_s:g} s (process group killed)")
+        return CommandResult(proc.returncode, "".join(out_lines), "".join(err_chunks), duration)
+
+    def exists(self, remote: str) -> bool:
+        return os.path.exists(remote)
+
+    def put(self, local: Path, remote: str) -> None:
+        Path(remote).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, remote)
+
+    def write_text(self, remote: str, text: str) -> None:
+        Path(remote).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{remote}.tmp-{os.getpid()}"
+        Path(tmp).write_text(text, encoding="utf-8")
+        os.replace(tmp, remote)
+
+    def close(self) -> None:
+        pass
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

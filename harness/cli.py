@@ -1,0 +1,177 @@
+"""The ``harness`` command. Thin: parse arguments, load config, call a plain function.
+
+Exit codes: 0 ok; 1 the gate found a regression; 2 bad input or usage (one message
+naming file, line and field); 3 the sweep finished but some jobs failed; 70 a bug in
+the harness (short notice, traceback in a log file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.store import DEFAULT_PATH
+
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_BUG = 0, 1, 2, 3, 70
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness.config import load_inventory, load_suite
+    from harness.coordinator import SweepOptions, run_sweep
+    from harness.store import open as open_store
+
+    suite = load_suite(args.suite)
+    inventory = load_inventory(args.inventory)
+    opts = SweepOptions(tag=args.tag, cache_dir=args.cache_dir, device_names=args.devices, device_tags=args.tags,
+                        ray_address=args.ray_address, suite_path=str(args.suite), quiet=args.quiet)
+    with open_store(args.store) as store:
+        outcome = run_sweep(suite, inventory, store, opts)
+        report = None if args.no_report else _write_report(store, outcome.run_id, args.report)
+    for reason in outcome.skipped:
+        err.print(f"[dim]not planned: {escape(reason)}[/]")
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.timings_s.items())
+    out.print(f"run [bold]{outcome.run_id}[/]: {outcome.ok} ok, {len(outcome.failed)} failed ({timings})")
+    for label, reason in outcome.failed:
+        out.print(f"  [red]failed[/] {escape(label)}: {escape(reason)}")
+    out.print(f"results: {args.store}")
+    if report:
+        out.print(f"report: {report}")
+    return EXIT_JOBS_FAILED if outcome.failed else EXIT_OK
+
+
+def _write_report(store, run_id: str, path: Path | None) -> Path:  # noqa: ANN001
+    from reports.html import write_report
+    from reports.sections import ReportContext
+
+    path = path or store.path.parent / "reports" / f"{run_id}.html"
+    ctx = ReportContext(results=store.results(run=run_id), run_info=store.run_info(run_id), facts=store.facts(run_id))
+    return write_report(ctx, path).resolve()
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.store import open as open_store
+
+    _must_exist(args.store)
+    with open_store(args.store) as store:
+        run_id = store.resolve_run(args.run, tag=args.tag)
+        path = _write_report(store, run_id, args.output)
+    out.print(f"report: {path}")
+    return EXIT_OK
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from harness.store import open as open_store
+
+    _must_exist(args.store)
+    with open_store(args.store) as store:
+        runs = store.runs(tag=args.tag)
+    if args.json:
+        print(runs.to_json(orient="records"))
+        return EXIT_OK
+    table = Table("run", "tag", "suite", "status", "started (UTC)", "jobs", "ok", "failed", "commit")
+    for r in runs.itertuples():
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.started))
+        table.add_row(r.run, escape(r.tag or ""), escape(r.suite), r.status, started, str(r.jobs), str(int(r.ok or 0)),
+                      str(int(r.failed or 0)), r.git_commit or "")
+    out.print(table)
+    return EXIT_OK
+
+
+def _must_exist(store: Path) -> None:
+    from harness.errors import StoreError
+
+    if not store.exists():
+        raise StoreError(f"no results store at {store}; run 'harness sweep SUITE' first or pass --store")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Benchmark compressed vision models on edge boards.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def store_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--store", type=Path, default=DEFAULT_PATH, help=f"results database (default {DEFAULT_PATH})")
+
+    s = sub.add_parser("sweep", help="build variants and measure them on the fleet")
+    s.add_argument("suite", type=Path, help="suite file (YAML)")
+    s.add_argument("--inventory", type=Path, help="inventory file (default: this machine only)")
+    s.add_argument("--tag", help="label the run (e.g. nightly) for history and gates")
+    store_arg(s)
+    s.add_argument("--cache-dir", type=Path, default=Path("~/.cache/edge-harness").expanduser(),
+                   help="artifact cache (default ~/.cache/edge-harness)")
+    s.add_argument("--devices", type=_csv, default=(), help="only these devices (comma-separated)")
+    s.add_argument("--tags", type=_csv, default=(), help="only devices with any of these tags")
+    s.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    s.add_argument("--report", type=Path, help="where to write the HTML report (default results/reports/RUN.html)")
+    s.add_argument("--no-report", action="store_true", help="do not render the report")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    s.set_defaults(func=cmd_sweep)
+
+    r = sub.add_parser("report", help="render the HTML report of a run")
+    r.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
+    r.add_argument("-o", "--output", type=Path, help="output file (default results/reports/RUN.html)")
+    r.add_argument("--tag", help="with no RUN: the latest run with this tag")
+    store_arg(r)
+    r.set_defaults(func=cmd_report)
+
+    runs = sub.add_parser("runs", help="the runs in the store")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    rl = runs_sub.add_parser("list", help="list runs")
+    rl.add_argument("--tag", help="only runs with this tag")
+    rl.add_argument("--json", action="store_true", help="machine-readable output")
+    store_arg(rl)
+    rl.set_defaults(func=cmd_runs_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help is 0, a usage error 2
+        return int(e.code or 0)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return _guarded(args.func, args)
+
+
+def _guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """The one boundary where errors become messages and exit codes."""
+    try:
+        return func(args)
+    except HarnessError as e:
+        err.print(f"[bold red]error:[/] {escape(str(e))}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished jobs are stored")
+        return 130
+    except Exception:  # noqa: BLE001 - anything else is our bug: say so briefly, keep the traceback
+        with tempfile.NamedTemporaryFile("w", prefix="harness-error-", suffix=".log", delete=False) as f:
+            traceback.print_exc(file=f)
+        err.print(f"[bold red]internal error[/] (a bug in edge-harness; traceback in {f.name})")
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Typed model of ``inventory.yaml``: the fleet, how to reach each board, what it offers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.config.names import check_runtimes
+from harness.config.yamlio import line_of, load_yaml, validate
+from harness.errors import InventoryError
+
+DeviceKind = Literal["jetson", "pi", "x86", "local", "generic"]
+RuntimeNames = Annotated[tuple[str, ...], AfterValidator(check_runtimes)]
+PowerSource = Literal["auto", "ina3221", "tegrastats", "pi5-pmic", "ina2xx", "rapl", "nvml", "command", "none"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PowerConfig(Strict):
+    source: PowerSource = Field("auto", description="Where power/energy readings come from.")
+    command: str | None = Field(None, description="For source 'command': prints watts per call.")
+
+
+class Cooldown(Strict):
+    max_temp_c: float | None = Field(None, description="Wait before a job until the hottest zone is below this.")
+    max_wait_s: float = Field(120.0, ge=0, description="Give up waiting (and record it) after this long.")
+
+
+class Connection(Strict):
+    """Fields a device may take from ``defaults``."""
+
+    user: str | None = Field(None, description="SSH user.")
+    port: int | None = Field(None, ge=1, le=65535, description="SSH port (22).")
+    key: str | None = Field(None, description="Private key file; the ssh-agent when absent.")
+    python: str | None = Field(
+        None, description="Python on the board that runs the agent (kind local: the coordinator's own unless set)."
+    )
+    workdir: str | None = Field(None, description="Everything the harness writes on a board lives here.")
+    host_key_policy: Literal["strict", "accept-new"] | None = Field(
+        None, description="strict: known_hosts only; accept-new: record unknown keys (explicit opt-in)."
+    )
+    known_hosts: str | None = Field(None, description="known_hosts file used to verify host keys.")
+
+
+DEFAULTS = {
+    "port": 22,
+    "python": "python3",
+    "workdir": "~/.cache/edge-harness",
+    "host_key_policy": "strict",
+    "known_hosts": "~/.ssh/known_hosts",
+}
+
+
+class Device(Connection):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Unique device name.")
+    kind: DeviceKind = Field(..., description="jetson | pi | x86 | local | generic.")
+    host: str | None = Field(None, description="Address or ~/.ssh/config alias (not for kind local).")
+    runtimes: RuntimeNames = Field(..., min_length=1, description="Runtimes this board offers.")
+    site: str | None = Field(None, description="Drive this board from the Ray node with resource site:<site>.")
+    tags: tuple[str, ...] = Field((), description="Free labels for selecting boards in suites.")
+    power: PowerConfig = Field(default_factory=PowerConfig, description="Power measurement source.")
+    cooldown: Cooldown = Field(default_factory=Cooldown, description="Thermal cooldown between jobs.")
+
+    @model_validator(mode="after")
+    def _host_needed(self) -> Device:
+        if self.kind != "local" and not self.host:
+            raise ValueError(f"device {self.name!r} of kind {self.kind!r} needs a 'host'")
+        return self
+
+
+class Inventory(Strict):
+    defaults: Connection = Field(default_factory=Connection, description="Applied to every device.")
+    devices: tuple[Device, ...] = Field(..., min_length=1, description="The boards.")
+
+    @field_validator("devices")
+    @classmethod
+    def _unique(cls, devices: tuple[Device, ...]) -> tuple[Device, ...]:
+        seen: set[str] = set()
+        for d in devices:
+            if d.name in seen:
+                raise ValueError(f"duplicate device name {d.name!r}")
+            seen.add(d.name)
+        return devices
+
+    def resolved(self) -> tuple[Device, ...]:
+        """Devices with ``defaults`` (then built-in defaults) filled into unset fields."""
+        base = {**DEFAULTS, **self.defaults.model_dump(exclude_none=True)}
+        return tuple(d.model_copy(update={k: v for k, v in base.items() if getattr(d, k) is None and
+                                          not (k == "python" and d.kind == "local")}) for d in self.devices)
+
+
+LOCAL_INVENTORY = Inventory(devices=(Device(name="local", kind="local", runtimes=("onnxruntime", "openvino")),))
+
+
+def load_inventory(path: Path | None) -> Inventory:
+    """The inventory at ``path``; without one, the embedded default: this machine alone."""
+    if path is None:
+        return LOCAL_INVENTORY
+    data = load_yaml(path)
+    _point_at_duplicate(data, path)
+    return validate(Inventory, data, path)
+
+
+def _point_at_duplicate(data: Any, path: Path) -> None:
+    """The model rejects duplicate names too, but only the file knows the second one's line."""
+    devices = data.get("devices") if isinstance(data, dict) else None
+    seen: set[str] = set()
+    for i, dev in enumerate(devices if isinstance(devices, list) else ()):
+        name = dev.get("name") if isinstance(dev, dict) else None
+        if isinstance(name, str) and name in seen:
+            line = line_of(data, ("devices", i, "name"))
+            raise InventoryError(f"duplicate device name {name!r}", location=f"{path}:{line}", field=f"devices.{i}.name")
+        seen.add(name)

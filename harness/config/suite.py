@@ -1,0 +1,199 @@
+"""Typed model of a suite file: what to measure, how, and the release policy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
+
+from harness.config.inventory import RuntimeNames
+from harness.config.yamlio import load_yaml, validate
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Relative paths in a suite are relative to the suite file, not the caller's cwd."""
+    if value is None:
+        return None
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+def _existing(value: Path | None, info: ValidationInfo) -> Path | None:
+    path = _resolve_path(value, info)
+    if path is not None and not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+FilePath = Annotated[Path, AfterValidator(_existing)]
+Shape = Annotated[tuple[int, ...], Field(min_length=1, description="Input shape, batch first.")]
+
+
+def _known_builtin(name: str) -> str:
+    from harness.zoo import MODELS
+
+    if name not in MODELS:
+        raise ValueError(f"unknown built-in model {name!r}; known: {', '.join(sorted(MODELS))}")
+    return name
+
+
+class BuiltinModel(Strict):
+    builtin: Annotated[str, AfterValidator(_known_builtin)] = Field(..., description="A model from the zoo.")
+    name: str | None = Field(None, description="Name in results (defaults to the builtin's name).")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.builtin
+
+
+class OnnxModel(Strict):
+    name: str = Field(..., min_length=1, description="Name in results.")
+    onnx: FilePath = Field(..., description="ONNX file (relative to the suite file).")
+    input_shape: Shape
+    eval: FilePath | None = Field(None, description="npz with x, y arrays for accuracy.")
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+class FactoryModel(Strict):
+    name: str = Field(..., min_length=1, description="Name in results.")
+    factory: str = Field(
+        ..., pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="'pkg.module:function' returning an nn.Module."
+    )
+    input_shape: Shape
+    eval: FilePath | None = Field(None, description="npz with x, y arrays for accuracy.")
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+def _model_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in ("builtin", "onnx", "factory"):
+            if key in value:
+                return f"{key}-model"
+        return None
+    return None if not isinstance(value, BaseModel) else f"{type(value).__name__[:-5].lower()}-model"
+
+
+ModelRef = Annotated[
+    Union[
+        Annotated[BuiltinModel, Tag("builtin-model")],
+        Annotated[OnnxModel, Tag("onnx-model")],
+        Annotated[FactoryModel, Tag("factory-model")],
+    ],
+    Discriminator(
+        _model_tag,
+        custom_error_type="model_kind",
+        custom_error_message="a model needs one of 'builtin', 'onnx' or 'factory'",
+    ),
+]
+
+
+class MeasureSettings(Strict):
+    """How one job is timed.
+
+    Warm-up runs until both ``warmup_iters`` and ``warmup_s`` are met; the timed window
+    then runs until both ``min_iters`` and ``min_s`` are met (trtexec: >= 3 s and >= 10
+    iterations; optimum-benchmark: >= 10 iterations and >= 10 s). Every iteration's
+    latency is kept.
+    """
+
+    warmup_iters: int = Field(10, ge=0, description="Warm-up iterations (at least).")
+    warmup_s: float = Field(1.0, ge=0, description="Warm-up seconds (at least).")
+    min_iters: int = Field(200, ge=1, description="Timed iterations (at least).")
+    min_s: float = Field(3.0, ge=0, description="Timed seconds (at least).")
+    max_iters: int | None = Field(None, ge=1, description="Stop the timed window here even if min_s is not met.")
+    timeout_s: float = Field(600.0, gt=0, description="A job taking longer fails with a timeout.")
+    threads: int | Literal["auto"] = Field("auto", description="Inference threads; 'auto' = the runtime's default.")
+    seed: int = Field(0, description="Seed of the random timing input.")
+
+    @field_validator("threads")
+    @classmethod
+    def _positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("threads must be >= 1 or 'auto'")
+        return v
+
+
+class DeviceSelector(Strict):
+    names: tuple[str, ...] | None = Field(None, description="Only these devices.")
+    tags: tuple[str, ...] | None = Field(None, description="Only devices with any of these tags.")
+    kinds: tuple[str, ...] | None = Field(None, description="Only devices of these kinds.")
+
+
+_CHAIN_SPLIT = re.compile(r"\s*>\s*")
+
+
+def parse_chain(text: str) -> tuple[str, ...]:
+    """``"distill > prune-channels-25 > int8-static"`` -> its recipe names, checked."""
+    from harness.variants import RECIPES
+
+    steps = tuple(s for s in _CHAIN_SPLIT.split(text.strip()) if s)
+    if not steps:
+        raise ValueError("empty variant")
+    for step in steps:
+        if step not in RECIPES:
+            raise ValueError(f"unknown recipe {step!r}; known: {', '.join(sorted(RECIPES))}")
+    return steps
+
+
+def _variant(text: str) -> str:
+    return " > ".join(parse_chain(text))
+
+
+class Suite(Strict):
+    name: str = Field(..., min_length=1, description="Suite name, stored with every run.")
+    description: str | None = Field(None, description="Free text.")
+    models: tuple[ModelRef, ...] = Field(..., min_length=1, description="Models to compress and measure.")
+    variants: tuple[Annotated[str, AfterValidator(_variant)], ...] = Field(
+        ("fp32",), min_length=1, description="Recipe names or chains 'a > b > c'."
+    )
+    runtimes: RuntimeNames = Field(("onnxruntime",), min_length=1, description="Runtimes to measure on.")
+    devices: DeviceSelector = Field(default_factory=DeviceSelector, description="Which inventory devices.")
+    measure: MeasureSettings = Field(default_factory=MeasureSettings, description="Timing protocol.")
+    runtime_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-runtime options passed to the agent, e.g. openvino: {inference_precision: f32}."
+    )
+    retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
+    gate: dict[str, dict[str, Any]] | None = Field(None, description="Release policy (see 'harness gate').")
+
+    @field_validator("models")
+    @classmethod
+    def _unique_labels(cls, models: tuple[ModelRef, ...]) -> tuple[ModelRef, ...]:
+        labels = [m.label for m in models]
+        for label in labels:
+            if labels.count(label) > 1:
+                raise ValueError(f"two models are named {label!r}; give one a different 'name'")
+        return models
+
+    @field_validator("runtime_options")
+    @classmethod
+    def _options_for_known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from harness.config.names import check_runtimes
+
+        check_runtimes(tuple(v))
+        return v
+
+
+def load_suite(path: Path) -> Suite:
+    return validate(Suite, load_yaml(path), path)

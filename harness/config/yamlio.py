@@ -1,0 +1,90 @@
+"""YAML loading that remembers where every key came from.
+
+Pydantic reports errors as a path of keys (``devices.1.kind``); users need ``file:line``.
+We load with ruamel's round-trip loader (which keeps line/column per key and item),
+validate plain data with pydantic, and map each error path back to the node's line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from harness.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml(path: Path) -> Any:
+    """Round-trip load: the result keeps line numbers (duplicate keys are an error)."""
+    if not path.is_file():
+        raise ConfigError("file not found", location=str(path))
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(" ".join(str(e.problem or e).split()), location=line) from None
+
+
+def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest node on ``loc`` that the YAML file still has."""
+    line: int | None = None
+    node = data
+    for key in loc:
+        if isinstance(node, CommentedMap) and key in node:
+            line = node.lc.key(key)[0] + 1
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            line = node.lc.item(key)[0] + 1
+            node = node[key]
+        else:
+            break
+    if line is None and isinstance(node, (CommentedMap, CommentedSeq)) and node.lc.line is not None:
+        line = node.lc.line + 1
+    return line
+
+
+def _plain(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data
+
+
+def validate(model: type[M], data: Any, path: Path) -> M:
+    """Validate ``data`` loaded from ``path``; the first error becomes a ``ConfigError``."""
+    if data is None:
+        data = CommentedMap()
+    try:
+        return model.model_validate(_plain(data), context={"base_dir": path.parent})
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        loc = _user_loc(tuple(err["loc"]))
+        line = line_of(data, loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}" if loc else msg
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+            msg = f"{msg} (got {err['input']!r})"
+        location = f"{path}:{line}" if line else str(path)
+        raise ConfigError(msg, location=location, field=".".join(map(str, loc)) or None) from None
+
+
+def _user_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop path parts pydantic invents (union tags, ``function-after[...]``)."""
+    return tuple(k for k in loc if not (isinstance(k, str) and (k in UNION_TAGS or "[" in k)))
+
+
+# Tags of our discriminated unions; pydantic puts them in error paths, users never wrote them.
+UNION_TAGS = {"builtin-model", "onnx-model", "factory-model"}

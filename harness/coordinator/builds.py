@@ -1,0 +1,61 @@
+"""Model resolution and variant builds as parallel Ray tasks.
+
+Builds run before any measurement starts: on the coordinator's own machine a build
+running beside a timed window would measure the build, not the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import ModelRef
+from harness.variants import ArtifactCache, Variant
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    variants: dict[tuple[str, str], Variant]  # (model, chain) -> built variant
+    failures: dict[tuple[str, str], str]  # (model, chain) -> reason
+
+
+def _resolve(ref: ModelRef, cache_root: str):  # noqa: ANN202 - runs in a Ray worker
+    from harness.zoo import resolve_model
+
+    return resolve_model(ref, ArtifactCache(Path(cache_root)))
+
+
+def _build(source, chain: str, cache_root: str) -> Variant:  # noqa: ANN001
+    from harness.variants import build_variant
+
+    return build_variant(source, chain, ArtifactCache(Path(cache_root)))
+
+
+def build_all(models: Iterable[ModelRef], chains: Iterable[str], cache_root: Path) -> BuildOutcome:
+    """Resolve every model, then build every (model, chain), in parallel, failures collected."""
+    import ray
+
+    resolve = ray.remote(num_cpus=1, max_retries=0)(_resolve)
+    build = ray.remote(num_cpus=1, max_retries=0)(_build)
+    chains = list(chains)
+    refs = {}
+    for model in models:
+        source = resolve.remote(model, str(cache_root))
+        for chain in chains:
+            refs[(model.label, chain)] = build.remote(source, chain, str(cache_root))
+    variants: dict[tuple[str, str], Variant] = {}
+    failures: dict[tuple[str, str], str] = {}
+    for key, ref in refs.items():
+        try:
+            variants[key] = ray.get(ref)
+        except Exception as e:  # noqa: BLE001 - a failed build is a stored failure, not a crash
+            failures[key] = _reason(e)
+    return BuildOutcome(variants, failures)
+
+
+def _reason(exc: BaseException) -> str:
+    """The original error inside Ray's wrapper, as one line."""
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"

@@ -1,0 +1,44 @@
+"""The sweep's terminal progress: a rich bar on stderr plus one line per finished job."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.records import Job, JobResult
+
+
+class SweepProgress:
+    def __init__(self, total: int, quiet: bool = False):
+        self.console = Console(stderr=True, quiet=quiet)
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.console, transient=True,
+        )  # fmt: skip
+        self._task = self._bar.add_task("starting", total=total)
+
+    def __enter__(self) -> SweepProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def phase(self, text: str) -> None:
+        self._bar.update(self._task, description=escape(text))
+
+    def started(self, job: Job) -> None:
+        self._bar.update(self._task, description=escape(f"measuring {job.label()}"))
+
+    def finished(self, job: Job, result: JobResult) -> None:
+        m = result.metrics
+        if result.status == "ok":
+            acc = f" acc {m['accuracy'] * 100:.1f}%" if m.get("accuracy") is not None else ""
+            line = f"[green]ok[/] {escape(job.label())}: p50 {m['p50_ms']:.3f} ms (cv {m['cv']:.1%}){acc}"
+        else:
+            line = f"[red]failed[/] {escape(job.label())}: {escape(result.error or '')}"
+        self.console.print(line, highlight=False)
+        self._bar.advance(self._task)

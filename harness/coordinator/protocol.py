@@ -1,0 +1,74 @@
+"""The coordinator's side of the agent protocol: the job spec out, JSON lines back."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+
+from harness.records import Job, JobResult
+
+PROTOCOL = 1
+log = logging.getLogger("edge_harness.coordinator")
+
+
+def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tuple[int, ...],
+              eval_path: str | None) -> dict[str, Any]:
+    measure = dict(job.settings["measure"])
+    if measure.get("threads") == "auto":
+        measure["threads"] = None
+    return {
+        "protocol": PROTOCOL,
+        "job_id": job_id,
+        "runtime": job.runtime,
+        "artifact": {"path": artifact, "format": "onnx", "sha256": sha256},
+        "input": {"shape": list(input_shape), "dtype": "float32"},
+        "eval": {"path": eval_path, "max_samples": None} if eval_path else None,
+        "measure": measure,
+        "runtime_options": job.settings.get("runtime_options", {}),
+    }
+
+
+def parse_events(stdout: str) -> list[dict[str, Any]]:
+    """Every JSON object line; anything else on stdout is an agent bug, logged and skipped."""
+    events = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("agent wrote a non-JSON line to stdout: %.200s", line)
+            continue
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events
+
+
+def result_from_events(events: list[dict[str, Any]], exit_code: int, stderr: str) -> JobResult:
+    """Turn the agent's events into a JobResult; a silent or crashed agent is a failure with its stderr."""
+    facts = next((e for e in events if e["event"] == "facts"), {})
+    facts = {k: v for k, v in facts.items() if k != "event"}
+    for event in events:
+        if event["event"] == "error":
+            return JobResult("failed", f"{event.get('kind', 'AgentError')}: {event.get('message', '')}", facts=facts)
+        if event["event"] == "result":
+            return JobResult("ok", metrics=_metrics(event), samples_ns=np.asarray(event.get("samples_ns", []), dtype=np.int64),
+                             facts=facts, details={"runtime": event.get("runtime"), "warmup": event.get("warmup")})
+    tail = stderr.strip().splitlines()[-5:]
+    return JobResult("failed", f"agent exited with code {exit_code} and no result" + (f": {' | '.join(tail)}" if tail else ""),
+                     facts=facts)
+
+
+def _metrics(event: dict[str, Any]) -> dict[str, Any]:
+    lat = event.get("latency", {})
+    ci = lat.get("p50_ci_ms") or (None, None)
+    out = {k: lat.get(k) for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "min_ms", "max_ms", "window_s")}
+    out.update(throughput=lat.get("throughput_ips"), n_iters=lat.get("n"), p50_ci_lo_ms=ci[0], p50_ci_hi_ms=ci[1])
+    for key in ("peak_rss_mb", "rss_before_load_mb", "accuracy", "eval_n", "load_s", "first_infer_ms", "threads",
+                "precision", "energy_mj", "avg_power_w", "throttled"):
+        out[key] = event.get(key)
+    return out

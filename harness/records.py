@@ -1,0 +1,67 @@
+"""Records passed between planner, coordinator and store.
+
+Plain dataclasses, picklable (they cross Ray process boundaries), JSON-friendly fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (model, variant, device, runtime) measurement with its settings."""
+
+    model: str
+    variant: str
+    device: str
+    runtime: str
+    settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Stable identity inside a run: resume matches stored jobs on it."""
+        ident = [self.model, self.variant, self.device, self.runtime, self.settings]
+        return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        return f"{self.model} [{self.variant}] on {self.device}/{self.runtime}"
+
+
+# Metric columns of the results table; the agent's result event and the store agree on them.
+METRICS = (
+    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "min_ms", "max_ms",
+    "throughput", "n_iters", "window_s", "p50_ci_lo_ms", "p50_ci_hi_ms",
+    "peak_rss_mb", "rss_before_load_mb", "accuracy", "eval_n",
+    "energy_mj", "avg_power_w", "throttled", "load_s", "first_infer_ms", "threads", "precision",
+)  # fmt: skip
+
+# What the variant build contributes to a result row.
+VARIANT_FIELDS = ("variant_id", "artifact_sha256", "size_bytes", "params", "macs")
+
+
+@dataclass
+class JobResult:
+    """What became of a job: measured (``ok``) or ``failed`` with the reason."""
+
+    status: str
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    samples_ns: np.ndarray | None = None
+    variant: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
+
+    @classmethod
+    def failed(cls, reason: str, **details: Any) -> JobResult:
+        return cls(status="failed", error=reason, details=details)

@@ -1,0 +1,84 @@
+"""Store schema and its migrations, versioned with SQLite's ``user_version``.
+
+Each entry of ``MIGRATIONS`` takes the database from version i to i+1; a database newer
+than the last entry was written by a newer harness and is refused (asv versions its
+results files the same way).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from harness.errors import SchemaVersionError
+from harness.records import METRICS
+
+_METRIC_COLUMNS = ",\n    ".join(
+    f"{name} {'TEXT' if name == 'precision' else 'REAL'}" for name in METRICS
+)
+
+V1 = f"""
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    tag TEXT,
+    suite TEXT NOT NULL,
+    suite_path TEXT,
+    config_json TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    status TEXT NOT NULL DEFAULT 'running',
+    project_version TEXT,
+    git_commit TEXT,
+    host TEXT
+);
+CREATE INDEX runs_tag ON runs(tag, started);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started REAL,
+    finished REAL,
+    UNIQUE (run_id, key)
+);
+CREATE TABLE results (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    {_METRIC_COLUMNS},
+    variant_id TEXT,
+    artifact_sha256 TEXT,
+    size_bytes INTEGER,
+    params INTEGER,
+    macs INTEGER,
+    facts_json TEXT,
+    details_json TEXT
+);
+CREATE TABLE samples (
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    repeat INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, repeat)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the database to ``SCHEMA_VERSION``, each step in its own transaction."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: results store has schema v{version}, this harness reads up to "
+            f"v{SCHEMA_VERSION}; upgrade edge-harness to read it"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # executescript commits first; BEGIN makes the step and the version bump one unit.
+        conn.executescript(f"BEGIN;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};\nCOMMIT;")

@@ -1,0 +1,229 @@
+"""The durable results store: SQLite in WAL mode.
+
+Every finished job is written in one transaction (result row, samples, job status), so a
+coordinator killed with SIGKILL loses nothing it had reported; readers (the dashboard)
+see consistent data while a sweep writes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import StoreError
+from harness.records import METRICS, VARIANT_FIELDS, Job, JobResult, canonical_json
+from harness.store.schema import migrate
+
+RESULT_COLUMNS = (
+    "run", "tag", "model", "variant", "device", "runtime", "status", "error",
+    *METRICS, *VARIANT_FIELDS, "attempts", "started", "finished", "job_id",
+)  # fmt: skip
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable by time, unique without coordination: ``20261123-043512-9f3a``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def _pack(samples: np.ndarray) -> bytes:
+    return zlib.compress(np.ascontiguousarray(samples, dtype="<i8").tobytes(), 1)
+
+
+def _unpack(blob: bytes) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(blob), dtype="<i8")
+
+
+class Store:
+    """One SQLite database of runs, jobs, results and per-iteration samples."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open results store {self.path}: {e}") from None
+        try:
+            migrate(self._conn, str(self.path))
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a results store: {e}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- writing ---------------------------------------------------------------------
+
+    def create_run(self, *, suite: str, config: dict[str, Any], tag: str | None = None,
+                   suite_path: str | None = None, host: str | None = None,
+                   project_version: str | None = None, git_commit: str | None = None) -> str:
+        run_id = new_run_id()
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO runs (id, tag, suite, suite_path, config_json, started, project_version, git_commit, host)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (run_id, tag, suite, suite_path, canonical_json(config), time.time(), project_version, git_commit, host),
+            )
+        return run_id
+
+    def add_jobs(self, run_id: str, jobs: Iterable[Job]) -> dict[str, int]:
+        """Register jobs (idempotent by key, for resume); returns key -> job id."""
+        with self._tx() as c:
+            for job in jobs:
+                c.execute(
+                    "INSERT OR IGNORE INTO jobs (run_id, key, model, variant, device, runtime, settings_json)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (run_id, job.key, job.model, job.variant, job.device, job.runtime, canonical_json(job.settings)),
+                )
+        rows = self._conn.execute("SELECT key, id FROM jobs WHERE run_id=?", (run_id,)).fetchall()
+        return dict(rows)
+
+    def job_started(self, job_id: int, device: str | None = None) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1 WHERE id=?", (time.time(), job_id))
+
+    def record(self, job_id: int, result: JobResult) -> None:
+        """Store a finished job: result, samples and status in one transaction."""
+        metrics = {k: result.metrics.get(k) for k in METRICS}
+        variant = {k: result.variant.get(k) for k in VARIANT_FIELDS}
+        cols = [*metrics, *variant, "facts_json", "details_json"]
+        values = [*metrics.values(), *variant.values(), canonical_json(result.facts), canonical_json(result.details)]
+        with self._tx() as c:
+            c.execute("DELETE FROM results WHERE job_id=?", (job_id,))
+            c.execute("DELETE FROM samples WHERE job_id=?", (job_id,))
+            if result.status == "ok" or any(v is not None for v in variant.values()):
+                c.execute(
+                    f"INSERT INTO results (job_id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})",
+                    (job_id, *values),
+                )
+            if result.samples_ns is not None and len(result.samples_ns):
+                c.execute(
+                    "INSERT INTO samples (job_id, repeat, n, data) VALUES (?, 0, ?, ?)",
+                    (job_id, len(result.samples_ns), _pack(result.samples_ns)),
+                )
+            c.execute(
+                "UPDATE jobs SET status=?, error=?, finished=?, attempts=max(attempts, ?) WHERE id=?",
+                (result.status, result.error, time.time(), result.attempts, job_id),
+            )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def resolve_run(self, ref: str | None = None, tag: str | None = None) -> str:
+        """A run id from ``None``/``latest`` (newest, optionally of a tag), an id or a unique prefix."""
+        if ref in (None, "latest"):
+            row = self._conn.execute(
+                "SELECT id FROM runs WHERE (? IS NULL OR tag=?) ORDER BY started DESC LIMIT 1", (tag, tag)
+            ).fetchone()
+            if row is None:
+                where = f" with tag {tag!r}" if tag else ""
+                raise StoreError(f"no runs{where} in {self.path}; run 'harness sweep SUITE' first")
+            return row[0]
+        rows = self._conn.execute("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\'", (_like_prefix(ref),)).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if not rows:
+            raise StoreError(f"no run {ref!r} in {self.path}; 'harness runs list' shows the runs")
+        raise StoreError(f"run {ref!r} is ambiguous ({len(rows)} runs match); give more of the id")
+
+    def run_info(self, run_id: str) -> dict[str, Any]:
+        cur = self._conn.execute("SELECT * FROM runs WHERE id=?", (run_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}")
+        info = dict(zip([d[0] for d in cur.description], row, strict=True))
+        info["config"] = json.loads(info.pop("config_json"))
+        return info
+
+    def runs(self, tag: str | None = None) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT r.id AS run, r.tag, r.suite, r.status, r.started, r.finished, r.host, r.project_version,"
+            " r.git_commit, count(j.id) AS jobs, sum(j.status='ok') AS ok, sum(j.status='failed') AS failed"
+            " FROM runs r LEFT JOIN jobs j ON j.run_id = r.id WHERE (? IS NULL OR r.tag=?)"
+            " GROUP BY r.id ORDER BY r.started",
+            self._conn, params=(tag, tag),
+        )
+
+    def jobs(self, run_id: str) -> list[tuple[int, Job, str]]:
+        """Every job of a run as (id, job, status)."""
+        rows = self._conn.execute(
+            "SELECT id, model, variant, device, runtime, settings_json, status FROM jobs WHERE run_id=? ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        return [(r[0], Job(r[1], r[2], r[3], r[4], json.loads(r[5])), r[6]) for r in rows]
+
+    def results(self, run: str | None = None, tag: str | None = None) -> pd.DataFrame:
+        """One row per job (run, model, variant, device, runtime) with its metrics."""
+        metric_cols = ", ".join(f"res.{c}" for c in (*METRICS, *VARIANT_FIELDS))
+        df = pd.read_sql_query(
+            f"SELECT r.id AS run, r.tag, j.model, j.variant, j.device, j.runtime, j.status, j.error, {metric_cols},"
+            " j.attempts, j.started, j.finished, j.id AS job_id"
+            " FROM jobs j JOIN runs r ON r.id = j.run_id LEFT JOIN results res ON res.job_id = j.id"
+            " WHERE (? IS NULL OR r.id = ?) AND (? IS NULL OR r.tag = ?) ORDER BY r.started, j.id",
+            self._conn, params=(run, run, tag, tag),
+        )
+        numeric = [c for c in (*METRICS, "size_bytes", "params", "macs") if c not in ("precision", "throttled")]
+        df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+        df["throttled"] = df["throttled"].astype("boolean")
+        return df
+
+    def facts(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Per device, the facts its agent reported last in this run."""
+        rows = self._conn.execute(
+            "SELECT j.device, res.facts_json FROM jobs j JOIN results res ON res.job_id = j.id"
+            " WHERE j.run_id=? AND res.facts_json IS NOT NULL ORDER BY j.finished",
+            (run_id,),
+        ).fetchall()
+        return {device: json.loads(facts) for device, facts in rows if facts not in (None, "{}")}
+
+    def samples(self, run: str | None = None, job_id: int | None = None) -> pd.DataFrame:
+        """Per-iteration latencies, long form: run, model, variant, device, runtime, repeat, latency_ms."""
+        rows = self._conn.execute(
+            "SELECT j.run_id, j.model, j.variant, j.device, j.runtime, j.id, s.repeat, s.data"
+            " FROM samples s JOIN jobs j ON j.id = s.job_id"
+            " WHERE (? IS NULL OR j.run_id = ?) AND (? IS NULL OR j.id = ?) ORDER BY j.id, s.repeat",
+            (run, run, job_id, job_id),
+        ).fetchall()
+        frames = [
+            pd.DataFrame({"run": r[0], "model": r[1], "variant": r[2], "device": r[3], "runtime": r[4],
+                          "job_id": r[5], "repeat": r[6], "latency_ms": _unpack(r[7]) / 1e6})
+            for r in rows
+        ]  # fmt: skip
+        cols = ["run", "model", "variant", "device", "runtime", "job_id", "repeat", "latency_ms"]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def _like_prefix(ref: str) -> str:
+    return ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

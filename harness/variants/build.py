@@ -1,0 +1,209 @@
+"""Build a variant (a chain of recipes applied to a source model) into the artifact cache.
+
+A chain is "torch-stage recipes, export to ONNX, onnx-stage recipes". The variant_id is
+the cache key: it hashes the source's content hash, each step's name, params and tool
+versions, and the export settings, so equal inputs give equal ids on any machine and a
+rebuild happens only when something that changes the bytes changes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError, VariantBuildError
+from harness.variants.base import Recipe
+from harness.variants.cache import ArtifactCache, sha256_file
+
+if TYPE_CHECKING:
+    from harness.zoo.source import SourceModel
+
+MODEL_FILE = "model.onnx"
+SCHEMA = "1"  # bump when the build procedure changes in a way the key does not capture
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A built, cached ONNX artifact and what planning and reports need to know about it."""
+
+    model: str
+    chain: str
+    variant_id: str
+    path: Path
+    sha256: str
+    size_bytes: int
+    params: int
+    macs: int
+    precision: str
+    opset: int | None
+    tool_versions: dict[str, str] = field(hash=False, compare=False)
+    build_s: float
+    cached: bool
+    runtimes: frozenset[str] | None
+    input_shape: tuple[int, ...]
+    eval_path: Path | None
+
+
+def split_chain(chain: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    steps = tuple(s for s in re.split(r"\s*>\s*", chain.strip()) if s) if isinstance(chain, str) else tuple(chain)
+    if not steps:
+        raise ConfigError("empty variant chain")
+    return steps
+
+
+def make_recipes(steps: tuple[str, ...]) -> list[Recipe]:
+    from harness.variants import RECIPES
+
+    unknown = [s for s in steps if s not in RECIPES]
+    if unknown:
+        raise ConfigError(f"unknown recipe {unknown[0]!r}; known: {', '.join(sorted(RECIPES))}")
+    return [RECIPES[s]() for s in steps]
+
+
+def check_chain(recipes: list[Recipe], source: "SourceModel") -> None:
+    """Reject orders that cannot be built, before any work is done."""
+    seen_onnx = None
+    for r in recipes:
+        if r.stage == "onnx":
+            seen_onnx = seen_onnx or r.name
+        elif r.stage == "torch":
+            if seen_onnx:
+                raise VariantBuildError(f"{r.name}: a torch-stage recipe cannot follow the onnx-stage recipe {seen_onnx!r}")
+            if not source.has_torch:
+                raise VariantBuildError(f"{r.name}: needs a torch model, but {source.name} is ONNX-only")
+        else:
+            raise VariantBuildError(f"{r.name}: unknown stage {r.stage!r}")
+
+
+def chain_runtimes(recipes: list[Recipe]) -> frozenset[str] | None:
+    """Runtimes every step's output can run on: the intersection; None = any."""
+    out: frozenset[str] | None = None
+    for r in recipes:
+        if r.runtimes is not None:
+            out = r.runtimes if out is None else out & r.runtimes
+    return out
+
+
+def chain_precision(recipes: list[Recipe]) -> str:
+    return next((r.precision for r in reversed(recipes) if r.precision), "fp32")
+
+
+def tool_versions(recipes: list[Recipe], source: "SourceModel") -> dict[str, str]:
+    import onnx
+
+    from harness.variants.export import export_versions
+
+    versions = {"onnx": onnx.__version__}
+    if source.has_torch:
+        versions.update(export_versions())
+    for r in recipes:
+        versions.update(r.tool_versions())
+    return versions
+
+
+def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: ArtifactCache) -> Variant:
+    """Build (or load from ``cache``) the variant ``chain`` of ``source``."""
+    steps = split_chain(chain)
+    recipes = make_recipes(steps)
+    check_chain(recipes, source)
+    versions = tool_versions(recipes, source)
+    material = {
+        "schema": SCHEMA,
+        "source": source.content_hash,
+        "input_shape": list(source.input_shape),
+        "steps": [{"name": r.name, "params": r.params()} for r in recipes],
+        "tool_versions": versions,
+    }
+    directory, meta, cached = cache.get_or_build("variant", material, lambda d: _build(d, source, recipes))
+    return Variant(
+        model=source.name,
+        chain=" > ".join(steps),
+        variant_id=meta["key"],
+        path=directory / MODEL_FILE,
+        sha256=meta["sha256"],
+        size_bytes=meta["size_bytes"],
+        params=meta["params"],
+        macs=meta["macs"],
+        precision=chain_precision(recipes),
+        opset=meta["opset"],
+        tool_versions=versions,
+        build_s=float(meta["build_s"]),
+        cached=cached,
+        runtimes=chain_runtimes(recipes),
+        input_shape=tuple(source.input_shape),
+        eval_path=source.eval_path,
+    )
+
+
+def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dict[str, Any]:
+    from harness.variants.onnx_stats import onnx_stats
+
+    t0 = time.perf_counter()
+    work = directory / "work"
+    work.mkdir()
+    torch_steps = [r for r in recipes if r.stage == "torch"]
+    onnx_steps = [r for r in recipes if r.stage == "onnx"]
+    if source.has_torch:
+        current: Any = source.load_module()
+        for i, r in enumerate(torch_steps):
+            current = _run(r, current, work / f"{i:02d}-{r.name}", source)
+        path = _export(current, source, work / "exported.onnx")
+    else:
+        if source.onnx_path is None:
+            raise VariantBuildError(f"{source.name}: has neither torch weights nor an ONNX file")
+        path = Path(source.onnx_path)
+    for i, r in enumerate(onnx_steps, start=len(torch_steps)):
+        path = _run(r, path, work / f"{i:02d}-{r.name}", source)
+    final = directory / MODEL_FILE
+    _self_contained_copy(path, final)
+    shutil.rmtree(work, ignore_errors=True)
+    stats = onnx_stats(final)
+    return {**stats, "sha256": sha256_file(final), "size_bytes": final.stat().st_size,
+            "build_s": round(time.perf_counter() - t0, 3), "model": source.name,
+            "chain": " > ".join(r.name for r in recipes)}
+
+
+def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
+    """Run one step; every failure becomes ``VariantBuildError("<recipe>: <reason>")``."""
+    workdir.mkdir()
+    try:
+        out = recipe.apply(inp, workdir, source)
+    except VariantBuildError as exc:
+        msg = str(exc)
+        raise VariantBuildError(msg if msg.startswith(f"{recipe.name}: ") else f"{recipe.name}: {msg}") from exc
+    except Exception as exc:
+        raise VariantBuildError(f"{recipe.name}: {type(exc).__name__}: {exc}") from exc
+    if recipe.stage == "onnx" and not (isinstance(out, (str, Path)) and Path(out).is_file()):
+        raise VariantBuildError(f"{recipe.name}: did not produce an ONNX file (got {out!r})")
+    if recipe.stage == "torch":
+        from torch import nn
+
+        if not isinstance(out, nn.Module):
+            raise VariantBuildError(f"{recipe.name}: did not return a torch module (got {type(out).__name__})")
+    return Path(out) if recipe.stage == "onnx" else out
+
+
+def _export(module: Any, source: "SourceModel", path: Path) -> Path:
+    from harness.variants.export import export_onnx
+
+    try:
+        return export_onnx(module, tuple(source.input_shape), path)
+    except Exception as exc:
+        raise VariantBuildError(f"export: torch.onnx.export failed for {source.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _self_contained_copy(src: Path, dst: Path) -> None:
+    """Copy bytes as they are unless weights live in external files; then inline them."""
+    import onnx
+
+    model = onnx.load(str(src), load_external_data=False)
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    if not external:
+        shutil.copyfile(src, dst)
+        return
+    model = onnx.load(str(src))
+    onnx.save(model, str(dst), save_as_external_data=False)

@@ -1,0 +1,57 @@
+"""``int8-dynamic``: ONNX Runtime dynamic quantization (int8 weights, activations per run).
+
+Needs no calibration data, so it works for any model; ``quant_pre_process`` (shape
+inference and graph optimisation) runs first so Conv/MatMul are found, and is skipped
+if it fails on a graph it does not understand.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import VariantBuildError
+from harness.variants.base import Recipe
+
+if TYPE_CHECKING:
+    from harness.zoo.source import SourceModel
+
+log = logging.getLogger(__name__)
+
+
+class Int8Dynamic(Recipe):
+    name = "int8-dynamic"
+    stage = "onnx"
+    precision = "int8"
+    # Checked with OpenVINO 2026.4 on CPU (digits-cnn, mobilenetv2-224): the ConvInteger /
+    # DynamicQuantizeLinear graph compiles and runs under the default bf16 precision and
+    # under INFERENCE_PRECISION_HINT=f32, so any runtime may consume it.
+    runtimes = None
+
+    def params(self) -> dict[str, Any]:
+        return {"weight_type": "QInt8", "per_channel": False, "reduce_range": False, "pre_process": True}
+
+    def tool_versions(self) -> dict[str, str]:
+        import onnxruntime
+
+        return {"onnxruntime": onnxruntime.__version__}
+
+    def apply(self, inp: Path, workdir: Path, source: "SourceModel") -> Path:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        src = Path(inp)
+        pre = workdir / "preprocessed.onnx"
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            src = pre
+        except Exception as exc:  # pre-processing is an optimisation only; quantize the original
+            log.warning("int8-dynamic: quant_pre_process failed (%s); quantizing the graph as is", exc)
+        out = workdir / "int8_dynamic.onnx"
+        p = self.params()
+        try:
+            quantize_dynamic(src, out, weight_type=QuantType.QInt8, per_channel=p["per_channel"], reduce_range=p["reduce_range"])
+        except Exception as exc:
+            raise VariantBuildError(f"quantize_dynamic failed: {type(exc).__name__}: {exc}") from exc
+        return out

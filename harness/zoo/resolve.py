@@ -1,0 +1,111 @@
+"""Turn a suite's model reference into a ``SourceModel`` (train, load or import as needed).
+
+Heavy imports (torch, scikit-learn) happen inside the functions, so importing
+``harness.zoo`` stays cheap for config validation and the CLI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError
+from harness.variants.cache import sha256_file
+from harness.zoo.registry import MODELS, import_ref
+from harness.zoo.source import SourceModel
+
+if TYPE_CHECKING:
+    from harness.config.suite import BuiltinModel, FactoryModel, OnnxModel
+    from harness.variants.cache import ArtifactCache
+
+
+def resolve_model(ref: "BuiltinModel | OnnxModel | FactoryModel", cache: "ArtifactCache") -> SourceModel:
+    """The source of every variant of ``ref``; built-ins are trained or initialised once."""
+    from harness.config.suite import BuiltinModel, FactoryModel, OnnxModel
+
+    if isinstance(ref, BuiltinModel):
+        return _builtin(ref.builtin, ref.label, cache)
+    if isinstance(ref, OnnxModel):
+        return _onnx(ref)
+    if isinstance(ref, FactoryModel):
+        return _factory(ref, cache)
+    raise ConfigError(f"not a model reference: {ref!r}")
+
+
+def _builtin(builtin: str, label: str, cache: "ArtifactCache") -> SourceModel:
+    from harness.zoo import weights
+    from harness.zoo.digits import ensure_digits
+
+    if builtin not in MODELS:
+        raise ConfigError(f"unknown built-in model {builtin!r}; known: {', '.join(sorted(MODELS))}")
+    entry = MODELS[builtin]
+    data_dir: Path | None = None
+    data_meta: dict[str, Any] = {}
+    if entry.dataset == "digits":
+        data_dir, data_meta = ensure_digits(cache)
+    if entry.trained:
+        if data_dir is None:
+            raise ConfigError(f"built-in {builtin!r} is trained but names no dataset")
+        model_dir, meta, cached = weights.trained_weights(entry, cache, data_dir, data_meta)
+    else:
+        model_dir, meta, cached = weights.random_weights(entry, cache)
+
+    def split(name: str) -> Path | None:
+        return None if data_dir is None else data_dir / f"{name}.npz"
+
+    return SourceModel(
+        name=label,
+        input_shape=tuple(entry.input_shape),
+        content_hash=meta["key"],
+        torch_state=model_dir / weights.STATE_FILE,
+        eval_path=split("test"),
+        calib_path=split("calib"),
+        train_path=split("train"),
+        num_classes=entry.num_classes,
+        meta={**{k: meta.get(k) for k in ("fp32_accuracy", "train_s", "build_s")}, "cached": cached,
+              "data_split_hash": data_meta.get("split_hash")},
+        builder=entry.builder,
+        kind="builtin",
+    )
+
+
+def _onnx(ref: "OnnxModel") -> SourceModel:
+    path = Path(ref.onnx)
+    if not path.is_file():
+        raise ConfigError(f"ONNX file not found: {path}", field="onnx")
+    return SourceModel(
+        name=ref.label,
+        input_shape=tuple(ref.input_shape),
+        content_hash=sha256_file(path),
+        onnx_path=path,
+        eval_path=ref.eval,
+        kind="onnx",
+    )
+
+
+def _factory(ref: "FactoryModel", cache: "ArtifactCache") -> SourceModel:
+    from torch import nn
+
+    from harness.zoo.weights import save_module_weights
+
+    try:
+        func = import_ref(ref.factory)
+    except Exception as exc:  # ImportError, AttributeError, errors raised by the module itself
+        raise ConfigError(f"cannot import factory {ref.factory!r}: {type(exc).__name__}: {exc}", field="factory") from exc
+    try:
+        module = func()
+    except Exception as exc:
+        raise ConfigError(f"factory {ref.factory!r} failed: {type(exc).__name__}: {exc}", field="factory") from exc
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"factory {ref.factory!r} returned {type(module).__name__}, not a torch.nn.Module", field="factory")
+    model_dir, meta, digest = save_module_weights(module, ref.factory, cache)
+    return SourceModel(
+        name=ref.label,
+        input_shape=tuple(ref.input_shape),
+        content_hash=digest,
+        torch_state=model_dir / "state.pt",
+        eval_path=ref.eval,
+        meta={"factory": ref.factory},
+        builder=ref.factory,
+        kind="factory",
+    )

@@ -1,0 +1,50 @@
+"""``SourceModel``: a resolved model, as paths and strings so it pickles across Ray workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """What every variant of one model is built from.
+
+    ``content_hash`` identifies the weights: sha256 of the file for ONNX models, of the
+    tensors for factory models, and the cache key of everything that determines them for
+    built-ins. ``builder`` ("pkg.mod:func") rebuilds the architecture; with ``torch_state``
+    it gives back the torch module. ONNX-only models have neither.
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    content_hash: str
+    torch_state: Path | None = None
+    onnx_path: Path | None = None
+    eval_path: Path | None = None
+    calib_path: Path | None = None
+    train_path: Path | None = None
+    num_classes: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    builder: str | None = None
+    kind: str = "builtin"  # "builtin" | "onnx" | "factory"
+
+    @property
+    def has_torch(self) -> bool:
+        return self.torch_state is not None and self.builder is not None
+
+    def load_module(self) -> "nn.Module":
+        """A fresh module in eval mode with the stored weights (imports torch)."""
+        if not self.has_torch:
+            raise TypeError(f"{self.name} is an ONNX-only model: there is no torch module")
+        import torch
+
+        from harness.zoo.registry import import_ref
+
+        module = import_ref(self.builder)()  # type: ignore[arg-type]
+        module.load_state_dict(torch.load(self.torch_state, map_location="cpu", weights_only=True))
+        return module.eval()

@@ -1,0 +1,171 @@
+"""The section contract: what a section gets (``ReportContext``) and returns (``SectionOutput``).
+
+Why this shape (after asv's ``OutputPublisher``): a section is a small class with a name,
+a title and an ``order``, and one ``render`` method. It gets read-only data that was
+already loaded from the store, so sections never open databases and a report can be
+rendered from a DataFrame built in a test. The dashboard will add sections (history, gate
+verdicts) and more frames to the context without touching the existing ones.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeAlias
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from harness.errors import HarnessError
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "NUMERIC_COLUMNS",
+    "RESULT_COLUMNS",
+    "Block",
+    "ReportContext",
+    "ReportError",
+    "ReportSection",
+    "SectionOutput",
+]
+
+#: Columns of the results frame, one row per job, as the store returns them.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "run", "tag", "model", "variant", "device", "runtime", "status", "error",
+    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "throughput",
+    "n_iters", "peak_rss_mb", "accuracy", "energy_mj", "avg_power_w", "throttled",
+    "size_bytes", "params", "macs", "precision", "threads", "load_s", "first_infer_ms",
+)  # fmt: skip
+
+#: Columns coerced to float64 (None -> NaN) once, so sections never repeat the coercion.
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "throughput",
+    "n_iters", "peak_rss_mb", "accuracy", "energy_mj", "avg_power_w", "size_bytes",
+    "params", "macs", "threads", "load_s", "first_infer_ms",
+)  # fmt: skip
+
+#: Columns that name a job; a missing value becomes this placeholder so grouping keeps it.
+IDENTITY_COLUMNS: tuple[str, ...] = ("model", "variant", "device", "runtime")
+UNKNOWN = "(unknown)"
+
+
+class ReportError(HarnessError, ValueError):
+    """The data handed to the report does not have the expected shape."""
+
+
+def _freeze(value: Any) -> Any:
+    """Deep-copy and wrap mappings read-only, so a section cannot edit shared metadata."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    return copy.deepcopy(value)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything a section may read. Build it once per report; sections must not mutate it.
+
+    The constructor takes a private copy of ``results`` (so the caller's frame is never
+    touched), checks the columns, and normalises dtypes: numeric columns become float64
+    with NaN, ``status`` is lower-case text, identity columns never hold None.
+
+    Attributes:
+        results: one row per job with :data:`RESULT_COLUMNS` (extra columns are kept).
+        run_info: id, tag, suite, started, finished, host, project_version, git_commit.
+        facts: device name -> facts mapping (python, platform, runtime versions, ...).
+    """
+
+    results: pd.DataFrame
+    run_info: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.results, pd.DataFrame):
+            raise ReportError(f"results must be a pandas DataFrame, got {type(self.results)!r}")
+        missing = [c for c in RESULT_COLUMNS if c not in self.results.columns]
+        if missing:
+            raise ReportError(
+                f"results are missing columns {missing}; build the frame from the store's "
+                "results query, or add the columns filled with None"
+            )
+        df = self.results.copy(deep=True)
+        for col in NUMERIC_COLUMNS:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        for col in IDENTITY_COLUMNS:
+            df[col] = [UNKNOWN if _blank(v) else str(v) for v in df[col]]
+        df["status"] = ["failed" if _blank(v) else str(v).strip().lower() for v in df["status"]]
+        object.__setattr__(self, "results", df)
+        object.__setattr__(self, "run_info", _freeze(dict(self.run_info or {})))
+        object.__setattr__(self, "facts", _freeze(dict(self.facts or {})))
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        """Rows whose job finished; only these carry metrics worth plotting."""
+        return self.results[self.results["status"] == "ok"]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """Rows whose job did not finish (status other than ``ok``)."""
+        return self.results[self.results["status"] != "ok"]
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        if pd.isna(value):
+            return True
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str) and not value.strip()
+
+
+#: A block of section output: a trusted, already-escaped HTML fragment, or a figure.
+Block: TypeAlias = str | go.Figure
+
+
+@dataclass(frozen=True)
+class SectionOutput:
+    """What a section renders: HTML fragments and figures, in page order.
+
+    Keeping figures as objects (not HTML) lets the page inline plotly.js once and give
+    each figure a stable id, and lets the dashboard reuse or export them.
+    Strings are emitted verbatim, so sections escape user data (``reports.fmt.esc``).
+    """
+
+    blocks: tuple[Block, ...] = ()
+
+    @property
+    def html(self) -> str:
+        """The HTML fragments joined, without figures."""
+        return "".join(b for b in self.blocks if isinstance(b, str))
+
+    @property
+    def figures(self) -> list[go.Figure]:
+        """The figures, in order."""
+        return [b for b in self.blocks if isinstance(b, go.Figure)]
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to show; the page then omits the section."""
+        return not any(b.strip() if isinstance(b, str) else True for b in self.blocks)
+
+
+class ReportSection(ABC):
+    """One part of the report. Subclass, set the three class attributes, register it.
+
+    Attributes:
+        name: stable identifier, used for the anchor, figure ids and selection.
+        title: the heading shown on the page.
+        order: position on the page; lower comes first.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    order: ClassVar[int]
+
+    @abstractmethod
+    def render(self, ctx: ReportContext) -> SectionOutput:
+        """Render this section from ``ctx``; return ``SectionOutput()`` to be omitted."""

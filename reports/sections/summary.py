@@ -1,0 +1,103 @@
+"""Summary: what ran, where, and how much of it worked.
+
+First on the page because the reader's first question is "did the run complete?": it
+shows the run's metadata, ok/failed counts, and per-device job counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from reports import fmt
+from reports.sections.base import ReportContext, ReportSection, SectionOutput
+from reports.table import Cell, Row, html_table, key_value_table
+
+__all__ = ["SummarySection"]
+
+_RUN_FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "Run id"),
+    ("tag", "Tag"),
+    ("suite", "Suite"),
+    ("started", "Started"),
+    ("finished", "Finished"),
+    ("host", "Host"),
+    ("project_version", "Edge Harness version"),
+    ("git_commit", "Git commit"),
+)
+
+
+def _duration(started: Any, finished: Any) -> str:
+    """Wall time of the run, when both ends parse as timestamps."""
+    if fmt.is_missing(started) or fmt.is_missing(finished):
+        return fmt.MISSING
+    try:
+        delta = pd.Timestamp(finished) - pd.Timestamp(started)
+    except (TypeError, ValueError):
+        return fmt.MISSING
+    if pd.isna(delta):
+        return fmt.MISSING
+    total = int(delta.total_seconds())
+    sign, total = ("-" if total < 0 else ""), abs(total)
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    return f"{sign}{h}:{m:02d}:{s:02d}"
+
+
+class SummarySection(ReportSection):
+    """Run metadata, job counts and the devices involved."""
+
+    name = "summary"
+    title = "Summary"
+    order = 10
+
+    def render(self, ctx: ReportContext) -> SectionOutput:
+        """Two tables: run metadata with counts, then jobs per device."""
+        info = ctx.run_info
+        items = [(label, fmt.esc(info.get(key))) for key, label in _RUN_FIELDS]
+        items.insert(5, ("Duration", _duration(info.get("started"), info.get("finished"))))
+        df = ctx.results
+        n_ok, n_failed = len(ctx.ok), len(ctx.failed)
+        status = f'<span class="ok">{n_ok} ok</span>'
+        if n_failed:
+            status += f', <span class="failed">{n_failed} failed</span>'
+        items += [
+            ("Jobs", f"{len(df)} ({status})"),
+            ("Devices", _names(df["device"])),
+            ("Models", _names(df["model"])),
+            ("Variants", _names(df["variant"])),
+            ("Runtimes", _names(df["runtime"])),
+        ]
+        blocks = [key_value_table(items)]
+        if len(df):
+            rows = []
+            for device, group in df.groupby("device", sort=True):
+                ok = int((group["status"] == "ok").sum())
+                rows.append(
+                    Row(
+                        (
+                            Cell(fmt.esc(device)),
+                            Cell(fmt.integer(len(group)), numeric=True),
+                            Cell(fmt.integer(ok), numeric=True),
+                            Cell(fmt.integer(len(group) - ok), numeric=True),
+                            Cell(fmt.esc(", ".join(sorted(group["runtime"].unique())))),
+                        ),
+                        css="has-failed" if ok < len(group) else "",
+                    )
+                )
+            headers = [("Device", False), ("Jobs", True), ("Ok", True), ("Failed", True),
+                       ("Runtimes", False)]  # fmt: skip
+            blocks.append(html_table(headers, rows))
+        else:
+            blocks.append('<p class="note">This run has no results.</p>')
+        return SectionOutput(tuple(blocks))
+
+
+def _names(values: pd.Series) -> str:
+    """Distinct names, sorted, escaped, with a count when there are several."""
+    names = sorted({str(v) for v in values})
+    if not names:
+        return fmt.MISSING
+    text = ", ".join(fmt.esc(n) for n in names)
+    return f"{len(names)}: {text}" if len(names) > 1 else text

@@ -1,0 +1,116 @@
+"""The SQLite store: runs, jobs, one transaction per result, samples, schema versions."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness.store
+from harness.errors import SchemaVersionError, StoreError
+from harness.records import Job, JobResult
+from harness.store.schema import SCHEMA_VERSION
+
+
+def job(model: str = "m", variant: str = "fp32") -> Job:
+    return Job(model, variant, "local", "onnxruntime", {"measure": {"min_iters": 10}})
+
+
+def ok_result(p50: float = 1.5, n: int = 1000) -> JobResult:
+    return JobResult(
+        "ok",
+        metrics={"p50_ms": p50, "p99_ms": p50 * 2, "cv": 0.01, "accuracy": 0.97, "precision": "f32", "n_iters": n},
+        samples_ns=np.arange(n, dtype=np.int64) * 1000 + 1_000_000,
+        variant={"variant_id": "v1", "size_bytes": 1234, "params": 10, "macs": 100},
+        facts={"python": "3.11", "hostname": "h"},
+    )
+
+
+def test_round_trip_results_and_samples(tmp_path: Path) -> None:
+    with harness.store.open(tmp_path / "h.db") as st:
+        run = st.create_run(suite="s", config={"a": 1}, tag="nightly")
+        ids = st.add_jobs(run, [job("m"), job("m", "int8-dynamic")])
+        first, second = ids[job("m").key], ids[job("m", "int8-dynamic").key]
+        st.record(first, ok_result())
+        st.record(second, JobResult.failed("ArtifactIncompatible: bad model"))
+        df = st.results(run=run)
+        assert set(harness.store.RESULT_COLUMNS) <= set(df.columns)
+        row_ok, row_bad = df.iloc[0], df.iloc[1]
+        assert row_ok.status == "ok" and row_ok.p50_ms == 1.5 and row_ok.size_bytes == 1234 and row_ok.tag == "nightly"
+        assert row_bad.status == "failed" and "bad model" in row_bad.error and np.isnan(row_bad.p50_ms)
+        samples = st.samples(run=run)
+        assert len(samples) == 1000 and samples.latency_ms.iloc[0] == pytest.approx(1.0)
+        assert st.facts(run) == {"local": {"python": "3.11", "hostname": "h"}}
+        runs = st.runs()
+        assert runs.iloc[0].ok == 1 and runs.iloc[0].failed == 1
+
+
+def test_add_jobs_is_idempotent_for_resume(tmp_path: Path) -> None:
+    with harness.store.open(tmp_path / "h.db") as st:
+        run = st.create_run(suite="s", config={})
+        a = st.add_jobs(run, [job("m")])
+        b = st.add_jobs(run, [job("m"), job("n")])
+        assert a[job("m").key] == b[job("m").key] and len(b) == 2
+        assert [status for _, _, status in st.jobs(run)] == ["pending", "pending"]
+
+
+def test_resolve_run(tmp_path: Path) -> None:
+    with harness.store.open(tmp_path / "h.db") as st:
+        with pytest.raises(StoreError, match="harness sweep"):
+            st.resolve_run()
+        a = st.create_run(suite="s", config={}, tag="x")
+        b = st.create_run(suite="s", config={})
+        assert st.resolve_run() == b and st.resolve_run("latest", tag="x") == a
+        assert st.resolve_run(a) == a
+        with pytest.raises(StoreError, match="no run"):
+            st.resolve_run("1999")
+        with pytest.raises(StoreError, match="ambiguous"):
+            st.resolve_run(a[:4])
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    harness.store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="upgrade"):
+        harness.store.open(path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "h.db"
+    bad.write_text("hello, not sqlite " * 100)
+    with pytest.raises(StoreError):
+        harness.store.open(bad)
+
+
+def test_sigkill_loses_nothing_reported(tmp_path: Path) -> None:
+    """A writer killed mid-run keeps every job it recorded; the next open reads them."""
+    db = tmp_path / "h.db"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
+        import numpy as np
+        import harness.store
+        from harness.records import Job, JobResult
+        st = harness.store.open({str(db)!r})
+        run = st.create_run(suite="s", config={{}})
+        jobs = [Job(f"m{{i}}", "fp32", "local", "onnxruntime", {{}}) for i in range(5)]
+        ids = st.add_jobs(run, jobs)
+        for j in jobs[:3]:
+            st.record(ids[j.key], JobResult("ok", metrics={{"p50_ms": 1.0}}, samples_ns=np.ones(10, dtype=np.int64)))
+        print("recorded", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9 and "recorded" in proc.stdout
+    with harness.store.open(db) as st:
+        df = st.results()
+        assert (df.status == "ok").sum() == 3 and (df.status == "pending").sum() == 2
+        assert len(st.samples()) == 30

@@ -1,0 +1,54 @@
+"""Planning: suite x inventory -> jobs, impossible pairs dropped with a reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config.inventory import Device
+from harness.config.suite import Suite
+from harness.errors import ConfigError
+from harness.plan import make_plan, select_devices
+
+DEVICES = (
+    Device(name="local", kind="local", runtimes=("onnxruntime", "openvino")),
+    Device(name="pi", kind="pi", host="pi", runtimes=("onnxruntime",), tags=("arm",)),
+)
+
+
+def suite(**kw: object) -> Suite:
+    base = {"name": "s", "models": [{"builtin": "digits-cnn"}, {"builtin": "mobilenetv2-224"}],
+            "variants": ["fp32", "int8-dynamic"], "runtimes": ["onnxruntime", "openvino"]}
+    return Suite.model_validate({**base, **kw})
+
+
+def test_every_offered_pair_is_planned_once() -> None:
+    plan = make_plan(suite(), DEVICES)
+    keys = {(j.model, j.variant, j.device, j.runtime) for j in plan.jobs}
+    assert len(keys) == len(plan.jobs)
+    assert ("digits-cnn", "fp32", "pi", "onnxruntime") in keys
+    assert not any(j.device == "pi" and j.runtime == "openvino" for j in plan.jobs)
+    assert "pi does not offer openvino" in plan.skipped
+    assert len({j.key for j in plan.jobs}) == len(plan.jobs)
+
+
+def test_settings_carry_measure_and_runtime_options() -> None:
+    plan = make_plan(suite(runtime_options={"openvino": {"inference_precision": "f32"}}), DEVICES[:1])
+    ov = next(j for j in plan.jobs if j.runtime == "openvino")
+    ort = next(j for j in plan.jobs if j.runtime == "onnxruntime")
+    assert ov.settings["runtime_options"] == {"inference_precision": "f32"} and ort.settings["runtime_options"] == {}
+    assert ov.settings["measure"]["min_iters"] == 200
+
+
+def test_device_selection() -> None:
+    assert [d.name for d in select_devices(DEVICES, suite(devices={"tags": ["arm"]}))] == ["pi"]
+    assert [d.name for d in select_devices(DEVICES, suite(), names=("local",))] == ["local"]
+    assert [d.name for d in select_devices(DEVICES, suite(devices={"kinds": ["local"]}))] == ["local"]
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        select_devices(DEVICES, suite(), names=("gpu",))
+    with pytest.raises(ConfigError, match="no device"):
+        select_devices(DEVICES, suite(devices={"tags": ["none"]}))
+
+
+def test_nothing_to_plan_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="plans no job"):
+        make_plan(suite(runtimes=["openvino"]), DEVICES[1:])
