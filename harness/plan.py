@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.config import Device, Suite, parse_chain
+from harness.config import Device, Suite
 from harness.errors import ConfigError
 from harness.records import Job
+from harness.variants.build import chain_runtimes, make_recipes, split_chain
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,6 @@ def select_devices(
     return tuple(picked)
 
 
-def chain_runtimes(chain: str) -> frozenset[str] | None:
-    """Runtimes every step of the chain can be consumed by (None = any)."""
-    from harness.variants import RECIPES
-
-    allowed: frozenset[str] | None = None
-    for step in parse_chain(chain):
-        declared = RECIPES[step].runtimes
-        if declared is not None:
-            allowed = declared if allowed is None else allowed & declared
-    return allowed
-
-
 def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
     jobs: list[Job] = []
     skipped: list[str] = []
@@ -69,7 +58,7 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                 "runtime_options": suite.runtime_options.get(runtime, {}),
             }
             for variant in suite.variants:
-                allowed = chain_runtimes(variant)
+                allowed = chain_runtimes(make_recipes(split_chain(variant)))
                 if allowed is not None and runtime not in allowed:
                     skipped.append(f"{variant} cannot run on {runtime} (runs on {', '.join(sorted(allowed))})")
                     continue

@@ -6,15 +6,12 @@ Plain dataclasses, picklable (they cross Ray process boundaries), JSON-friendly 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+from harness.hashing import canonical_json
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ so an artifact already there is never sent twice.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.hashing import sha256_file
 
 
 @dataclass(frozen=True)
@@ -20,14 +21,6 @@ class CommandResult:
     stdout: str
     stderr: str
     duration_s: float
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Transport(ABC):

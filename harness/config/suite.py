@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -141,19 +140,12 @@ class DeviceSelector(Strict):
     kinds: tuple[str, ...] | None = Field(None, description="Only devices of these kinds.")
 
 
-_CHAIN_SPLIT = re.compile(r"\s*>\s*")
-
-
 def parse_chain(text: str) -> tuple[str, ...]:
     """``"distill > prune-channels-25 > int8-static"`` -> its recipe names, checked."""
-    from harness.variants import RECIPES
+    from harness.variants.build import make_recipes, split_chain
 
-    steps = tuple(s for s in _CHAIN_SPLIT.split(text.strip()) if s)
-    if not steps:
-        raise ValueError("empty variant")
-    for step in steps:
-        if step not in RECIPES:
-            raise ValueError(f"unknown recipe {step!r}; known: {', '.join(sorted(RECIPES))}")
+    steps = split_chain(text)
+    make_recipes(steps)  # raises ConfigError (a ValueError) naming the unknown step
     return steps
 
 

@@ -13,7 +13,7 @@ from harness.records import Job, JobResult
 
 class SweepProgress:
     def __init__(self, total: int, quiet: bool = False):
-        self.console = Console(stderr=True, quiet=quiet)
+        self.console = Console(stderr=True, quiet=quiet, soft_wrap=True)
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=self.console, transient=True,

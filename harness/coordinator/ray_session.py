@@ -15,6 +15,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     Ray is shut down on exit only if we started it (tests share one instance).
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Token auth is Ray's default since 2.5x; saying so explicitly keeps it on and keeps
+    # Ray from printing a notice about it on every sweep.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     if ray.is_initialized():

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import StoreError
-from harness.records import METRICS, VARIANT_FIELDS, Job, JobResult, canonical_json
+from harness.hashing import canonical_json
+from harness.records import METRICS, VARIANT_FIELDS, Job, JobResult
 from harness.store.schema import migrate
 
 RESULT_COLUMNS = (

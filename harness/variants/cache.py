@@ -19,24 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.hashing import canonical_json, content_key, sha256_file
+
 META = "meta.json"
 
-
-def canonical_json(material: Any) -> str:
-    """One spelling per value: sorted keys, no spaces; Paths and other objects as str."""
-    return json.dumps(material, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
-
-
-def content_key(material: Any) -> str:
-    return hashlib.sha256(canonical_json(material).encode()).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["ArtifactCache", "canonical_json", "content_key", "sha256_file"]
 
 
 class ArtifactCache:

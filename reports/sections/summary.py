@@ -28,14 +28,30 @@ _RUN_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    """The store keeps epoch seconds; older or hand-made run infos may carry ISO strings."""
+    if fmt.is_missing(value):
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            return pd.Timestamp(value, unit="s", tz="UTC")
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
+def _when(value: Any) -> str:
+    ts = _timestamp(value)
+    return fmt.esc(value) if ts is None else ts.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _duration(started: Any, finished: Any) -> str:
     """Wall time of the run, when both ends parse as timestamps."""
-    if fmt.is_missing(started) or fmt.is_missing(finished):
+    t0, t1 = _timestamp(started), _timestamp(finished)
+    if t0 is None or t1 is None:
         return fmt.MISSING
-    try:
-        delta = pd.Timestamp(finished) - pd.Timestamp(started)
-    except (TypeError, ValueError):
-        return fmt.MISSING
+    delta = t1 - t0
     if pd.isna(delta):
         return fmt.MISSING
     total = int(delta.total_seconds())
@@ -55,7 +71,8 @@ class SummarySection(ReportSection):
     def render(self, ctx: ReportContext) -> SectionOutput:
         """Two tables: run metadata with counts, then jobs per device."""
         info = ctx.run_info
-        items = [(label, fmt.esc(info.get(key))) for key, label in _RUN_FIELDS]
+        items = [(label, _when(info.get(key)) if key in ("started", "finished") else fmt.esc(info.get(key)))
+                 for key, label in _RUN_FIELDS]
         items.insert(5, ("Duration", _duration(info.get("started"), info.get("finished"))))
         df = ctx.results
         n_ok, n_failed = len(ctx.ok), len(ctx.failed)

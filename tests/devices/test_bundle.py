@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 import zipfile
 from pathlib import Path
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:  # the project may not be pip-installed; see tests/reports/conftest.py
-    sys.path.insert(0, _ROOT)
-
-from devices.bundle import AGENT_DIR, SHEBANG, build_agent  # noqa: E402
+from devices.bundle import AGENT_DIR, SHEBANG, build_agent
 
 
 def test_same_sources_same_bytes_and_name(tmp_path: Path) -> None:

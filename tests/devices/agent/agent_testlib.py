@@ -1,9 +1,4 @@
-"""Shared helpers for the agent tests: repo root on sys.path, tiny ONNX models, specs.
-
-Imported first by every agent test (pytest puts this folder on sys.path; there is no
-``__init__.py`` and no conftest), it makes ``import devices.agent`` work under a bare
-``pytest`` when the project is not pip-installed.
-"""
+"""Shared helpers for the agent tests: tiny ONNX models, eval sets, specs, agent runs."""
 
 from __future__ import annotations
 
@@ -16,8 +11,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 INPUT_SHAPE = [4, 1, 8, 8]  # batch 4: the eval set's tail (N % 4) is dropped
 FEATURES, CLASSES = 64, 10

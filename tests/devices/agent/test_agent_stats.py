@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import agent_testlib  # noqa: F401  (puts the repo root on sys.path)
 import numpy as np
 import pytest
 

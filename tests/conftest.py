@@ -1,7 +1,10 @@
-"""Session-wide artifact cache for harness tests: the digits CNN trains once per session."""
+"""Fixtures shared by the whole suite: the artifact cache (the digits CNN trains once per
+session) and a real local Ray instance (started once, as Ray's testing tips advise)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,15 @@ def mobilenet_source(artifact_cache):
     from harness.zoo import resolve_model
 
     return resolve_model(BuiltinModel(builtin="mobilenetv2-224"), artifact_cache)
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """A real local Ray; the coordinator reuses it instead of starting its own."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
