@@ -25,7 +25,8 @@ from harness.store import DEFAULT_PATH
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_BUG = 0, 1, 2, 3, 70
 
-out = Console(highlight=False, soft_wrap=True)
+# Not a terminal (CI logs, pipes): rich would squeeze tables into 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -55,6 +56,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if report:
         out.print(f"report: {report}")
     return EXIT_JOBS_FAILED if outcome.failed else EXIT_OK
+
+
+def cmd_variants_build(args: argparse.Namespace) -> int:
+    from harness.config import load_suite
+    from harness.coordinator import SweepOptions, build_suite
+
+    suite = load_suite(args.suite)
+    outcome = build_suite(suite, SweepOptions(cache_dir=args.cache_dir, ray_address=args.ray_address))
+    table = Table("model", "variant", "size", "params", "MACs", "sparsity", "weights", "build s", "cached",
+                  "host acc", "agree", "cosine")
+    for built in outcome.variants.values():
+        v, r = built.variant, built.record
+        table.add_row(escape(v.model), escape(v.chain), f"{v.size_bytes / 1024:.1f} KiB", f"{v.params:,}",
+                      f"{v.macs:,}", _pct(r.get("sparsity")), v.precision, f"{v.build_s:.1f}",
+                      "yes" if v.cached else "no", _pct(r.get("host_accuracy")), _pct(r.get("agreement")),
+                      "-" if r.get("cosine") is None else f"{r['cosine']:.4f}")
+    out.print(table)
+    for (model, chain), reason in outcome.failures.items():
+        out.print(f"[red]failed[/] {escape(model)} [{escape(chain)}]: {escape(reason)}")
+    return EXIT_JOBS_FAILED if outcome.failures else EXIT_OK
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _write_report(store, run_id: str, path: Path | None) -> Path:  # noqa: ANN001
@@ -110,13 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     def store_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--store", type=Path, default=DEFAULT_PATH, help=f"results database (default {DEFAULT_PATH})")
 
+    def cache_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--cache-dir", type=Path, default=Path("~/.cache/edge-harness").expanduser(),
+                        help="artifact cache (default ~/.cache/edge-harness)")
+
     s = sub.add_parser("sweep", help="build variants and measure them on the fleet")
     s.add_argument("suite", type=Path, help="suite file (YAML)")
     s.add_argument("--inventory", type=Path, help="inventory file (default: this machine only)")
     s.add_argument("--tag", help="label the run (e.g. nightly) for history and gates")
     store_arg(s)
-    s.add_argument("--cache-dir", type=Path, default=Path("~/.cache/edge-harness").expanduser(),
-                   help="artifact cache (default ~/.cache/edge-harness)")
+    cache_arg(s)
     s.add_argument("--devices", type=_csv, default=(), help="only these devices (comma-separated)")
     s.add_argument("--tags", type=_csv, default=(), help="only devices with any of these tags")
     s.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
@@ -131,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tag", help="with no RUN: the latest run with this tag")
     store_arg(r)
     r.set_defaults(func=cmd_report)
+
+    v = sub.add_parser("variants", help="compressed variants")
+    v_sub = v.add_subparsers(dest="variants_command", required=True, metavar="ACTION")
+    vb = v_sub.add_parser("build", help="build a suite's variants (cached by content hash) without measuring")
+    vb.add_argument("suite", type=Path, help="suite file (YAML)")
+    cache_arg(vb)
+    vb.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    vb.set_defaults(func=cmd_variants_build)
 
     runs = sub.add_parser("runs", help="the runs in the store")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")

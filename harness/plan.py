@@ -58,7 +58,7 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                 "runtime_options": suite.runtime_options.get(runtime, {}),
             }
             for variant in suite.variants:
-                allowed = chain_runtimes(make_recipes(split_chain(variant)))
+                allowed = chain_runtimes(make_recipes(split_chain(variant), suite.recipes))
                 if allowed is not None and runtime not in allowed:
                     skipped.append(f"{variant} cannot run on {runtime} (runs on {', '.join(sorted(allowed))})")
                     continue

@@ -42,8 +42,12 @@ METRICS = (
     "energy_mj", "avg_power_w", "throttled", "load_s", "first_infer_ms", "threads", "precision",
 )  # fmt: skip
 
-# What the variant build contributes to a result row.
-VARIANT_FIELDS = ("variant_id", "artifact_sha256", "size_bytes", "params", "macs")
+# What the store keeps about each built variant (its ``variants`` table; results join it).
+# ``precision`` there is the weights' precision; a result's ``precision`` is what the runtime ran.
+VARIANT_COLUMNS = (
+    "model", "chain", "sha256", "size_bytes", "params", "macs", "sparsity", "precision", "opset",
+    "build_s", "host_accuracy", "agreement", "cosine",
+)  # fmt: skip
 
 
 @dataclass

@@ -140,23 +140,40 @@ class DeviceSelector(Strict):
     kinds: tuple[str, ...] | None = Field(None, description="Only devices of these kinds.")
 
 
-def parse_chain(text: str) -> tuple[str, ...]:
+def parse_chain(text: str, custom: dict[str, dict[str, Any]] | None = None) -> tuple[str, ...]:
     """``"distill > prune-channels-25 > int8-static"`` -> its recipe names, checked."""
     from harness.variants.build import make_recipes, split_chain
 
     steps = split_chain(text)
-    make_recipes(steps)  # raises ConfigError (a ValueError) naming the unknown step
+    make_recipes(steps, custom)  # raises ConfigError (a ValueError) naming the unknown step
     return steps
 
 
-def _variant(text: str) -> str:
-    return " > ".join(parse_chain(text))
+def _recipe_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    from harness.variants.build import make_recipe
+
+    if "kind" not in definition:
+        raise ValueError("a recipe definition needs 'kind' (a built-in recipe name)")
+    make_recipe(str(definition["kind"]), definition)
+    return definition
+
+
+def _variant(text: str, info: ValidationInfo) -> str:
+    """Normalised chain; the suite's own ``recipes`` (validated before) count as names."""
+    return " > ".join(parse_chain(text, (info.data or {}).get("recipes")))
+
+
+RecipeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
 
 
 class Suite(Strict):
     name: str = Field(..., min_length=1, description="Suite name, stored with every run.")
     description: str | None = Field(None, description="Free text.")
     models: tuple[ModelRef, ...] = Field(..., min_length=1, description="Models to compress and measure.")
+    recipes: dict[RecipeName, Annotated[dict[str, Any], AfterValidator(_recipe_definition)]] = Field(
+        default_factory=dict,
+        description="Named recipes with options: {my-int8: {kind: int8-static, calibration: entropy}}.",
+    )
     variants: tuple[Annotated[str, AfterValidator(_variant)], ...] = Field(
         ("fp32",), min_length=1, description="Recipe names or chains 'a > b > c'."
     )
@@ -168,6 +185,23 @@ class Suite(Strict):
     )
     retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
     gate: dict[str, dict[str, Any]] | None = Field(None, description="Release policy (see 'harness gate').")
+
+    @field_validator("recipes")
+    @classmethod
+    def _no_shadowing(cls, recipes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from harness.variants import RECIPES
+
+        for name in recipes:
+            if name in RECIPES:
+                raise ValueError(f"recipe name {name!r} is built in; pick another name for your definition")
+        return recipes
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct(cls, variants: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(variants)) != len(variants):
+            raise ValueError("a variant is listed twice")
+        return variants
 
     @field_validator("models")
     @classmethod

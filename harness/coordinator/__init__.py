@@ -1,5 +1,5 @@
 """The Ray coordinator: builds variants, drives one actor per device, stores every result."""
 
-from harness.coordinator.sweep import SweepOptions, SweepOutcome, run_sweep
+from harness.coordinator.sweep import SweepOptions, SweepOutcome, build_suite, run_sweep
 
-__all__ = ["SweepOptions", "SweepOutcome", "run_sweep"]
+__all__ = ["SweepOptions", "SweepOutcome", "build_suite", "run_sweep"]

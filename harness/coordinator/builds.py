@@ -9,14 +9,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.config import ModelRef
 from harness.variants import ArtifactCache, Variant
 
 
 @dataclass(frozen=True)
+class Built:
+    variant: Variant
+    record: dict[str, Any]  # what the store keeps: sizes, MACs, sparsity, host quality, ...
+
+
+@dataclass(frozen=True)
 class BuildOutcome:
-    variants: dict[tuple[str, str], Variant]  # (model, chain) -> built variant
+    variants: dict[tuple[str, str], Built]  # (model, chain) -> built variant
     failures: dict[tuple[str, str], str]  # (model, chain) -> reason
 
 
@@ -26,13 +33,23 @@ def _resolve(ref: ModelRef, cache_root: str):  # noqa: ANN202 - runs in a Ray wo
     return resolve_model(ref, ArtifactCache(Path(cache_root)))
 
 
-def _build(source, chain: str, cache_root: str) -> Variant:  # noqa: ANN001
+def _build(source, chain: str, cache_root: str, custom: dict) -> Built:  # noqa: ANN001
+    """Build one variant and score it on the host against the model's fp32 variant."""
+    from harness.errors import VariantBuildError
     from harness.variants import build_variant
+    from harness.variants.quality import reference_quality, variant_record
 
-    return build_variant(source, chain, ArtifactCache(Path(cache_root)))
+    cache = ArtifactCache(Path(cache_root))
+    variant = build_variant(source, chain, cache, custom)
+    try:
+        reference = variant if chain == "fp32" else build_variant(source, "fp32", cache)
+    except VariantBuildError:
+        reference = None  # the variant stands; it just has nothing to be compared with
+    return Built(variant, variant_record(variant, reference_quality(variant, reference)))
 
 
-def build_all(models: Iterable[ModelRef], chains: Iterable[str], cache_root: Path) -> BuildOutcome:
+def build_all(models: Iterable[ModelRef], chains: Iterable[str], cache_root: Path,
+              custom: dict[str, dict[str, Any]] | None = None) -> BuildOutcome:
     """Resolve every model, then build every (model, chain), in parallel, failures collected."""
     import ray
 
@@ -43,8 +60,8 @@ def build_all(models: Iterable[ModelRef], chains: Iterable[str], cache_root: Pat
     for model in models:
         source = resolve.remote(model, str(cache_root))
         for chain in chains:
-            refs[(model.label, chain)] = build.remote(source, chain, str(cache_root))
-    variants: dict[tuple[str, str], Variant] = {}
+            refs[(model.label, chain)] = build.remote(source, chain, str(cache_root), custom or {})
+    variants: dict[tuple[str, str], Built] = {}
     failures: dict[tuple[str, str], str] = {}
     for key, ref in refs.items():
         try:

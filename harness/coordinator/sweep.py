@@ -14,14 +14,13 @@ from pathlib import Path
 from devices.bundle import build_agent
 from harness import __version__
 from harness.config import Device, Inventory, Suite
-from harness.coordinator.builds import build_all
+from harness.coordinator.builds import BuildOutcome, Built, build_all
 from harness.coordinator.progress import SweepProgress
 from harness.coordinator.ray_session import ray_session
 from harness.coordinator.runner import DeviceRunner, Payload, open_transport
 from harness.plan import make_plan, select_devices
 from harness.records import Job, JobResult
 from harness.store import Store
-from harness.variants import Variant
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -55,6 +54,12 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def build_suite(suite: Suite, opts: SweepOptions) -> BuildOutcome:
+    """Build (or find in the cache) every variant of the suite, measuring nothing."""
+    with ray_session(opts.ray_address):
+        return build_all(suite.models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
+
+
 def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptions) -> SweepOutcome:
     """Measure every planned job; returns once each job is stored as ok or failed."""
     devices = select_devices(inventory.resolved(), suite, opts.device_names, opts.device_tags)
@@ -73,7 +78,7 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     with ray_session(opts.ray_address), progress:
         t0 = time.monotonic()
         progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
-        built = build_all(suite.models, suite.variants, opts.cache_dir / "artifacts")
+        built = build_all(suite.models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
         outcome.timings_s["build"] = time.monotonic() - t0
 
         queue: deque[Job] = deque()
@@ -93,16 +98,13 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     return outcome
 
 
-def _payload(v: Variant) -> Payload:
-    return Payload(
-        artifact=Path(v.path), sha256=v.sha256, input_shape=tuple(v.input_shape),
-        eval_path=Path(v.eval_path) if v.eval_path else None,
-        variant={"variant_id": v.variant_id, "artifact_sha256": v.sha256, "size_bytes": v.size_bytes,
-                 "params": v.params, "macs": v.macs},
-    )  # fmt: skip
+def _payload(built: Built) -> Payload:
+    v = built.variant
+    return Payload(artifact=Path(v.path), sha256=v.sha256, input_shape=tuple(v.input_shape),
+                   eval_path=Path(v.eval_path) if v.eval_path else None, variant=built.record)
 
 
-def _measure(queue: deque[Job], devices: tuple[Device, ...], agent: Path, variants: dict[tuple[str, str], Variant],
+def _measure(queue: deque[Job], devices: tuple[Device, ...], agent: Path, variants: dict[tuple[str, str], Built],
              store: Store, ids: dict[str, int], run_id: str, retries: int, driver_env: dict[str, str],
              outcome: SweepOutcome, progress: SweepProgress) -> None:
     """One actor per device holds it exclusively; each takes the next job meant for it."""

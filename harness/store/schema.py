@@ -47,14 +47,27 @@ CREATE TABLE jobs (
     finished REAL,
     UNIQUE (run_id, key)
 );
-CREATE TABLE results (
-    job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
-    {_METRIC_COLUMNS},
-    variant_id TEXT,
-    artifact_sha256 TEXT,
+CREATE TABLE variants (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    chain TEXT NOT NULL,
+    sha256 TEXT,
     size_bytes INTEGER,
     params INTEGER,
     macs INTEGER,
+    sparsity REAL,
+    precision TEXT,
+    opset INTEGER,
+    build_s REAL,
+    host_accuracy REAL,
+    agreement REAL,
+    cosine REAL,
+    tool_versions_json TEXT
+);
+CREATE TABLE results (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    {_METRIC_COLUMNS},
+    variant_id TEXT REFERENCES variants(id),
     facts_json TEXT,
     details_json TEXT
 );

@@ -22,12 +22,18 @@ import pandas as pd
 
 from harness.errors import StoreError
 from harness.hashing import canonical_json
-from harness.records import METRICS, VARIANT_FIELDS, Job, JobResult
+from harness.records import METRICS, VARIANT_COLUMNS, Job, JobResult
 from harness.store.schema import migrate
 
+# Variant columns a result row carries, renamed where a result column has the name already.
+_VARIANT_IN_RESULTS = {"sha256": "artifact_sha256", "precision": "weights_precision"}
+_VARIANT_SELECT = ", ".join(
+    f"v.{c} AS {_VARIANT_IN_RESULTS.get(c, c)}" for c in VARIANT_COLUMNS if c not in ("model", "chain")
+)
 RESULT_COLUMNS = (
-    "run", "tag", "model", "variant", "device", "runtime", "status", "error",
-    *METRICS, *VARIANT_FIELDS, "attempts", "started", "finished", "job_id",
+    "run", "tag", "model", "variant", "device", "runtime", "status", "error", *METRICS, "variant_id",
+    *(_VARIANT_IN_RESULTS.get(c, c) for c in VARIANT_COLUMNS if c not in ("model", "chain")),
+    "attempts", "started", "finished", "job_id",
 )  # fmt: skip
 
 
@@ -115,13 +121,15 @@ class Store:
     def record(self, job_id: int, result: JobResult) -> None:
         """Store a finished job: result, samples and status in one transaction."""
         metrics = {k: result.metrics.get(k) for k in METRICS}
-        variant = {k: result.variant.get(k) for k in VARIANT_FIELDS}
-        cols = [*metrics, *variant, "facts_json", "details_json"]
-        values = [*metrics.values(), *variant.values(), canonical_json(result.facts), canonical_json(result.details)]
+        variant_id = result.variant.get("variant_id")
+        cols = [*metrics, "variant_id", "facts_json", "details_json"]
+        values = [*metrics.values(), variant_id, canonical_json(result.facts), canonical_json(result.details)]
         with self._tx() as c:
             c.execute("DELETE FROM results WHERE job_id=?", (job_id,))
             c.execute("DELETE FROM samples WHERE job_id=?", (job_id,))
-            if result.status == "ok" or any(v is not None for v in variant.values()):
+            if variant_id is not None:
+                self._put_variant(c, variant_id, result.variant)
+            if result.status == "ok" or variant_id is not None:
                 c.execute(
                     f"INSERT INTO results (job_id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})",
                     (job_id, *values),
@@ -135,6 +143,21 @@ class Store:
                 "UPDATE jobs SET status=?, error=?, finished=?, attempts=max(attempts, ?) WHERE id=?",
                 (result.status, result.error, time.time(), result.attempts, job_id),
             )
+
+    @staticmethod
+    def _put_variant(c: sqlite3.Connection, variant_id: str, v: dict[str, Any]) -> None:
+        """Variants are content-addressed: the first record of an id is the record."""
+        c.execute(
+            f"INSERT OR IGNORE INTO variants (id, {', '.join(VARIANT_COLUMNS)}, tool_versions_json)"
+            f" VALUES (?{', ?' * len(VARIANT_COLUMNS)}, ?)",
+            (variant_id, *(v.get(k) for k in VARIANT_COLUMNS), canonical_json(v.get("tool_versions", {}))),
+        )
+
+    def variants(self) -> pd.DataFrame:
+        """Every variant ever measured: what it is and what it cost to build."""
+        df = pd.read_sql_query("SELECT * FROM variants ORDER BY model, chain", self._conn)
+        df["tool_versions"] = df.pop("tool_versions_json").map(json.loads)
+        return df
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self._tx() as c:
@@ -187,15 +210,17 @@ class Store:
 
     def results(self, run: str | None = None, tag: str | None = None) -> pd.DataFrame:
         """One row per job (run, model, variant, device, runtime) with its metrics."""
-        metric_cols = ", ".join(f"res.{c}" for c in (*METRICS, *VARIANT_FIELDS))
+        metric_cols = ", ".join(f"res.{c}" for c in (*METRICS, "variant_id"))
         df = pd.read_sql_query(
             f"SELECT r.id AS run, r.tag, j.model, j.variant, j.device, j.runtime, j.status, j.error, {metric_cols},"
-            " j.attempts, j.started, j.finished, j.id AS job_id"
+            f" {_VARIANT_SELECT}, j.attempts, j.started, j.finished, j.id AS job_id"
             " FROM jobs j JOIN runs r ON r.id = j.run_id LEFT JOIN results res ON res.job_id = j.id"
+            " LEFT JOIN variants v ON v.id = res.variant_id"
             " WHERE (? IS NULL OR r.id = ?) AND (? IS NULL OR r.tag = ?) ORDER BY r.started, j.id",
             self._conn, params=(run, run, tag, tag),
         )
-        numeric = [c for c in (*METRICS, "size_bytes", "params", "macs") if c not in ("precision", "throttled")]
+        numeric = [c for c in (*METRICS, "size_bytes", "params", "macs", "sparsity", "opset", "build_s", "host_accuracy",
+                               "agreement", "cosine") if c not in ("precision", "throttled")]
         df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
         df["throttled"] = df["throttled"].astype("boolean")
         return df

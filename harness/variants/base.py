@@ -3,14 +3,20 @@
 A chain runs its torch-stage recipes (module -> module: pruning, distillation), exports
 to ONNX once, then runs its onnx-stage recipes (path -> path: quantization). Class
 attributes say what a recipe makes and who can run it, so the planner needs no build.
-Stdlib only: config validation imports the registry.
+Each recipe's settings are a strict pydantic ``Options`` model: suites name presets
+(``prune-l1-30``) or define their own (``{kind: int8-static, calibration: entropy}``), and
+the options, not the name, go into the variant id. No torch/onnx imports here: config
+validation imports the registry.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
@@ -18,9 +24,16 @@ if TYPE_CHECKING:
 Stage = Literal["torch", "onnx"]
 
 
+class RecipeOptions(BaseModel):
+    """Base of every recipe's options: unknown keys and wrong types are config errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class Recipe(ABC):
     """One step of a variant chain.
 
+    ``name`` is the recipe kind (one per class); ``label`` is what the suite called it.
     ``precision`` is the weight precision after this step (None keeps the previous one);
     ``runtimes`` the runtimes that can consume the output (None = any). ``params()`` and
     ``tool_versions()`` go into the variant_id, so a change in either rebuilds.
@@ -30,9 +43,14 @@ class Recipe(ABC):
     stage: ClassVar[Stage]
     precision: ClassVar[str | None] = None
     runtimes: ClassVar[frozenset[str] | None] = None
+    Options: ClassVar[type[RecipeOptions]] = RecipeOptions
+
+    def __init__(self, options: Mapping[str, Any] | RecipeOptions | None = None, label: str | None = None):
+        self.options = options if isinstance(options, self.Options) else self.Options.model_validate(dict(options or {}))
+        self.label = label or self.name
 
     def params(self) -> dict[str, Any]:
-        return {}
+        return self.options.model_dump(mode="json")
 
     def tool_versions(self) -> dict[str, str]:
         return {}
@@ -46,4 +64,16 @@ class Recipe(ABC):
         """
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.params()})"
+        return f"{type(self).__name__}({self.label!r}, {self.params()})"
+
+
+class Preset:
+    """A registry entry: a recipe class and the options its name stands for."""
+
+    def __init__(self, cls: type[Recipe], **options: Any):
+        cls.Options.model_validate(options)  # a broken preset fails at import, not mid-sweep
+        self.cls = cls
+        self.options = options
+
+    def make(self, label: str, overrides: Mapping[str, Any] | None = None) -> Recipe:
+        return self.cls({**self.options, **(overrides or {})}, label=label)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,13 +56,38 @@ def split_chain(chain: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return steps
 
 
-def make_recipes(steps: tuple[str, ...]) -> list[Recipe]:
+def make_recipes(steps: tuple[str, ...], custom: Mapping[str, Mapping[str, Any]] | None = None) -> list[Recipe]:
+    """Recipe instances for chain steps: registry presets, or the suite's own ``recipes``
+    (``{name: {kind: <registry name>, <option>: <value>}}``)."""
     from harness.variants import RECIPES
 
-    unknown = [s for s in steps if s not in RECIPES]
-    if unknown:
-        raise ConfigError(f"unknown recipe {unknown[0]!r}; known: {', '.join(sorted(RECIPES))}")
-    return [RECIPES[s]() for s in steps]
+    custom = custom or {}
+    out = []
+    for step in steps:
+        if step not in custom and step not in RECIPES:
+            raise ConfigError(f"unknown recipe {step!r}; known: {', '.join(sorted({*RECIPES, *custom}))}")
+        try:
+            out.append(make_recipe(step, custom.get(step) or {"kind": step}))
+        except ConfigError as e:
+            raise ConfigError(f"recipe {step!r}: {e}") from None
+    return out
+
+
+def make_recipe(label: str, definition: Mapping[str, Any]) -> Recipe:
+    """One recipe from ``{kind: <registry name>, <option>: <value>, ...}``."""
+    from pydantic import ValidationError
+
+    from harness.variants import RECIPES
+
+    options = dict(definition)
+    kind = options.pop("kind", None)
+    if kind not in RECIPES:
+        raise ConfigError(f"unknown kind {kind!r}; known: {', '.join(sorted(RECIPES))}")
+    try:
+        return RECIPES[kind].make(label, options)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        raise ConfigError(f"option {'.'.join(map(str, first['loc']))!r}: {first['msg']}") from None
 
 
 def check_chain(recipes: list[Recipe], source: "SourceModel") -> None:
@@ -69,14 +95,14 @@ def check_chain(recipes: list[Recipe], source: "SourceModel") -> None:
     seen_onnx = None
     for r in recipes:
         if r.stage == "onnx":
-            seen_onnx = seen_onnx or r.name
+            seen_onnx = seen_onnx or r.label
         elif r.stage == "torch":
             if seen_onnx:
-                raise VariantBuildError(f"{r.name}: a torch-stage recipe cannot follow the onnx-stage recipe {seen_onnx!r}")
+                raise VariantBuildError(f"{r.label}: a torch-stage recipe cannot follow the onnx-stage recipe {seen_onnx!r}")
             if not source.has_torch:
-                raise VariantBuildError(f"{r.name}: needs a torch model, but {source.name} is ONNX-only")
+                raise VariantBuildError(f"{r.label}: needs a torch model, but {source.name} is ONNX-only")
         else:
-            raise VariantBuildError(f"{r.name}: unknown stage {r.stage!r}")
+            raise VariantBuildError(f"{r.label}: unknown stage {r.stage!r}")
 
 
 def chain_runtimes(recipes: list[Recipe]) -> frozenset[str] | None:
@@ -105,10 +131,12 @@ def tool_versions(recipes: list[Recipe], source: "SourceModel") -> dict[str, str
     return versions
 
 
-def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: ArtifactCache) -> Variant:
-    """Build (or load from ``cache``) the variant ``chain`` of ``source``."""
+def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: ArtifactCache,
+                  custom: Mapping[str, Mapping[str, Any]] | None = None) -> Variant:
+    """Build (or load from ``cache``) the variant ``chain`` of ``source``; ``custom`` holds
+    the suite's own recipe definitions."""
     steps = split_chain(chain)
-    recipes = make_recipes(steps)
+    recipes = make_recipes(steps, custom)
     check_chain(recipes, source)
     versions = tool_versions(recipes, source)
     material = {
@@ -164,7 +192,7 @@ def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dic
     stats = onnx_stats(final)
     return {**stats, "sha256": sha256_file(final), "size_bytes": final.stat().st_size,
             "build_s": round(time.perf_counter() - t0, 3), "model": source.name,
-            "chain": " > ".join(r.name for r in recipes)}
+            "chain": " > ".join(r.label for r in recipes)}
 
 
 def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
@@ -174,16 +202,16 @@ def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
         out = recipe.apply(inp, workdir, source)
     except VariantBuildError as exc:
         msg = str(exc)
-        raise VariantBuildError(msg if msg.startswith(f"{recipe.name}: ") else f"{recipe.name}: {msg}") from exc
+        raise VariantBuildError(msg if msg.startswith(f"{recipe.label}: ") else f"{recipe.label}: {msg}") from exc
     except Exception as exc:
-        raise VariantBuildError(f"{recipe.name}: {type(exc).__name__}: {exc}") from exc
+        raise VariantBuildError(f"{recipe.label}: {type(exc).__name__}: {exc}") from exc
     if recipe.stage == "onnx" and not (isinstance(out, (str, Path)) and Path(out).is_file()):
-        raise VariantBuildError(f"{recipe.name}: did not produce an ONNX file (got {out!r})")
+        raise VariantBuildError(f"{recipe.label}: did not produce an ONNX file (got {out!r})")
     if recipe.stage == "torch":
         from torch import nn
 
         if not isinstance(out, nn.Module):
-            raise VariantBuildError(f"{recipe.name}: did not return a torch module (got {type(out).__name__})")
+            raise VariantBuildError(f"{recipe.label}: did not return a torch module (got {type(out).__name__})")
     return Path(out) if recipe.stage == "onnx" else out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import VariantBuildError
-from harness.variants.base import Recipe
+from harness.variants.base import Recipe, RecipeOptions
 
 if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
@@ -20,17 +20,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class Int8DynamicOptions(RecipeOptions):
+    per_channel: bool = False
+    reduce_range: bool = False
+
+
 class Int8Dynamic(Recipe):
     name = "int8-dynamic"
+    Options = Int8DynamicOptions
     stage = "onnx"
     precision = "int8"
     # Checked with OpenVINO 2026.4 on CPU (digits-cnn, mobilenetv2-224): the ConvInteger /
     # DynamicQuantizeLinear graph compiles and runs under the default bf16 precision and
     # under INFERENCE_PRECISION_HINT=f32, so any runtime may consume it.
     runtimes = None
-
-    def params(self) -> dict[str, Any]:
-        return {"weight_type": "QInt8", "per_channel": False, "reduce_range": False, "pre_process": True}
 
     def tool_versions(self) -> dict[str, str]:
         import onnxruntime
@@ -49,9 +52,9 @@ class Int8Dynamic(Recipe):
         except Exception as exc:  # pre-processing is an optimisation only; quantize the original
             log.warning("int8-dynamic: quant_pre_process failed (%s); quantizing the graph as is", exc)
         out = workdir / "int8_dynamic.onnx"
-        p = self.params()
+        o = self.options
         try:
-            quantize_dynamic(src, out, weight_type=QuantType.QInt8, per_channel=p["per_channel"], reduce_range=p["reduce_range"])
+            quantize_dynamic(src, out, weight_type=QuantType.QInt8, per_channel=o.per_channel, reduce_range=o.reduce_range)
         except Exception as exc:
             raise VariantBuildError(f"quantize_dynamic failed: {type(exc).__name__}: {exc}") from exc
         return out

@@ -67,6 +67,9 @@ def test_sweep_measures_every_job(sweep: dict) -> None:
         assert len(lat) == row.n_iters
         assert np.median(lat) == pytest.approx(row.p50_ms, rel=1e-6)
     assert facts["local"]["runtime"]["name"] in ("onnxruntime", "openvino")
+    # Host-side reference quality of every variant, against its model's fp32 variant.
+    assert (df.host_accuracy >= 0.95).all() and (df[df.variant == "fp32"].agreement == 1.0).all()
+    assert (df.agreement > 0.9).all() and (df.cosine > 0.99).all() and set(df.weights_precision) == {"fp32", "int8"}
     int8 = df[(df.variant == "int8-dynamic")].size_bytes.iloc[0]
     assert int8 < df[(df.variant == "fp32")].size_bytes.iloc[0]
 

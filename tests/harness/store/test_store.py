@@ -26,7 +26,8 @@ def ok_result(p50: float = 1.5, n: int = 1000) -> JobResult:
         "ok",
         metrics={"p50_ms": p50, "p99_ms": p50 * 2, "cv": 0.01, "accuracy": 0.97, "precision": "f32", "n_iters": n},
         samples_ns=np.arange(n, dtype=np.int64) * 1000 + 1_000_000,
-        variant={"variant_id": "v1", "size_bytes": 1234, "params": 10, "macs": 100},
+        variant={"variant_id": "v1", "model": "m", "chain": "fp32", "size_bytes": 1234, "params": 10, "macs": 100,
+                 "sparsity": 0.0, "precision": "fp32", "host_accuracy": 0.98, "tool_versions": {"onnx": "1.23"}},
         facts={"python": "3.11", "hostname": "h"},
     )
 
@@ -46,6 +47,9 @@ def test_round_trip_results_and_samples(tmp_path: Path) -> None:
         samples = st.samples(run=run)
         assert len(samples) == 1000 and samples.latency_ms.iloc[0] == pytest.approx(1.0)
         assert st.facts(run) == {"local": {"python": "3.11", "hostname": "h"}}
+        assert row_ok.host_accuracy == 0.98 and row_ok.weights_precision == "fp32" and row_ok.variant_id == "v1"
+        variants = st.variants()
+        assert len(variants) == 1 and variants.iloc[0].tool_versions == {"onnx": "1.23"}
         runs = st.runs()
         assert runs.iloc[0].ok == 1 and runs.iloc[0].failed == 1
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harness.errors import ConfigError, VariantBuildError
-from harness.variants import RECIPES, Recipe, Variant, build_variant
+from harness.variants import RECIPES, Preset, Recipe, Variant, build_variant
 from harness.variants.build import split_chain
 
 
@@ -44,7 +44,7 @@ class _TorchNoop(Recipe):
 @pytest.fixture
 def extra_recipes(monkeypatch):
     for cls in (_Boom, _Refuse, _TorchNoop):
-        monkeypatch.setitem(RECIPES, cls.name, cls)
+        monkeypatch.setitem(RECIPES, cls.name, Preset(cls))
 
 
 def test_fp32_export_matches_torch(digits_source, artifact_cache):
