@@ -74,7 +74,7 @@ def cmd_variants_build(args: argparse.Namespace) -> int:
                       "-" if r.get("cosine") is None else f"{r['cosine']:.4f}")
     out.print(table)
     for (model, chain), reason in outcome.failures.items():
-        out.print(f"[red]failed[/] {escape(model)} [{escape(chain)}]: {escape(reason)}")
+        out.print(f"[red]failed[/] {escape(f'{model} [{chain}]: {reason}')}")
     return EXIT_JOBS_FAILED if outcome.failures else EXIT_OK
 
 

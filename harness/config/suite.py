@@ -163,7 +163,15 @@ def _variant(text: str, info: ValidationInfo) -> str:
     return " > ".join(parse_chain(text, (info.data or {}).get("recipes")))
 
 
-RecipeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
+def _not_builtin(name: str) -> str:
+    from harness.variants import RECIPES
+
+    if name in RECIPES:
+        raise ValueError(f"recipe name {name!r} is built in; pick another name for your definition")
+    return name
+
+
+RecipeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$"), AfterValidator(_not_builtin)]
 
 
 class Suite(Strict):
@@ -185,16 +193,6 @@ class Suite(Strict):
     )
     retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
     gate: dict[str, dict[str, Any]] | None = Field(None, description="Release policy (see 'harness gate').")
-
-    @field_validator("recipes")
-    @classmethod
-    def _no_shadowing(cls, recipes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from harness.variants import RECIPES
-
-        for name in recipes:
-            if name in RECIPES:
-                raise ValueError(f"recipe name {name!r} is built in; pick another name for your definition")
-        return recipes
 
     @field_validator("variants")
     @classmethod

@@ -128,3 +128,18 @@ def test_a_broken_model_fails_alone_with_exit_3(tmp_path: Path, artifact_cache, 
         df = st.results().set_index("model")
     assert df.loc["digits-cnn", "status"] == "ok"
     assert df.loc["broken", "status"] == "failed" and df.loc["broken", "error"]
+
+
+def test_variants_build_command(tmp_path: Path, artifact_cache, capsys) -> None:  # noqa: ANN001
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx")
+    suite = write_suite(tmp_path, """
+        name: build-only
+        models:
+          - builtin: digits-cnn
+          - {name: broken, onnx: broken.onnx, input_shape: [1, 3, 8, 8]}
+        variants: [int8-dynamic]
+        """)
+    code = main(["variants", "build", str(suite), "--cache-dir", str(artifact_cache.root.parent)])
+    out = capsys.readouterr().out
+    assert code == 3  # the broken model's build failed, the other one stands
+    assert "digits-cnn" in out and "int8-dynamic" in out and "failed broken [int8-dynamic]" in out

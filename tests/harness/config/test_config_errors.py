@@ -139,3 +139,31 @@ def test_shipped_files_are_valid() -> None:
     assert [d.name for d in inv.devices] == ["local"]
     for suite in (root / "suites").glob("*.yaml"):
         load_suite(suite)
+
+
+def test_suite_defined_recipes(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, """
+        name: s
+        models: [{builtin: digits-cnn}]
+        recipes:
+          int8-pc: {kind: int8-dynamic, per_channel: true}
+        variants: [fp32, "fp32 > int8-pc"]
+        """))
+    assert suite.variants == ("fp32", "fp32 > int8-pc")
+    assert suite.recipes == {"int8-pc": {"kind": "int8-dynamic", "per_channel": True}}
+
+
+@pytest.mark.parametrize(
+    ("recipes", "words"),
+    [
+        ("int8-pc: {kind: int8-dynamic, colour: 1}", "option 'colour'"),
+        ("int8-pc: {kind: int9}", "unknown kind 'int9'"),
+        ("int8-pc: {per_channel: true}", "needs 'kind'"),
+        ("fp32: {kind: int8-dynamic}", "is built in"),
+        ("int8-pc: {kind: int8-dynamic, per_channel: maybe}", "per_channel"),
+    ],
+)
+def test_bad_recipe_definitions(tmp_path: Path, recipes: str, words: str) -> None:
+    path = write(tmp_path, f"name: s\nmodels: [{{builtin: digits-cnn}}]\nrecipes:\n  {recipes}\n")
+    e = error_of(load_suite, path)
+    assert words in str(e) and e.location == f"{path}:4" and e.field.startswith("recipes")
