@@ -111,8 +111,9 @@ def sha256_file(path: str) -> str:
 
 
 def _check_artifact(spec: JobSpec) -> None:
-    if not os.path.isfile(spec.artifact_path):
-        raise ArtifactIncompatible("artifact not found on the board: %s" % spec.artifact_path)
+    for path in (spec.artifact_path, spec.artifact_weights):
+        if path is not None and not os.path.isfile(path):
+            raise ArtifactIncompatible("artifact file not found on the board: %s" % path)
     if spec.artifact_sha256 and sha256_file(spec.artifact_path) != spec.artifact_sha256.lower():
         raise ArtifactIncompatible(
             "artifact %s does not match its sha256 %s (copy damaged?)" % (spec.artifact_path, spec.artifact_sha256)
@@ -147,10 +148,14 @@ def run_job(
     """
     ms = spec.measure
     _check_artifact(spec)
+    fmt = spec.artifact_format or "onnx"
+    if fmt not in runtime.formats:
+        raise ArtifactIncompatible("%s cannot read %s artifacts (it reads: %s)"
+                                   % (runtime.name, fmt, ", ".join(sorted(runtime.formats))))
     try:
         on_phase("load")
         t0 = time.perf_counter_ns()
-        _guard(lambda: runtime.load(spec.artifact_path), ArtifactIncompatible,
+        _guard(lambda: runtime.load(spec.artifact_path, spec.artifact_weights), ArtifactIncompatible,
                "%s could not load %s" % (runtime.name, spec.artifact_path))
         load_ns = time.perf_counter_ns() - t0
         deadline.check("load")

@@ -61,6 +61,7 @@ class JobSpec:
     artifact_path: str
     artifact_format: Optional[str]
     artifact_sha256: Optional[str]
+    artifact_weights: Optional[str]  # weights file of formats that split graph and weights (openvino-ir)
     input_shape: Tuple[int, ...]
     input_dtype: str
     eval_path: Optional[str]
@@ -124,10 +125,11 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
     job_id = _get(raw, "job_id", "", (str,))
     runtime = _get(raw, "runtime", "", (str,))
 
-    art = _section(raw, "artifact", ("path", "format", "sha256"))
+    art = _section(raw, "artifact", ("path", "format", "sha256", "weights"))
     art_path = _get(art, "path", "artifact.", (str,))
     art_format = _get(art, "format", "artifact.", (str,), nullable=True) if "format" in art else None
     art_sha = _get(art, "sha256", "artifact.", (str,), nullable=True) if "sha256" in art else None
+    art_weights = _get(art, "weights", "artifact.", (str,), nullable=True) if "weights" in art else None
 
     inp = _section(raw, "input", ("shape", "dtype"))
     shape_raw: List[Any] = _get(inp, "shape", "input.", (list,))
@@ -170,6 +172,7 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
         artifact_path=art_path,
         artifact_format=art_format or None,
         artifact_sha256=art_sha or None,
+        artifact_weights=art_weights or None,
         input_shape=tuple(shape_raw),
         input_dtype=dtype,
         eval_path=eval_path,

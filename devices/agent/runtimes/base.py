@@ -30,6 +30,7 @@ class Runtime(abc.ABC):
 
     name: str = ""
     precisions: FrozenSet[str] = frozenset()
+    formats: FrozenSet[str] = frozenset({"onnx"})  # artifact formats ``load`` reads
     option_defaults: Dict[str, Any] = {}
     test_only: bool = False
 
@@ -61,8 +62,9 @@ class Runtime(abc.ABC):
         """
 
     @abc.abstractmethod
-    def load(self, path: str) -> None:
-        """Read and compile the model; raises the runtime's own error on a bad file."""
+    def load(self, path: str, weights: Optional[str] = None) -> None:
+        """Read and compile the model (``weights``: its separate weights file, for formats
+        that have one); raises the runtime's own error on a bad file."""
 
     @abc.abstractmethod
     def prepare(self, x: np.ndarray) -> None:

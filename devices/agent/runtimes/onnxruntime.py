@@ -69,7 +69,7 @@ class OnnxRuntime(Runtime):
         except Exception as exc:  # a broken install must not crash the probe
             return unavailable(cls.name, exc)
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, weights: Optional[str] = None) -> None:
         import onnxruntime as ort
 
         missing = [p for p in self.options["providers"] if p not in ort.get_available_providers()]

@@ -23,6 +23,7 @@ class OpenVinoRuntime(Runtime):
 
     name = "openvino"
     precisions = frozenset({"f32", "f16", "bf16", "int8"})
+    formats = frozenset({"onnx", "openvino-ir"})
     option_defaults: Dict[str, Any] = {"inference_precision": None, "device": "CPU"}
 
     def __init__(self, options: Optional[Dict[str, Any]] = None, threads: Optional[int] = None):
@@ -64,7 +65,7 @@ class OpenVinoRuntime(Runtime):
             cfg["INFERENCE_PRECISION_HINT"] = self.options["inference_precision"]
         return cfg
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, weights: Optional[str] = None) -> None:
         import openvino as ov
 
         core = ov.Core()
@@ -73,7 +74,7 @@ class OpenVinoRuntime(Runtime):
             raise RuntimeUnavailable(
                 "OpenVINO device %r is not available here (available: %s)" % (device, core.available_devices)
             )
-        model = core.read_model(path)
+        model = core.read_model(path, weights) if weights else core.read_model(path)
         self._compiled = core.compile_model(model, device, self.config())
         self._request = self._compiled.create_infer_request()
 

@@ -24,6 +24,7 @@ class SleepRuntime(Runtime):
 
     name = "sleep"
     precisions = frozenset({"f32", "f16", "bf16", "int8"})
+    formats = frozenset({"onnx", "openvino-ir"})
     option_defaults: Dict[str, Any] = {"latency_ms": 1.0, "fail_on": None}
     test_only = True
 
@@ -43,7 +44,7 @@ class SleepRuntime(Runtime):
     def probe(cls) -> Dict[str, Any]:
         return {"name": cls.name, "version": "0", "available": True, "devices": ["sleep"]}
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, weights: Optional[str] = None) -> None:
         if not os.path.isfile(path):
             raise FileNotFoundError("no such model file: %s" % path)
         if self.options["fail_on"] == "load":
