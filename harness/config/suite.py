@@ -72,13 +72,19 @@ class OnnxModel(Strict):
         return self.name
 
 
+_REF = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+
+
 class FactoryModel(Strict):
     name: str = Field(..., min_length=1, description="Name in results.")
-    factory: str = Field(
-        ..., pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="'pkg.module:function' returning an nn.Module."
-    )
+    factory: str = Field(..., pattern=_REF, description="'pkg.module:function' returning an nn.Module.")
     input_shape: Shape
     eval: FilePath | None = Field(None, description="npz with x, y arrays for accuracy.")
+    dataset: str | None = Field(
+        None, pattern=_REF,
+        description="'pkg.module:function' returning {'train': (x, y), 'calib': (x, y), 'test': (x, y)}, each "
+        "optional: train feeds fine-tuning and distillation, calib quantization, test accuracy (unless eval is set).",
+    )  # fmt: skip
 
     @property
     def label(self) -> str:

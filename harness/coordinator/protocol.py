@@ -15,7 +15,7 @@ log = logging.getLogger("edge_harness.coordinator")
 
 
 def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tuple[int, ...],
-              eval_path: str | None) -> dict[str, Any]:
+              eval_path: str | None, fmt: str = "onnx", weights: str | None = None) -> dict[str, Any]:
     measure = dict(job.settings["measure"])
     if measure.get("threads") == "auto":
         measure["threads"] = None
@@ -23,7 +23,7 @@ def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tu
         "protocol": PROTOCOL,
         "job_id": job_id,
         "runtime": job.runtime,
-        "artifact": {"path": artifact, "format": "onnx", "sha256": sha256},
+        "artifact": {"path": artifact, "format": fmt, "sha256": sha256, "weights": weights},
         "input": {"shape": list(input_shape), "dtype": "float32"},
         "eval": {"path": eval_path, "max_samples": None} if eval_path else None,
         "measure": measure,

@@ -32,6 +32,8 @@ class Payload:
     input_shape: tuple[int, ...]
     eval_path: Path | None
     variant: dict[str, Any]
+    format: str = "onnx"
+    weights: Path | None = None  # the separate weights file of formats that have one
 
 
 def open_transport(device: Device, driver_env: dict[str, str]) -> Transport:
@@ -74,8 +76,9 @@ class DeviceRunner:
         t = self.transport
         agent = t.put_by_hash(self.agent_pyz)
         artifact = t.put_by_hash(payload.artifact, payload.sha256)
+        weights = t.put_by_hash(payload.weights) if payload.weights else None
         eval_remote = t.put_by_hash(payload.eval_path) if payload.eval_path else None
-        spec = make_spec(job, job_id, artifact, payload.sha256, payload.input_shape, eval_remote)
+        spec = make_spec(job, job_id, artifact, payload.sha256, payload.input_shape, eval_remote, payload.format, weights)
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
         t.write_text(spec_path, json.dumps(spec, indent=1))
         timeout = float(job.settings["measure"]["timeout_s"]) + GRACE_S

@@ -101,7 +101,8 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
 def _payload(built: Built) -> Payload:
     v = built.variant
     return Payload(artifact=Path(v.path), sha256=v.sha256, input_shape=tuple(v.input_shape),
-                   eval_path=Path(v.eval_path) if v.eval_path else None, variant=built.record)
+                   eval_path=Path(v.eval_path) if v.eval_path else None, variant=built.record,
+                   format=v.format, weights=v.weights_path)
 
 
 def _measure(queue: deque[Job], devices: tuple[Device, ...], agent: Path, variants: dict[tuple[str, str], Built],

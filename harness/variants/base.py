@@ -44,6 +44,12 @@ class Recipe(ABC):
     precision: ClassVar[str | None] = None
     runtimes: ClassVar[frozenset[str] | None] = None
     Options: ClassVar[type[RecipeOptions]] = RecipeOptions
+    # What ``apply`` returns for the onnx stage: an ONNX file, or another runtime's format
+    # (a recipe making one must be the chain's last step).
+    artifact_format: ClassVar[str] = "onnx"
+    # Bump when the recipe's procedure changes in a way its options do not show (bins,
+    # sample caps, ...): it is part of the variant id, so old cached builds are not reused.
+    revision: ClassVar[int] = 1
 
     def __init__(self, options: Mapping[str, Any] | RecipeOptions | None = None, label: str | None = None):
         self.options = options if isinstance(options, self.Options) else self.Options.model_validate(dict(options or {}))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
 
 MODEL_FILE = "model.onnx"
-SCHEMA = "1"  # bump when the build procedure changes in a way the key does not capture
+SCHEMA = "2"  # bump when the build procedure changes in a way the key does not capture
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class Variant:
     runtimes: frozenset[str] | None
     input_shape: tuple[int, ...]
     eval_path: Path | None
+    sparsity: float = 0.0  # exactly-zero fraction of Conv/Gemm/MatMul weights (onnx_stats)
+    format: str = "onnx"  # or "openvino-ir": ``path`` is the graph, ``weights_path`` the weights
+    weights_path: Path | None = None
 
 
 def split_chain(chain: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -93,7 +96,9 @@ def make_recipe(label: str, definition: Mapping[str, Any]) -> Recipe:
 def check_chain(recipes: list[Recipe], source: "SourceModel") -> None:
     """Reject orders that cannot be built, before any work is done."""
     seen_onnx = None
-    for r in recipes:
+    for i, r in enumerate(recipes):
+        if r.artifact_format != "onnx" and i != len(recipes) - 1:
+            raise VariantBuildError(f"{r.label}: makes a {r.artifact_format} artifact, so it must be the chain's last step")
         if r.stage == "onnx":
             seen_onnx = seen_onnx or r.label
         elif r.stage == "torch":
@@ -143,7 +148,7 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
         "schema": SCHEMA,
         "source": source.content_hash,
         "input_shape": list(source.input_shape),
-        "steps": [{"name": r.name, "params": r.params()} for r in recipes],
+        "steps": [{"name": r.name, "revision": r.revision, "params": r.params()} for r in recipes],
         "tool_versions": versions,
     }
     directory, meta, cached = cache.get_or_build("variant", material, lambda d: _build(d, source, recipes))
@@ -151,7 +156,7 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
         model=source.name,
         chain=" > ".join(steps),
         variant_id=meta["key"],
-        path=directory / MODEL_FILE,
+        path=directory / meta["file"],
         sha256=meta["sha256"],
         size_bytes=meta["size_bytes"],
         params=meta["params"],
@@ -164,6 +169,9 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
         runtimes=chain_runtimes(recipes),
         input_shape=tuple(source.input_shape),
         eval_path=source.eval_path,
+        sparsity=float(meta["sparsity"]),
+        format=meta["format"],
+        weights_path=directory / meta["weights"] if meta.get("weights") else None,
     )
 
 
@@ -184,15 +192,33 @@ def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dic
         if source.onnx_path is None:
             raise VariantBuildError(f"{source.name}: has neither torch weights nor an ONNX file")
         path = Path(source.onnx_path)
+    last_onnx = path
     for i, r in enumerate(onnx_steps, start=len(torch_steps)):
         path = _run(r, path, work / f"{i:02d}-{r.name}", source)
-    final = directory / MODEL_FILE
-    _self_contained_copy(path, final)
+        if r.artifact_format == "onnx":
+            last_onnx = path
+    fmt = recipes[-1].artifact_format if recipes else "onnx"
+    files = _store_artifact(path, fmt, directory)
+    # A non-ONNX artifact (OpenVINO IR) ends a chain; its graph statistics are those of the
+    # ONNX graph it was made from (quantization keeps the topology).
+    stats = onnx_stats(directory / files["file"] if fmt == "onnx" else last_onnx)
     shutil.rmtree(work, ignore_errors=True)
-    stats = onnx_stats(final)
-    return {**stats, "sha256": sha256_file(final), "size_bytes": final.stat().st_size,
+    size = sum((directory / f).stat().st_size for f in (files["file"], files.get("weights")) if f)
+    return {**stats, **files, "format": fmt, "sha256": sha256_file(directory / files["file"]), "size_bytes": size,
             "build_s": round(time.perf_counter() - t0, 3), "model": source.name,
             "chain": " > ".join(r.label for r in recipes)}
+
+
+def _store_artifact(path: Path, fmt: str, directory: Path) -> dict[str, str | None]:
+    """Move the final artifact into the variant directory under fixed names."""
+    if fmt == "onnx":
+        _self_contained_copy(path, directory / MODEL_FILE)
+        return {"file": MODEL_FILE, "weights": None}
+    if fmt == "openvino-ir":
+        shutil.copyfile(path, directory / "model.xml")
+        shutil.copyfile(path.with_suffix(".bin"), directory / "model.bin")
+        return {"file": "model.xml", "weights": "model.bin"}
+    raise VariantBuildError(f"unknown artifact format {fmt!r}")
 
 
 def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
@@ -206,7 +232,7 @@ def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
     except Exception as exc:
         raise VariantBuildError(f"{recipe.label}: {type(exc).__name__}: {exc}") from exc
     if recipe.stage == "onnx" and not (isinstance(out, (str, Path)) and Path(out).is_file()):
-        raise VariantBuildError(f"{recipe.label}: did not produce an ONNX file (got {out!r})")
+        raise VariantBuildError(f"{recipe.label}: did not produce an artifact file (got {out!r})")
     if recipe.stage == "torch":
         from torch import nn
 

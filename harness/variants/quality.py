@@ -35,7 +35,7 @@ def _outputs(variant: Variant, x: np.ndarray) -> np.ndarray:
     name = "onnxruntime" if "onnxruntime" in runs_on else sorted(runs_on)[0]
     options = {"inference_precision": "f32"} if name == "openvino" else {}
     runtime = get_runtime(name)(options, None)
-    runtime.load(str(variant.path))
+    runtime.load(str(variant.path), str(variant.weights_path) if variant.weights_path else None)
     batch = variant.input_shape[0]
     try:
         outs = [runtime.run(x[i : i + batch]) for i in range(0, len(x) - batch + 1, batch)]

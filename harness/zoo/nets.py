@@ -27,20 +27,21 @@ class DigitsCNN(nn.Module):
     and built from the same depthwise/pointwise ops as the mobile nets, so quantization
     behaves alike."""
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, width: float = 1.0) -> None:
         super().__init__()
+        c16, c32, c64 = (max(1, round(c * width)) for c in (16, 32, 64))
 
         def separable(cin: int, cout: int, stride: int) -> nn.Sequential:
             return nn.Sequential(_conv_bn(cin, cin, 3, stride, groups=cin), _conv_bn(cin, cout, 1))
 
         self.features = nn.Sequential(
-            _conv_bn(1, 16, 3),
-            separable(16, 32, 1),
-            separable(32, 64, 2),
-            separable(64, 64, 1),
+            _conv_bn(1, c16, 3),
+            separable(c16, c32, 1),
+            separable(c32, c64, 2),
+            separable(c64, c64, 1),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(64, num_classes)
+        self.classifier = nn.Linear(c64, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
@@ -111,17 +112,18 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, num_classes: int = 1000, width: float = 1.0) -> None:
         super().__init__()
-        self.stem = nn.Sequential(_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+        c64, c128, c256, c512 = (max(1, round(c * width)) for c in (64, 128, 256, 512))
+        self.stem = nn.Sequential(_conv_bn(3, c64, 7, 2), nn.MaxPool2d(3, 2, 1))
         stages: list[nn.Module] = []
-        cin = 64
-        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        cin = c64
+        for cout, stride in ((c64, 1), (c128, 2), (c256, 2), (c512, 2)):
             stages += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
             cin = cout
         self.layers = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(c512, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -143,3 +145,22 @@ def mobilenet_v2() -> nn.Module:
 
 def resnet18() -> nn.Module:
     return ResNet18(1000)
+
+
+# Default students of the ``distill`` recipe ("auto"): the same architecture at about half
+# the width, so roughly a quarter of the MACs of the pointwise/3x3 convs.
+
+
+def digits_cnn_student(num_classes: int = 10) -> nn.Module:
+    """DigitsCNN at half width (8/16/32/32 channels): 0.30x the MACs of ``digits_cnn``."""
+    return DigitsCNN(num_classes, width=0.5)
+
+
+def mobilenet_v2_student(num_classes: int = 1000) -> nn.Module:
+    """MobileNetV2 width 0.5 (the classifier input stays 1280, as in the paper)."""
+    return MobileNetV2(num_classes, 0.5)
+
+
+def resnet18_student(num_classes: int = 1000) -> nn.Module:
+    """ResNet-18 at half width (32/64/128/256 channels)."""
+    return ResNet18(num_classes, width=0.5)

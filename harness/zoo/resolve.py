@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
-from harness.variants.cache import sha256_file
+from harness.hashing import content_key, sha256_file
 from harness.zoo.registry import MODELS, import_ref
 from harness.zoo.source import SourceModel
 
@@ -99,13 +99,54 @@ def _factory(ref: "FactoryModel", cache: "ArtifactCache") -> SourceModel:
     if not isinstance(module, nn.Module):
         raise ConfigError(f"factory {ref.factory!r} returned {type(module).__name__}, not a torch.nn.Module", field="factory")
     model_dir, meta, digest = save_module_weights(module, ref.factory, cache)
+    splits, data_hash = _user_dataset(ref.dataset, cache) if ref.dataset else ({}, None)
     return SourceModel(
         name=ref.label,
         input_shape=tuple(ref.input_shape),
-        content_hash=digest,
+        # Fine-tuning recipes learn from the data, so it is part of what the model is.
+        content_hash=digest if data_hash is None else content_key([digest, data_hash]),
         torch_state=model_dir / "state.pt",
-        eval_path=ref.eval,
-        meta={"factory": ref.factory},
+        eval_path=ref.eval or splits.get("test"),
+        calib_path=splits.get("calib"),
+        train_path=splits.get("train"),
+        meta={"factory": ref.factory, "dataset": ref.dataset},
         builder=ref.factory,
         kind="factory",
     )
+
+
+def _user_dataset(ref: str, cache: "ArtifactCache") -> tuple[dict[str, Path], str]:
+    """Call a user's dataset factory; write its splits as npz files, cached by content."""
+    import hashlib
+
+    import numpy as np
+
+    try:
+        splits = import_ref(ref)()
+    except Exception as exc:
+        raise ConfigError(f"dataset {ref!r} failed: {type(exc).__name__}: {exc}", field="dataset") from exc
+    if not isinstance(splits, dict) or not splits or not set(splits) <= {"train", "calib", "test"}:
+        raise ConfigError(f"dataset {ref!r} must return a dict with some of 'train', 'calib', 'test'", field="dataset")
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        try:
+            x, y = (np.ascontiguousarray(a) for a in splits[name])
+        except (TypeError, ValueError):
+            raise ConfigError(f"dataset {ref!r}: split {name!r} must be an (x, y) pair of arrays", field="dataset") from None
+        x, y = x.astype(np.float32), y.astype(np.int64)
+        if len(x) != len(y):
+            raise ConfigError(f"dataset {ref!r}: split {name!r} has {len(x)} inputs but {len(y)} labels", field="dataset")
+        arrays[name] = (x, y)
+        for a in (x, y):
+            h.update(f"{name}:{a.dtype}:{a.shape}".encode())
+            h.update(a.tobytes())
+    data_hash = h.hexdigest()
+
+    def write(out: Path) -> dict[str, Any]:
+        for name, (x, y) in arrays.items():
+            np.savez(out / f"{name}.npz", x=x, y=y)
+        return {"dataset": ref, "sizes": {k: len(v[1]) for k, v in arrays.items()}}
+
+    directory, _, _ = cache.get_or_build("data", {"dataset": ref, "hash": data_hash}, write)
+    return {name: directory / f"{name}.npz" for name in arrays}, data_hash

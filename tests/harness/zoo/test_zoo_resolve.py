@@ -65,3 +65,33 @@ def test_source_model_pickles(digits_source):
     again = pickle.loads(pickle.dumps(digits_source))
     assert again == digits_source and again.meta == digits_source.meta
     assert isinstance(again, SourceModel) and hash(again) == hash(digits_source)
+
+
+def test_factory_dataset_feeds_fine_tuning_and_accuracy(artifact_cache, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import numpy as np
+
+    from harness.variants import build_variant
+    from harness.variants.quality import reference_quality
+
+    plain = resolve_model(FactoryModel(name="f", factory="zoo_fixture_factory:build", input_shape=(1, 1, 8, 8)),
+                          artifact_cache)
+    ref = FactoryModel(name="f", factory="zoo_fixture_factory:build", input_shape=(1, 1, 8, 8),
+                       dataset="zoo_fixture_factory:digits_splits")
+    src = resolve_model(ref, artifact_cache)
+    assert src.content_hash != plain.content_hash  # the data is part of what the model is
+    assert {p.name for p in (src.train_path, src.calib_path, src.eval_path)} == {"train.npz", "calib.npz", "test.npz"}
+    with np.load(src.train_path) as d:
+        assert d["x"].shape[1:] == (1, 8, 8) and len(d["x"]) == len(d["y"]) > 1000
+    # The untrained factory net learns from the train split during prune-l1's fine-tune.
+    fp32 = build_variant(src, "fp32", artifact_cache)
+    tuned = build_variant(src, "prune-l1-30", artifact_cache)
+    assert reference_quality(tuned, fp32)["host_accuracy"] > reference_quality(fp32, fp32)["host_accuracy"] + 0.3
+
+
+def test_bad_dataset_factory(artifact_cache, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    ref = FactoryModel(name="f", factory="zoo_fixture_factory:build", input_shape=(1, 1, 8, 8),
+                       dataset="zoo_fixture_factory:bad_splits")
+    with pytest.raises(ConfigError, match="3 inputs but 2 labels"):
+        resolve_model(ref, artifact_cache)

@@ -17,3 +17,14 @@ def broken() -> nn.Module:
 
 def not_a_module() -> object:
     return {"weights": [1, 2, 3]}
+
+
+def digits_splits() -> dict:
+    """The digits splits as a user's dataset factory would return them."""
+    from harness.zoo.digits import load_splits
+
+    return load_splits()
+
+
+def bad_splits() -> dict:
+    return {"train": ([1, 2, 3], [0, 1])}
