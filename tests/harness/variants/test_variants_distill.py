@@ -14,14 +14,7 @@ from harness.errors import ConfigError, VariantBuildError
 from harness.variants import build_variant
 from harness.variants.build import make_recipe
 from harness.zoo import nets
-
-
-def _ort_accuracy(path, eval_path) -> float:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with np.load(eval_path) as f:
-        x, y = f["x"], f["y"]
-    preds = [int(sess.run(None, {"input": x[i : i + 1]})[0].argmax()) for i in range(len(y))]
-    return float(np.mean(np.array(preds) == y))
+from quant_helpers import ort_accuracy
 
 
 def test_distill_student_small_and_accurate(digits_source, artifact_cache):
@@ -29,7 +22,7 @@ def test_distill_student_small_and_accurate(digits_source, artifact_cache):
     student = build_variant(digits_source, "distill", artifact_cache)
     assert student.macs < 0.5 * fp32.macs and student.params < fp32.params
     assert student.precision == "fp32" and student.runtimes is None
-    assert _ort_accuracy(student.path, student.eval_path) >= _ort_accuracy(fp32.path, fp32.eval_path) - 0.02
+    assert ort_accuracy(student.path, student.eval_path) >= ort_accuracy(fp32.path, fp32.eval_path) - 0.02
 
 
 def test_distill_then_prune_then_quantize(digits_source, artifact_cache):
@@ -37,7 +30,7 @@ def test_distill_then_prune_then_quantize(digits_source, artifact_cache):
     pruned = build_variant(digits_source, "distill > prune-channels-25", artifact_cache)
     assert pruned.chain == "distill > prune-channels-25"
     assert pruned.macs < student.macs and pruned.params < student.params
-    assert _ort_accuracy(pruned.path, pruned.eval_path) >= 0.85
+    assert ort_accuracy(pruned.path, pruned.eval_path) >= 0.85
     quant = build_variant(digits_source, "distill > int8-dynamic", artifact_cache)
     assert quant.precision == "int8" and quant.macs == student.macs
 

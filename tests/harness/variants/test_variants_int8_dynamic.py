@@ -7,14 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from harness.variants import build_variant
-
-
-def _ort_accuracy(path, eval_path) -> float:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with np.load(eval_path) as f:
-        x, y = f["x"], f["y"]
-    preds = [int(sess.run(None, {"input": x[i : i + 1]})[0].argmax()) for i in range(len(y))]
-    return float(np.mean(np.array(preds) == y))
+from quant_helpers import ort_accuracy
 
 
 def test_int8_dynamic_smaller_and_accurate(digits_source, artifact_cache):
@@ -23,7 +16,7 @@ def test_int8_dynamic_smaller_and_accurate(digits_source, artifact_cache):
     assert int8.size_bytes < fp32.size_bytes
     assert int8.precision == "int8" and int8.opset == 17 and "onnxruntime" in int8.tool_versions
     assert int8.macs == fp32.macs  # ConvInteger counted like Conv
-    acc32, acc8 = _ort_accuracy(fp32.path, fp32.eval_path), _ort_accuracy(int8.path, int8.eval_path)
+    acc32, acc8 = ort_accuracy(fp32.path, fp32.eval_path), ort_accuracy(int8.path, int8.eval_path)
     assert acc32 == pytest.approx(digits_source.meta["fp32_accuracy"])
     assert acc8 >= acc32 - 0.02
 

@@ -16,14 +16,7 @@ from harness.variants import build_variant
 from harness.variants.build import make_recipe
 from harness.variants.prune_channels import channel_groups, keep_indices, prune_group
 from harness.zoo import nets
-
-
-def _ort_accuracy(path, eval_path) -> float:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with np.load(eval_path) as f:
-        x, y = f["x"], f["y"]
-    preds = [int(sess.run(None, {"input": x[i : i + 1]})[0].argmax()) for i in range(len(y))]
-    return float(np.mean(np.array(preds) == y))
+from quant_helpers import ort_accuracy
 
 
 def test_prune_channels_50_smaller_and_accurate(digits_source, artifact_cache):
@@ -31,22 +24,22 @@ def test_prune_channels_50_smaller_and_accurate(digits_source, artifact_cache):
     pruned = build_variant(digits_source, "prune-channels-50", artifact_cache)
     assert pruned.params < 0.7 * fp32.params and pruned.macs < 0.7 * fp32.macs
     assert pruned.precision == "fp32" and pruned.sparsity < 0.01
-    acc32 = _ort_accuracy(fp32.path, fp32.eval_path)
-    assert _ort_accuracy(pruned.path, pruned.eval_path) >= acc32 - 0.05
+    acc32 = ort_accuracy(fp32.path, fp32.eval_path)
+    assert ort_accuracy(pruned.path, pruned.eval_path) >= acc32 - 0.05
 
     # iterative: same final widths, its own variant id
     custom = {"iter-50": {"kind": "prune-channels", "amount": 0.5, "schedule": [0.25, 0.5]}}
     iterative = build_variant(digits_source, "iter-50", artifact_cache, custom=custom)
     assert iterative.variant_id != pruned.variant_id
     assert iterative.macs == pruned.macs and iterative.params == pruned.params
-    assert _ort_accuracy(iterative.path, iterative.eval_path) >= acc32 - 0.05
+    assert ort_accuracy(iterative.path, iterative.eval_path) >= acc32 - 0.05
 
 
 def test_prune_channels_then_int8(digits_source, artifact_cache):
     fp32 = build_variant(digits_source, "fp32", artifact_cache)
     v = build_variant(digits_source, "prune-channels-25 > int8-dynamic", artifact_cache)
     assert v.precision == "int8" and v.macs < fp32.macs and v.size_bytes < fp32.size_bytes
-    assert _ort_accuracy(v.path, v.eval_path) >= _ort_accuracy(fp32.path, fp32.eval_path) - 0.05
+    assert ort_accuracy(v.path, v.eval_path) >= ort_accuracy(fp32.path, fp32.eval_path) - 0.05
 
 
 def test_prune_channels_mobilenet_without_data(mobilenet_source, artifact_cache):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -12,14 +11,7 @@ from harness.errors import ConfigError
 from harness.variants import ArtifactCache, build_variant
 from harness.variants.build import make_recipe
 from harness.variants.onnx_stats import onnx_stats
-
-
-def _ort_accuracy(path, eval_path) -> float:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with np.load(eval_path) as f:
-        x, y = f["x"], f["y"]
-    preds = [int(sess.run(None, {"input": x[i : i + 1]})[0].argmax()) for i in range(len(y))]
-    return float(np.mean(np.array(preds) == y))
+from quant_helpers import ort_accuracy
 
 
 def test_prune_l1_50_sparse_and_accurate(digits_source, artifact_cache):
@@ -29,7 +21,7 @@ def test_prune_l1_50_sparse_and_accurate(digits_source, artifact_cache):
     assert pruned.sparsity == pytest.approx(0.5, abs=0.05)
     assert pruned.params == fp32.params and pruned.macs == fp32.macs  # unstructured: same shapes
     assert pruned.precision == "fp32" and pruned.runtimes is None and pruned.opset == 17
-    assert _ort_accuracy(pruned.path, pruned.eval_path) >= _ort_accuracy(fp32.path, fp32.eval_path) - 0.03
+    assert ort_accuracy(pruned.path, pruned.eval_path) >= ort_accuracy(fp32.path, fp32.eval_path) - 0.03
     # zeros survive int8 weight quantization (symmetric: zero stays zero)
     quant = build_variant(digits_source, "prune-l1-50 > int8-dynamic", artifact_cache)
     assert quant.precision == "int8" and quant.sparsity >= 0.45
