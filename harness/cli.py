@@ -1,7 +1,8 @@
 """The ``harness`` command. Thin: parse arguments, load config, call a plain function.
 
 Exit codes: 0 ok; 1 the gate found a regression; 2 bad input or usage (one message
-naming file, line and field); 3 the sweep finished but some jobs failed; 70 a bug in
+naming file, line and field); 3 the sweep finished but some jobs failed
+(``inventory check``: some devices are not ok); 70 a bug in
 the harness (short notice, traceback in a log file).
 """
 
@@ -120,6 +121,35 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_inventory_check(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from devices.bundle import build_agent
+    from harness.config import load_inventory
+    from harness.errors import ConfigError
+    from harness.fleet import check_inventory
+
+    devices = load_inventory(args.inventory).resolved()
+    known = [d.name for d in devices]
+    unknown = [n for n in args.devices if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown device {', '.join(map(repr, unknown))}; the inventory has: {', '.join(known)}",
+                          field="--devices")
+    devices = tuple(d for d in devices if not args.devices or d.name in args.devices)
+    checks = check_inventory(devices, build_agent(args.cache_dir / "agent"), dict(os.environ), args.timeout)
+    if args.json:
+        print(json.dumps([c.to_json() for c in checks], indent=1))
+    else:
+        from harness.fleet.table import check_table
+
+        out.print(check_table(checks))
+        for c in checks:
+            if not c.ok:
+                out.print(f"  [red]{escape(c.name)}[/]: {escape(c.reason or 'failed')}")
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_JOBS_FAILED
+
+
 def _must_exist(store: Path) -> None:
     from harness.errors import StoreError
 
@@ -175,6 +205,20 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--json", action="store_true", help="machine-readable output")
     store_arg(rl)
     rl.set_defaults(func=cmd_runs_list)
+
+    inv = sub.add_parser("inventory", help="the fleet of devices")
+    inv_sub = inv.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
+    ic = inv_sub.add_parser(
+        "check", help="reach every device in parallel and report its host facts and runtimes",
+        description="Reach every device at once: round trip, arch, OS, kernel, CPU, RAM, Python/numpy, runtime "
+                    "versions and devices, governor, thermal zones, power sensors. Exit 0 when every device is ok, "
+                    "3 when some are not (each says why), 2 for bad input.")
+    ic.add_argument("--inventory", type=Path, help="inventory file (default: this machine only)")
+    ic.add_argument("--devices", type=_csv, default=(), help="only these devices (comma-separated)")
+    ic.add_argument("--json", action="store_true", help="machine-readable output (a JSON list, one entry per device)")
+    ic.add_argument("--timeout", type=float, default=30.0, help="seconds per command on a device (default 30)")
+    cache_arg(ic)
+    ic.set_defaults(func=cmd_inventory_check)
     return p
 
 

@@ -43,3 +43,23 @@ def ray_local() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ssh_lab(tmp_path_factory: pytest.TempPathFactory):
+    """Real OpenSSH servers, one per simulated board: ``ssh_lab(3)`` gives three running hosts.
+
+    Network namespaces when possible, 127.0.0.1 ports otherwise (``ssh_lab.mode`` says
+    which). Teardown kills every server and deletes the namespaces even when tests fail.
+    """
+    import shutil
+
+    from tests.sshlab import SSHD, SSHLab
+
+    if not (os.path.exists(SSHD) and shutil.which("ssh-keygen")):
+        pytest.skip("openssh-server / ssh-keygen not installed (make system-deps installs them)")
+    lab = SSHLab(Path(tmp_path_factory.mktemp("sshlab")))
+    try:
+        yield lab
+    finally:
+        lab.close()

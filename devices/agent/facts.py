@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List
 import numpy as np
 
 from . import AGENT_VERSION, PROTOCOL
+from .hostfacts import collect as collect_host
 from .runtimes import RUNTIMES
 
 
@@ -59,7 +60,8 @@ def measure_facts(runtime: str) -> Dict[str, Any]:
 
 
 def probe_facts(names: Iterable[str]) -> Dict[str, Any]:
-    """Facts for ``probe``: host facts plus ``runtimes: {name: info}``."""
+    """Facts for ``probe``: host facts, ``host`` (read from the board) and ``runtimes: {name: info}``."""
     facts = host_facts()
+    facts["host"] = collect_host()
     facts["runtimes"] = {name: probe_runtime(name) for name in names}
     return facts

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from devices.transport.base import CommandResult, Transport, sha256_file
 from devices.transport.local import LocalTransport
+from devices.transport.ssh import SSHTransport
 
-# Keyed by device kind; the SSH transport joins for every non-local kind in the fleet issue.
-TRANSPORTS: dict[str, type[Transport]] = {"local": LocalTransport}
+# Keyed by transport name; every device kind except "local" goes over SSH.
+TRANSPORTS: dict[str, type[Transport]] = {"local": LocalTransport, "ssh": SSHTransport}
 
-__all__ = ["TRANSPORTS", "CommandResult", "LocalTransport", "Transport", "sha256_file"]
+__all__ = ["TRANSPORTS", "CommandResult", "LocalTransport", "SSHTransport", "Transport", "sha256_file"]

@@ -56,7 +56,8 @@ DEFAULTS = {
 
 
 class Device(Connection):
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Unique device name.")
+    # Any printable name but commas (`--devices a,b` splits on them): names never reach a shell unquoted.
+    name: str = Field(..., min_length=1, pattern=r"^[^,\x00-\x1f\x7f]+$", description="Unique device name.")
     kind: DeviceKind = Field(..., description="jetson | pi | x86 | local | generic.")
     host: str | None = Field(None, description="Address or ~/.ssh/config alias (not for kind local).")
     runtimes: RuntimeNames = Field(..., min_length=1, description="Runtimes this board offers.")

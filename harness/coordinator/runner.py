@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devices.transport import LocalTransport, Transport
+from devices.transport import LocalTransport, SSHTransport, Transport
 from harness.config import Device
+from harness.config.inventory import DEFAULTS
 from harness.coordinator.protocol import make_spec, parse_events, result_from_events
-from harness.errors import ConfigError, HarnessError, TransportError
+from harness.errors import HarnessError, TransportError
 from harness.records import Job, JobResult
 
 log = logging.getLogger("edge_harness.coordinator")
@@ -37,11 +39,22 @@ class Payload:
 
 
 def open_transport(device: Device, driver_env: dict[str, str]) -> Transport:
-    """The transport for a device kind. The SSH transport arrives with the fleet issue."""
+    """The transport for a device: its own machine for kind local, SSH for every other kind.
+
+    Builds the object only (no network), so the sweep can validate every device up front.
+    The built-in default port 22 is passed as "unset" so a ``~/.ssh/config`` alias's
+    ``Port`` still applies; an explicit inventory port always wins.
+    """
     if device.kind == "local":
         return LocalTransport(device.workdir, base_env=driver_env)
-    raise ConfigError(f"device {device.name!r}: kind {device.kind!r} needs the SSH transport, not in this version yet",
-                      field="devices")
+    assert device.host is not None  # the inventory model requires it for non-local kinds
+    return SSHTransport(
+        device.host, workdir=device.workdir or DEFAULTS["workdir"],
+        port=None if device.port in (None, DEFAULTS["port"]) else device.port, user=device.user,
+        key_file=os.path.expanduser(device.key) if device.key else None,
+        known_hosts=os.path.expanduser(device.known_hosts or DEFAULTS["known_hosts"]),
+        host_key_policy=device.host_key_policy or "strict",
+    )  # fmt: skip
 
 
 class DeviceRunner:
