@@ -43,7 +43,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     inventory = load_inventory(args.inventory)
     opts = SweepOptions(tag=args.tag, cache_dir=args.cache_dir, device_names=args.devices, device_tags=args.tags,
-                        ray_address=args.ray_address, suite_path=str(args.suite), quiet=args.quiet)
+                        ray_address=args.ray_address, suite_path=str(args.suite), quiet=args.quiet,
+                        resume=args.resume)
     with open_store(args.store) as store:
         outcome = run_sweep(suite, inventory, store, opts)
         report = None if args.no_report else _write_report(store, outcome.run_id, args.report)
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--devices", type=_csv, default=(), help="only these devices (comma-separated)")
     s.add_argument("--tags", type=_csv, default=(), help="only devices with any of these tags")
     s.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    s.add_argument("--resume", metavar="RUN", help="finish the jobs a stopped run left undone (same suite and inventory)")
     s.add_argument("--report", type=Path, help="where to write the HTML report (default results/reports/RUN.html)")
     s.add_argument("--no-report", action="store_true", help="do not render the report")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -18,6 +19,8 @@ from harness.coordinator.builds import BuildOutcome, Built, build_all
 from harness.coordinator.progress import SweepProgress
 from harness.coordinator.ray_session import ray_session
 from harness.coordinator.runner import DeviceRunner, Payload, open_transport
+from harness.errors import ConfigError
+from harness.hashing import canonical_json
 from harness.plan import make_plan, select_devices
 from harness.records import Job, JobResult
 from harness.store import Store
@@ -34,6 +37,7 @@ class SweepOptions:
     ray_address: str | None = None
     suite_path: str | None = None
     quiet: bool = False
+    resume: str | None = None  # a run id (or prefix) whose missing jobs to finish
 
 
 @dataclass
@@ -67,22 +71,28 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     driver_env = dict(os.environ)
     for d in plan.devices:
         open_transport(d, driver_env)  # an unsupported kind is a config error before anything starts
-    run_id = store.create_run(
-        suite=suite.name, suite_path=opts.suite_path, tag=opts.tag, host=platform.node(),
-        project_version=__version__, git_commit=_git_commit(),
-        config={"suite": suite.model_dump(mode="json"), "devices": [d.model_dump(mode="json") for d in plan.devices]},
-    )  # fmt: skip
+    config = {"suite": suite.model_dump(mode="json"), "devices": [d.model_dump(mode="json") for d in plan.devices]}
+    if opts.resume:
+        run_id = _reopen(store, opts.resume, config)
+    else:
+        run_id = store.create_run(
+            suite=suite.name, suite_path=opts.suite_path, tag=opts.tag, host=platform.node(),
+            project_version=__version__, git_commit=_git_commit(), config=config,
+        )  # fmt: skip
     ids = store.add_jobs(run_id, plan.jobs)
+    done = {job.key for _, job, status in store.jobs(run_id) if status in ("ok", "failed")}
+    todo = [job for job in plan.jobs if job.key not in done]
     outcome = SweepOutcome(run_id, skipped=plan.skipped)
-    progress = SweepProgress(total=len(plan.jobs), quiet=opts.quiet)
+    progress = SweepProgress(total=len(todo), quiet=opts.quiet)
     with ray_session(opts.ray_address), progress:
         t0 = time.monotonic()
         progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
-        built = build_all(suite.models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
+        models = [m for m in suite.models if any(j.model == m.label for j in todo)]
+        built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
         outcome.timings_s["build"] = time.monotonic() - t0
 
         queue: deque[Job] = deque()
-        for job in plan.jobs:
+        for job in todo:
             reason = built.failures.get((job.model, job.variant))
             if reason is not None:
                 _finish(store, ids[job.key], job, JobResult.failed(f"variant build failed: {reason}"), outcome, progress)
@@ -96,6 +106,15 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
         outcome.timings_s["measure"] = time.monotonic() - t1
     store.finish_run(run_id, "failed-jobs" if outcome.failed else "ok")
     return outcome
+
+
+def _reopen(store: Store, ref: str, config: dict) -> str:
+    """The run to resume; it must have been planned from the same suite and devices."""
+    run_id = store.resolve_run(ref)
+    if store.run_info(run_id)["config"] != json.loads(canonical_json(config)):
+        raise ConfigError(f"run {run_id} was planned from another suite or inventory; resume it with the same files")
+    store.reopen_run(run_id)
+    return run_id
 
 
 def _payload(built: Built) -> Payload:

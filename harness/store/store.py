@@ -159,6 +159,12 @@ class Store:
         df["tool_versions"] = df.pop("tool_versions_json").map(json.loads)
         return df
 
+    def reopen_run(self, run_id: str) -> None:
+        """Resume: jobs a killed coordinator left 'running' are pending again."""
+        with self._tx() as c:
+            c.execute("UPDATE runs SET finished=NULL, status='running' WHERE id=?", (run_id,))
+            c.execute("UPDATE jobs SET status='pending' WHERE run_id=? AND status='running'", (run_id,))
+
     def finish_run(self, run_id: str, status: str) -> None:
         with self._tx() as c:
             c.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
