@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+sys.dont_write_bytecode = True  # no __pycache__ in benchmarks/ from importing overhead.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import HZ, NCPU, machine_facts, wait_quiet  # noqa: E402
 
