@@ -7,18 +7,14 @@ if it fails on a graph it does not understand.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.errors import VariantBuildError
 from harness.variants.base import Recipe, RecipeOptions
 
 if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
-
-log = logging.getLogger(__name__)
-
 
 class Int8DynamicOptions(RecipeOptions):
     per_channel: bool = False
@@ -42,15 +38,10 @@ class Int8Dynamic(Recipe):
 
     def apply(self, inp: Path, workdir: Path, source: "SourceModel") -> Path:
         from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        src = Path(inp)
-        pre = workdir / "preprocessed.onnx"
-        try:
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            src = pre
-        except Exception as exc:  # pre-processing is an optimisation only; quantize the original
-            log.warning("int8-dynamic: quant_pre_process failed (%s); quantizing the graph as is", exc)
+        from harness.variants.int8_static import preprocess
+
+        src = preprocess(Path(inp), workdir, self.label)
         out = workdir / "int8_dynamic.onnx"
         o = self.options
         try:
