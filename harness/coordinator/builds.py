@@ -37,7 +37,7 @@ def _build(source, chain: str, cache_root: str, custom: dict) -> Built:  # noqa:
     """Build one variant and score it on the host against the model's fp32 variant."""
     from harness.errors import VariantBuildError
     from harness.variants import build_variant
-    from harness.variants.quality import reference_quality, variant_record
+    from harness.variants.quality import cached_quality, variant_record
 
     cache = ArtifactCache(Path(cache_root))
     variant = build_variant(source, chain, cache, custom)
@@ -45,7 +45,7 @@ def _build(source, chain: str, cache_root: str, custom: dict) -> Built:  # noqa:
         reference = variant if chain == "fp32" else build_variant(source, "fp32", cache)
     except VariantBuildError:
         reference = None  # the variant stands; it just has nothing to be compared with
-    return Built(variant, variant_record(variant, reference_quality(variant, reference)))
+    return Built(variant, variant_record(variant, cached_quality(variant, reference)))
 
 
 def build_all(models: Iterable[ModelRef], chains: Iterable[str], cache_root: Path,

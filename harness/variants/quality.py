@@ -8,10 +8,14 @@ own runtime classes, so the host infers exactly as the boards do.
 
 from __future__ import annotations
 
+import json
+import os
+from importlib import metadata
 from typing import Any
 
 import numpy as np
 
+from harness.hashing import content_key
 from harness.variants.build import Variant
 
 # Synthetic inputs for models without an eval set: enough to make agreement meaningful,
@@ -57,6 +61,30 @@ def reference_quality(variant: Variant, reference: Variant | None) -> dict[str, 
         norms = np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1)
         quality["cosine"] = float(np.mean(np.sum(out * ref, axis=1) / np.maximum(norms, 1e-30)))
     return quality
+
+
+def cached_quality(variant: Variant, reference: Variant | None) -> dict[str, Any]:
+    """``reference_quality``, kept beside the variant's cached artifact, so a sweep that
+    finds the variant built does not score it again."""
+    key = content_key({
+        "reference": reference.variant_id if reference else None, "synthetic_samples": SYNTHETIC_SAMPLES,
+        "runtimes": {name: _version(name) for name in ("onnxruntime", "openvino")},
+    })  # fmt: skip
+    path = variant.path.parent / f"quality-{key[:16]}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    quality = reference_quality(variant, reference)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(quality))
+    os.replace(tmp, path)
+    return quality
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def variant_record(variant: Variant, quality: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from harness.variants import build_variant
 from harness.variants.quality import SYNTHETIC_SAMPLES, reference_quality, variant_record
 
@@ -27,3 +29,20 @@ def test_unlabelled_model_uses_synthetic_inputs(digits_source, artifact_cache) -
     assert q["host_accuracy"] is None and q["quality_n"] == SYNTHETIC_SAMPLES
     assert 0.0 <= q["agreement"] <= 1.0 and q["cosine"] > 0.9
     assert reference_quality(int8, None)["agreement"] is None
+
+
+def test_quality_is_scored_once_per_variant(digits_source, artifact_cache, monkeypatch) -> None:  # noqa: ANN001
+    import harness.variants.quality as quality
+
+    fp32 = build_variant(digits_source, "fp32", artifact_cache)
+    int8 = build_variant(digits_source, "int8-dynamic", artifact_cache)
+    first = quality.cached_quality(int8, fp32)
+    assert first == quality.reference_quality(int8, fp32)
+
+    def no_inference(*_args: object) -> None:
+        raise AssertionError("a cached variant was scored again")
+
+    monkeypatch.setattr(quality, "_outputs", no_inference)
+    assert quality.cached_quality(int8, fp32) == first
+    with pytest.raises(AssertionError, match="scored again"):
+        quality.cached_quality(int8, None)  # another reference is another score
