@@ -41,8 +41,7 @@ class Payload:
 def open_transport(device: Device, driver_env: dict[str, str]) -> Transport:
     """The transport for a device: its own machine for kind local, SSH for every other kind.
 
-    Builds the object only (no network), so the sweep can validate every device up front.
-    The built-in default port 22 is passed as "unset" so a ``~/.ssh/config`` alias's
+    Builds the object only (no network). The built-in default port 22 is passed as "unset" so a ``~/.ssh/config`` alias's
     ``Port`` still applies; an explicit inventory port always wins.
     """
     if device.kind == "local":

@@ -18,7 +18,7 @@ from harness.config import Device, Inventory, Suite
 from harness.coordinator.builds import BuildOutcome, Built, build_all
 from harness.coordinator.progress import SweepProgress
 from harness.coordinator.ray_session import ray_session
-from harness.coordinator.runner import DeviceRunner, Payload, open_transport
+from harness.coordinator.runner import DeviceRunner, Payload
 from harness.errors import ConfigError
 from harness.hashing import canonical_json
 from harness.plan import make_plan, select_devices
@@ -69,8 +69,6 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     devices = select_devices(inventory.resolved(), suite, opts.device_names, opts.device_tags)
     plan = make_plan(suite, devices)
     driver_env = dict(os.environ)
-    for d in plan.devices:
-        open_transport(d, driver_env)  # an unsupported kind is a config error before anything starts
     config = {"suite": suite.model_dump(mode="json"), "devices": [d.model_dump(mode="json") for d in plan.devices]}
     if opts.resume:
         run_id = _reopen(store, opts.resume, config)

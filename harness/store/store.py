@@ -25,15 +25,14 @@ from harness.hashing import canonical_json
 from harness.records import METRICS, VARIANT_COLUMNS, Job, JobResult
 from harness.store.schema import migrate
 
-# Variant columns a result row carries, renamed where a result column has the name already.
-_VARIANT_IN_RESULTS = {"sha256": "artifact_sha256", "precision": "weights_precision"}
-_VARIANT_SELECT = ", ".join(
-    f"v.{c} AS {_VARIANT_IN_RESULTS.get(c, c)}" for c in VARIANT_COLUMNS if c not in ("model", "chain")
-)
+# Variant columns a result row carries, as (variants column, result column): renamed where
+# a result column has the name already.
+_RENAMED = {"sha256": "artifact_sha256", "precision": "weights_precision"}
+_VARIANT_IN_RESULTS = tuple((c, _RENAMED.get(c, c)) for c in VARIANT_COLUMNS if c not in ("model", "chain"))
+_VARIANT_SELECT = ", ".join(f"v.{column} AS {alias}" for column, alias in _VARIANT_IN_RESULTS)
 RESULT_COLUMNS = (
     "run", "tag", "model", "variant", "device", "runtime", "status", "error", *METRICS, "variant_id",
-    *(_VARIANT_IN_RESULTS.get(c, c) for c in VARIANT_COLUMNS if c not in ("model", "chain")),
-    "attempts", "started", "finished", "job_id",
+    *(alias for _, alias in _VARIANT_IN_RESULTS), "attempts", "started", "finished", "job_id",
 )  # fmt: skip
 
 
@@ -114,7 +113,7 @@ class Store:
         rows = self._conn.execute("SELECT key, id FROM jobs WHERE run_id=?", (run_id,)).fetchall()
         return dict(rows)
 
-    def job_started(self, job_id: int, device: str | None = None) -> None:
+    def job_started(self, job_id: int) -> None:
         with self._tx() as c:
             c.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1 WHERE id=?", (time.time(), job_id))
 
