@@ -56,12 +56,18 @@ def open_transport(device: Device, driver_env: dict[str, str]) -> Transport:
     )  # fmt: skip
 
 
+def agent_python(device: Device) -> str:
+    """The interpreter that runs the agent: the inventory's, else (only kind local leaves it
+    unset) the coordinator's own, which has the runtimes installed."""
+    return device.python or sys.executable
+
+
 class DeviceRunner:
     def __init__(self, device: Device, agent_pyz: Path, driver_env: dict[str, str]):
         self.device = device
         self.agent_pyz = agent_pyz
         self.transport = open_transport(device, driver_env)
-        self.python = device.python or sys.executable
+        self.python = agent_python(device)
         self._connected = False
 
     def _connect(self) -> None:

@@ -7,7 +7,6 @@ becomes a ``DeviceCheck`` with ``ok=False`` and a one-line reason, never an exce
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ from devices.transport import Transport
 from devices.transport.base import CommandResult
 from harness.config import Device
 from harness.coordinator.protocol import parse_events
-from harness.coordinator.runner import open_transport
+from harness.coordinator.runner import agent_python, open_transport
 from harness.errors import AuthError, CommandTimeout, ConnectError, HarnessError, TransportError
 
 RTT_SAMPLES = 3
@@ -51,7 +50,7 @@ def check_inventory(devices: Sequence[Device], agent_pyz: Path, driver_env: dict
 
 def check_device(device: Device, agent_pyz: Path, driver_env: dict[str, str], timeout_s: float = 30) -> DeviceCheck:
     check = DeviceCheck(device.name, device.kind)
-    python = device.python or sys.executable
+    python = agent_python(device)
     try:
         transport = open_transport(device, driver_env)
     except Exception as e:  # noqa: BLE001 - a device the transport cannot even describe
