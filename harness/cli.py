@@ -54,6 +54,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out.print(f"run [bold]{outcome.run_id}[/]: {outcome.ok} ok, {len(outcome.failed)} failed ({timings})")
     for label, reason in outcome.failed:
         out.print(f"  [red]failed[/] {escape(label)}: {escape(reason)}")
+    for board, reason in outcome.down.items():
+        out.print(f"  [red]down[/] {escape(board)}: {escape(reason)}")
     out.print(f"results: {args.store}")
     if report:
         out.print(f"report: {report}")

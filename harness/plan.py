@@ -2,6 +2,10 @@
 
 Impossible pairs (a runtime the device does not offer, a variant the runtime cannot
 consume) are dropped here, before anything is built or sent to a board, and reported.
+
+A job's target (``Job.device``) is a board, or a pool of interchangeable boards (the
+inventory's ``pool``): a pool's job runs once, on whichever member offering its runtime is
+free, and moves to another member when its board drops.
 """
 
 from __future__ import annotations
@@ -20,24 +24,37 @@ class Plan:
     jobs: tuple[Job, ...]
     skipped: tuple[str, ...]  # why some combinations were not planned
     devices: tuple[Device, ...]
+    boards: dict[tuple[str, str], tuple[str, ...]]  # (target, runtime) -> boards that may run its jobs
+
+
+def targets(devices: Sequence[Device]) -> dict[str, tuple[Device, ...]]:
+    """Measurement targets in inventory order: each pool, and each board outside any pool."""
+    out: dict[str, list[Device]] = {}
+    for d in devices:
+        out.setdefault(d.pool or d.name, []).append(d)
+    return {name: tuple(members) for name, members in out.items()}
 
 
 def select_devices(
     devices: Sequence[Device], suite: Suite, names: Sequence[str] = (), tags: Sequence[str] = ()
 ) -> tuple[Device, ...]:
     """Devices picked by the suite's selector, narrowed by ``--devices`` / ``--tags``."""
-    known = {d.name for d in devices}
+    known = {d.name for d in devices} | {d.pool for d in devices if d.pool}
     for wanted in (*(suite.devices.names or ()), *names):
         if wanted not in known:
-            raise ConfigError(f"unknown device {wanted!r}; the inventory has: {', '.join(sorted(known))}",
+            raise ConfigError(f"unknown device or pool {wanted!r}; the inventory has: {', '.join(sorted(known))}",
                               field="devices")
     sel = suite.devices
+
+    def named(d: Device, wanted: Sequence[str]) -> bool:
+        return d.name in wanted or d.pool in wanted
+
     picked = [
         d for d in devices
-        if (sel.names is None or d.name in sel.names)
+        if (sel.names is None or named(d, sel.names))
         and (sel.tags is None or set(sel.tags) & set(d.tags))
         and (sel.kinds is None or d.kind in sel.kinds)
-        and (not names or d.name in names)
+        and (not names or named(d, names))
         and (not tags or set(tags) & set(d.tags))
     ]  # fmt: skip
     if not picked:
@@ -48,11 +65,14 @@ def select_devices(
 def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
     jobs: list[Job] = []
     skipped: list[str] = []
-    for device in devices:
+    boards: dict[tuple[str, str], tuple[str, ...]] = {}
+    for target, members in targets(devices).items():
         for runtime in suite.runtimes:
-            if runtime not in device.runtimes:
-                skipped.append(f"{device.name} does not offer {runtime}")
+            offering = tuple(d.name for d in members if runtime in d.runtimes)
+            if not offering:
+                skipped.append(f"{target} does not offer {runtime}")
                 continue
+            boards[(target, runtime)] = offering
             settings = {
                 "measure": suite.measure.model_dump(),
                 "runtime_options": suite.runtime_options.get(runtime, {}),
@@ -63,7 +83,7 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                     skipped.append(f"{variant} cannot run on {runtime} (runs on {', '.join(sorted(allowed))})")
                     continue
                 for model in suite.models:
-                    jobs.append(Job(model.label, variant, device.name, runtime, settings))
+                    jobs.append(Job(model.label, variant, target, runtime, settings))
     if not jobs:
         raise ConfigError("the suite plans no job: " + "; ".join(dict.fromkeys(skipped)))
-    return Plan(tuple(jobs), tuple(dict.fromkeys(skipped)), tuple(devices))
+    return Plan(tuple(jobs), tuple(dict.fromkeys(skipped)), tuple(devices), boards)

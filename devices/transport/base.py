@@ -30,6 +30,7 @@ class Transport(ABC):
 
     def __init__(self, workdir: str):
         self.workdir = workdir
+        self.uploaded_bytes = 0  # by put_by_hash since this transport was made: what the cache did not save
 
     @abstractmethod
     def connect(self) -> None: ...
@@ -69,4 +70,5 @@ class Transport(ABC):
         remote = self.cache_path(digest, local.suffix)
         if not self.exists(remote):
             self.put(local, remote)
+            self.uploaded_bytes += local.stat().st_size
         return remote

@@ -62,6 +62,11 @@ class Device(Connection):
     host: str | None = Field(None, description="Address or ~/.ssh/config alias (not for kind local).")
     runtimes: RuntimeNames = Field(..., min_length=1, description="Runtimes this board offers.")
     site: str | None = Field(None, description="Drive this board from the Ray node with resource site:<site>.")
+    pool: str | None = Field(
+        None, min_length=1, pattern=r"^[^,\x00-\x1f\x7f]+$",
+        description="Interchangeable boards share a pool: a job runs once on any free member, and moves to "
+                    "another member if its board drops. Results are filed under the pool's name.",
+    )
     tags: tuple[str, ...] = Field((), description="Free labels for selecting boards in suites.")
     power: PowerConfig = Field(default_factory=PowerConfig, description="Power measurement source.")
     cooldown: Cooldown = Field(default_factory=Cooldown, description="Thermal cooldown between jobs.")
@@ -102,17 +107,24 @@ def load_inventory(path: Path | None) -> Inventory:
     if path is None:
         return LOCAL_INVENTORY
     data = load_yaml(path)
-    _point_at_duplicate(data, path)
+    _check_names(data, path)
     return validate(Inventory, data, path)
 
 
-def _point_at_duplicate(data: Any, path: Path) -> None:
-    """The model rejects duplicate names too, but only the file knows the second one's line."""
+def _check_names(data: Any, path: Path) -> None:
+    """Device names are unique and no pool takes a device's name (results are filed under
+    either). The model rejects duplicates too, but only the file knows the offending line."""
     devices = data.get("devices") if isinstance(data, dict) else None
+    entries = [d if isinstance(d, dict) else {} for d in (devices if isinstance(devices, list) else ())]
+    names = {d.get("name") for d in entries}
     seen: set[str] = set()
-    for i, dev in enumerate(devices if isinstance(devices, list) else ()):
-        name = dev.get("name") if isinstance(dev, dict) else None
+    for i, dev in enumerate(entries):
+        name, pool = dev.get("name"), dev.get("pool")
         if isinstance(name, str) and name in seen:
             line = line_of(data, ("devices", i, "name"))
             raise InventoryError(f"duplicate device name {name!r}", location=f"{path}:{line}", field=f"devices.{i}.name")
         seen.add(name)
+        if isinstance(pool, str) and pool in names:
+            line = line_of(data, ("devices", i, "pool"))
+            raise InventoryError(f"pool {pool!r} has the name of a device; name the pool differently",
+                                 location=f"{path}:{line}", field=f"devices.{i}.pool")

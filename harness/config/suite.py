@@ -180,6 +180,17 @@ def _not_builtin(name: str) -> str:
 RecipeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$"), AfterValidator(_not_builtin)]
 
 
+class Faults(Strict):
+    """How a sweep treats boards that drop; ``retries`` (top level) bounds each job's retries."""
+
+    down_after: int = Field(2, ge=1, description="Transport failures in a row that mark a board down.")
+    reprobe_s: float = Field(30.0, gt=0, description="A down board is re-probed after this long, then twice as long.")
+    reprobe_max: int = Field(3, ge=1, description="Failed re-probes after which a board is given up for the sweep.")
+    grace_s: float = Field(
+        60.0, ge=0, description="The coordinator kills a job this long after measure.timeout_s (the agent's own)."
+    )
+
+
 class Suite(Strict):
     name: str = Field(..., min_length=1, description="Suite name, stored with every run.")
     description: str | None = Field(None, description="Free text.")
@@ -198,6 +209,7 @@ class Suite(Strict):
         default_factory=dict, description="Per-runtime options passed to the agent, e.g. openvino: {inference_precision: f32}."
     )
     retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
+    faults: Faults = Field(default_factory=Faults, description="Marking boards down and re-probing them.")
     gate: dict[str, dict[str, Any]] | None = Field(None, description="Release policy (see 'harness gate').")
 
     @field_validator("variants")

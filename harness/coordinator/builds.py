@@ -53,8 +53,12 @@ def build_all(models: Iterable[ModelRef], chains: Iterable[str], cache_root: Pat
     """Resolve every model, then build every (model, chain), in parallel, failures collected."""
     import ray
 
-    resolve = ray.remote(num_cpus=1, max_retries=0)(_resolve)
-    build = ray.remote(num_cpus=1, max_retries=0)(_build)
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # Artifacts land in this node's cache, where the coordinator (and its file server) read them.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    resolve = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy=here)(_resolve)
+    build = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy=here)(_build)
     chains = list(chains)
     refs = {}
     for model in models:

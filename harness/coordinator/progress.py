@@ -30,8 +30,9 @@ class SweepProgress:
     def phase(self, text: str) -> None:
         self._bar.update(self._task, description=escape(text))
 
-    def started(self, job: Job) -> None:
-        self._bar.update(self._task, description=escape(f"measuring {job.label()}"))
+    def started(self, job: Job, board: str) -> None:
+        where = "" if board == job.device else f" (board {board})"
+        self._bar.update(self._task, description=escape(f"measuring {job.label()}{where}"))
 
     def finished(self, job: Job, result: JobResult) -> None:
         m = result.metrics

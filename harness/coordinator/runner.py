@@ -14,28 +14,27 @@ from typing import Any
 from devices.transport import LocalTransport, SSHTransport, Transport
 from harness.config import Device
 from harness.config.inventory import DEFAULTS
+from harness.coordinator.files import FileRef, Stager
 from harness.coordinator.protocol import make_spec, parse_events, result_from_events
 from harness.errors import HarnessError, TransportError
 from harness.records import Job, JobResult
 
 log = logging.getLogger("edge_harness.coordinator")
 
-# The agent enforces measure.timeout_s itself; the transport waits this much longer
-# before killing it, so a hung agent or board can never hang the sweep.
-GRACE_S = 60.0
+# How long a re-probe of a down board may take to run its trivial command.
+PROBE_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
 class Payload:
     """What a job needs on the device besides its settings (built on the coordinator)."""
 
-    artifact: Path
-    sha256: str
+    artifact: FileRef
     input_shape: tuple[int, ...]
-    eval_path: Path | None
+    eval: FileRef | None
     variant: dict[str, Any]
     format: str = "onnx"
-    weights: Path | None = None  # the separate weights file of formats that have one
+    weights: FileRef | None = None  # the separate weights file of formats that have one
 
 
 def open_transport(device: Device, driver_env: dict[str, str]) -> Transport:
@@ -63,9 +62,14 @@ def agent_python(device: Device) -> str:
 
 
 class DeviceRunner:
-    def __init__(self, device: Device, agent_pyz: Path, driver_env: dict[str, str]):
+    """Holds one board's connection. ``grace_s``: the agent enforces measure.timeout_s itself;
+    the transport kills the job this much later, so a hung agent or a cut link cannot hang the sweep."""
+
+    def __init__(self, device: Device, agent: FileRef, driver_env: dict[str, str], stager: Stager, grace_s: float):
         self.device = device
-        self.agent_pyz = agent_pyz
+        self.agent = agent
+        self.stager = stager
+        self.grace_s = grace_s
         self.transport = open_transport(device, driver_env)
         self.python = agent_python(device)
         self._connected = False
@@ -77,7 +81,7 @@ class DeviceRunner:
 
     def run_job(self, job: Job, job_id: str, payload: Payload) -> JobResult:
         """Measure ``job``; every failure becomes a failed JobResult, never an exception."""
-        started = time.monotonic()
+        started, sent = time.monotonic(), self.transport.uploaded_bytes
         try:
             result = self._run(job, job_id, payload)
         except TransportError as e:
@@ -87,19 +91,39 @@ class DeviceRunner:
             result = JobResult("failed", f"{type(e).__name__}: {e}")
         result.variant = payload.variant
         result.details["wall_s"] = round(time.monotonic() - started, 3)
+        result.details["uploaded_bytes"] = self.transport.uploaded_bytes - sent
+        result.details["board"] = self.device.name
+        result.details["ray_node"] = _node_id()
+        if self.stager.fetched_bytes:
+            result.details["staged_bytes"] = self.stager.fetched_bytes
         return result
+
+    def probe(self) -> str | None:
+        """Reconnect and run a trivial command: None if the board answers, else why not."""
+        self.transport.close()
+        self._connected = False
+        try:
+            self._connect()
+            res = self.transport.run([self.python, "-c", "pass"], timeout_s=PROBE_TIMEOUT_S)
+        except HarnessError as e:
+            return f"{type(e).__name__}: {e}"
+        return None if res.exit_code == 0 else f"{self.python} exited with {res.exit_code}: {res.stderr.strip()[-200:]}"
+
+    def _put(self, ref: FileRef) -> str:
+        return self.transport.put_by_hash(self.stager.local(ref), ref.sha256)
 
     def _run(self, job: Job, job_id: str, payload: Payload) -> JobResult:
         self._connect()
         t = self.transport
-        agent = t.put_by_hash(self.agent_pyz)
-        artifact = t.put_by_hash(payload.artifact, payload.sha256)
-        weights = t.put_by_hash(payload.weights) if payload.weights else None
-        eval_remote = t.put_by_hash(payload.eval_path) if payload.eval_path else None
-        spec = make_spec(job, job_id, artifact, payload.sha256, payload.input_shape, eval_remote, payload.format, weights)
+        agent = self._put(self.agent)
+        artifact = self._put(payload.artifact)
+        weights = self._put(payload.weights) if payload.weights else None
+        eval_remote = self._put(payload.eval) if payload.eval else None
+        spec = make_spec(job, job_id, artifact, payload.artifact.sha256, payload.input_shape, eval_remote,
+                         payload.format, weights)
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
         t.write_text(spec_path, json.dumps(spec, indent=1))
-        timeout = float(job.settings["measure"]["timeout_s"]) + GRACE_S
+        timeout = float(job.settings["measure"]["timeout_s"]) + self.grace_s
         res = t.run([self.python, agent, "measure", spec_path], timeout_s=timeout)
         if res.stderr.strip():
             log.debug("agent stderr for %s on %s:\n%s", job.label(), self.device.name, res.stderr.strip())
@@ -107,3 +131,9 @@ class DeviceRunner:
 
     def close(self) -> None:
         self.transport.close()
+
+
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None

@@ -8,20 +8,22 @@ import os
 import platform
 import subprocess
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.bundle import build_agent
 from harness import __version__
-from harness.config import Device, Inventory, Suite
+from harness.config import Inventory, Suite
 from harness.coordinator.builds import BuildOutcome, Built, build_all
 from harness.coordinator.progress import SweepProgress
 from harness.coordinator.ray_session import ray_session
-from harness.coordinator.runner import DeviceRunner, Payload
+from harness.coordinator.actors import DeviceActors
+from harness.coordinator.files import FileRef
+from harness.coordinator.runner import Payload
+from harness.coordinator.scheduler import FaultPolicy, Scheduler
 from harness.errors import ConfigError
 from harness.hashing import canonical_json
-from harness.plan import make_plan, select_devices
+from harness.plan import Plan, make_plan, select_devices
 from harness.records import Job, JobResult
 from harness.store import Store
 
@@ -47,6 +49,7 @@ class SweepOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (job label, reason)
     skipped: tuple[str, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
+    down: dict[str, str] = field(default_factory=dict)  # boards that ended the sweep down -> why
 
 
 def _git_commit() -> str | None:
@@ -82,6 +85,7 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     todo = [job for job in plan.jobs if job.key not in done]
     outcome = SweepOutcome(run_id, skipped=plan.skipped)
     progress = SweepProgress(total=len(todo), quiet=opts.quiet)
+    ctx = _Context(store, ids, run_id, outcome, progress)
     with ray_session(opts.ray_address), progress:
         t0 = time.monotonic()
         progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
@@ -89,21 +93,29 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
         built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
         outcome.timings_s["build"] = time.monotonic() - t0
 
-        queue: deque[Job] = deque()
+        queue: list[Job] = []
         for job in todo:
             reason = built.failures.get((job.model, job.variant))
             if reason is not None:
-                _finish(store, ids[job.key], job, JobResult.failed(f"variant build failed: {reason}"), outcome, progress)
+                _finish(ctx, job, JobResult.failed(f"variant build failed: {reason}"))
             else:
                 queue.append(job)
         t1 = time.monotonic()
         progress.phase("measuring")
         agent = build_agent(opts.cache_dir / "agent")
-        _measure(queue, plan.devices, agent, built.variants, store, ids, run_id, suite.retries, driver_env, outcome,
-                 progress)
+        if queue:
+            _measure(queue, plan, agent, built.variants, suite, _portable(opts.cache_dir / "staged"), driver_env, ctx)
         outcome.timings_s["measure"] = time.monotonic() - t1
-    store.finish_run(run_id, "failed-jobs" if outcome.failed else "ok")
+    store.finish_run(run_id, "failed-jobs" if outcome.failed else "ok", outcome.down)
     return outcome
+
+
+def _portable(path: Path) -> str:
+    """A path under the home directory as ``~/...``, so another Ray node expands it to its own home."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
 
 
 def _reopen(store: Store, ref: str, config: dict) -> str:
@@ -115,60 +127,131 @@ def _reopen(store: Store, ref: str, config: dict) -> str:
     return run_id
 
 
-def _payload(built: Built) -> Payload:
-    v = built.variant
-    return Payload(artifact=Path(v.path), sha256=v.sha256, input_shape=tuple(v.input_shape),
-                   eval_path=Path(v.eval_path) if v.eval_path else None, variant=built.record,
-                   format=v.format, weights=v.weights_path)
+def _payloads(variants: dict[tuple[str, str], Built]) -> dict[tuple[str, str], Payload]:
+    """Each built variant's files as content-addressed references (hashed once per sweep)."""
+    hashed: dict[Path, FileRef] = {}
+
+    def ref(path: str | None, sha256: str | None = None) -> FileRef | None:
+        if not path:
+            return None
+        if Path(path) not in hashed:
+            hashed[Path(path)] = FileRef.of(Path(path), sha256)
+        return hashed[Path(path)]
+
+    out = {}
+    for key, built in variants.items():
+        v = built.variant
+        artifact = ref(v.path, v.sha256)
+        assert artifact is not None
+        out[key] = Payload(artifact=artifact, input_shape=tuple(v.input_shape), eval=ref(v.eval_path),
+                           variant=built.record, format=v.format, weights=ref(v.weights_path))
+    return out
 
 
-def _measure(queue: deque[Job], devices: tuple[Device, ...], agent: Path, variants: dict[tuple[str, str], Built],
-             store: Store, ids: dict[str, int], run_id: str, retries: int, driver_env: dict[str, str],
-             outcome: SweepOutcome, progress: SweepProgress) -> None:
-    """One actor per device holds it exclusively; each takes the next job meant for it."""
+@dataclass
+class _Context:
+    """What the measuring loop writes to."""
+
+    store: Store
+    ids: dict[str, int]
+    run_id: str
+    outcome: SweepOutcome
+    progress: SweepProgress
+
+
+def _measure(jobs: list[Job], plan: Plan, agent: Path, variants: dict[tuple[str, str], Built], suite: Suite,
+             stage_dir: str, driver_env: dict[str, str], ctx: _Context) -> None:
+    """One actor per board holds it exclusively; a free board takes the next job it can run.
+
+    The loop only waits on Ray with a timeout, and every down board is re-probed a bounded
+    number of times, so the sweep ends even when the whole fleet is gone.
+    """
     import ray
 
-    # Actors only wait on their device: no CPU reserved, or 16 boards would not fit on 2 cores.
-    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(DeviceRunner)
-    actors = {d.name: actor_cls.remote(d, agent, driver_env) for d in devices}
-    attempts: dict[str, int] = {}
-    busy: dict[object, tuple[str, Job]] = {}
-    while queue or busy:
-        for name, actor in actors.items():
-            if any(dev == name for dev, _ in busy.values()):
+    payloads = _payloads(variants)
+    files = list({f for p in payloads.values() for f in (p.artifact, p.eval, p.weights) if f is not None})
+    actors = DeviceActors(plan.devices, FileRef.of(agent), files, driver_env, stage_dir, suite.faults.grace_s)
+    f = suite.faults
+    sched = Scheduler(jobs, plan.boards, FaultPolicy(suite.retries, f.down_after, f.reprobe_s, f.reprobe_max),
+                      time.monotonic)
+    for name, reason in actors.unplaceable.items():
+        sched.give_up(name, reason)
+    running: dict[object, tuple[str, Job]] = {}
+    probing: dict[object, str] = {}
+    try:
+        while not sched.idle:
+            for job, attempts, reason in sched.stranded():
+                _finish(ctx, job, JobResult("failed", reason, attempts=max(attempts, 1)))
+            for name in sched.due_probes():
+                log.info("re-probing %s", name)
+                probing[actors.handles[name].probe.remote()] = name
+            for name in actors.handles:
+                job = sched.next_job(name)
+                if job is None:
+                    continue
+                jid = ctx.ids[job.key]
+                ctx.store.job_started(jid, name)
+                ctx.progress.started(job, name)
+                ref = actors.handles[name].run_job.remote(job, f"{ctx.run_id}-{jid}", payloads[(job.model, job.variant)])
+                running[ref] = (name, job)
+            if sched.idle:
+                break
+            pending = [*running, *probing]
+            wake = sched.next_wake()
+            timeout = 1.0 if wake is None else max(0.05, min(1.0, wake - time.monotonic()))
+            if not pending:
+                time.sleep(timeout)
                 continue
-            job = next((j for j in queue if j.device == name), None)
-            if job is None:
-                continue
-            queue.remove(job)
-            jid = ids[job.key]
-            attempts[job.key] = attempts.get(job.key, 0) + 1
-            store.job_started(jid)
-            progress.started(job)
-            ref = actor.run_job.remote(job, f"{run_id}-{jid}", _payload(variants[(job.model, job.variant)]))
-            busy[ref] = (name, job)
-        done, _ = ray.wait(list(busy), num_returns=1, timeout=1.0)
-        for ref in done:
-            _, job = busy.pop(ref)
-            try:
-                result: JobResult = ray.get(ref)
-            except ray.exceptions.RayError as e:
-                result = JobResult("failed", f"device actor died: {e}", details={"retryable": True})
-            result.attempts = attempts[job.key]
-            if result.status == "failed" and result.details.get("retryable") and attempts[job.key] <= retries:
-                log.warning("retrying %s after: %s", job.label(), result.error)
-                queue.appendleft(job)
-                continue
-            _finish(store, ids[job.key], job, result, outcome, progress)
-    for actor in actors.values():
-        ray.kill(actor)
+            done, _ = ray.wait(pending, num_returns=1, timeout=timeout)
+            for ref in done:
+                if ref in probing:
+                    _probed(sched, actors, probing.pop(ref), ref)
+                    continue
+                name, job = running.pop(ref)
+                _job_done(sched, actors, ctx, name, job, ref)
+    finally:
+        actors.kill_all()
+    ctx.outcome.down = sched.down_boards()
 
 
-def _finish(store: Store, jid: int, job: Job, result: JobResult, outcome: SweepOutcome,
-            progress: SweepProgress) -> None:
-    store.record(jid, result)
-    if result.status == "ok":
-        outcome.ok += 1
+def _probed(sched: Scheduler, actors: DeviceActors, name: str, ref: object) -> None:
+    import ray
+
+    try:
+        error = ray.get(ref)
+    except ray.exceptions.RayError as e:
+        actors.spawn(name)
+        error = f"device actor died: {e}"
+    if error:
+        log.warning("%s is still down: %s", name, error)
     else:
-        outcome.failed.append((job.label(), result.error or "unknown"))
-    progress.finished(job, result)
+        log.warning("%s is back up", name)
+    sched.probed(name, error)
+
+
+def _job_done(sched: Scheduler, actors: DeviceActors, ctx: _Context, name: str, job: Job, ref: object) -> None:
+    import ray
+
+    try:
+        result: JobResult = ray.get(ref)
+    except ray.exceptions.RayError as e:
+        actors.spawn(name)  # the old actor is gone; the board itself may be fine
+        result = JobResult("failed", f"device actor died: {e}", details={"retryable": True, "board": name})
+    result.attempts = sched.attempts(name)
+    retryable = result.error if result.status == "failed" and result.details.get("retryable") else None
+    verdict = sched.finished(name, retryable)
+    if sched.boards[name].state == "down":
+        log.warning("%s is down after %d failures in a row: %s", name, sched.policy.down_after, retryable)
+    if verdict == "retry":
+        log.warning("retrying %s after a failure on %s: %s", job.label(), name, retryable)
+        return
+    _finish(ctx, job, result)
+
+
+def _finish(ctx: _Context, job: Job, result: JobResult) -> None:
+    ctx.store.record(ctx.ids[job.key], result)
+    if result.status == "ok":
+        ctx.outcome.ok += 1
+    else:
+        ctx.outcome.failed.append((job.label(), result.error or "unknown"))
+    ctx.progress.finished(job, result)

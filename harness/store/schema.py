@@ -80,7 +80,14 @@ CREATE TABLE samples (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1,)
+# v2: pools. A job's ``device`` is its target (a board or a pool); ``board`` is the board
+# that measured it. A run keeps the boards that ended it down, with the reason.
+V2 = """
+ALTER TABLE jobs ADD COLUMN board TEXT;
+ALTER TABLE runs ADD COLUMN down_json TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

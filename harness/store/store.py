@@ -113,9 +113,10 @@ class Store:
         rows = self._conn.execute("SELECT key, id FROM jobs WHERE run_id=?", (run_id,)).fetchall()
         return dict(rows)
 
-    def job_started(self, job_id: int) -> None:
+    def job_started(self, job_id: int, board: str) -> None:
         with self._tx() as c:
-            c.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1 WHERE id=?", (time.time(), job_id))
+            c.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1, board=? WHERE id=?",
+                      (time.time(), board, job_id))
 
     def record(self, job_id: int, result: JobResult) -> None:
         """Store a finished job: result, samples and status in one transaction."""
@@ -164,9 +165,11 @@ class Store:
             c.execute("UPDATE runs SET finished=NULL, status='running' WHERE id=?", (run_id,))
             c.execute("UPDATE jobs SET status='pending' WHERE run_id=? AND status='running'", (run_id,))
 
-    def finish_run(self, run_id: str, status: str) -> None:
+    def finish_run(self, run_id: str, status: str, down: dict[str, str] | None = None) -> None:
+        """Close a run; ``down`` names the boards that ended it down, with the reason."""
         with self._tx() as c:
-            c.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+            c.execute("UPDATE runs SET finished=?, status=?, down_json=? WHERE id=?",
+                      (time.time(), status, canonical_json(down or {}), run_id))
 
     # -- reading ---------------------------------------------------------------------
 
@@ -194,6 +197,7 @@ class Store:
             raise StoreError(f"no run {run_id!r} in {self.path}")
         info = dict(zip([d[0] for d in cur.description], row, strict=True))
         info["config"] = json.loads(info.pop("config_json"))
+        info["down"] = json.loads(info.pop("down_json") or "{}")
         return info
 
     def runs(self, tag: str | None = None) -> pd.DataFrame:
@@ -217,7 +221,7 @@ class Store:
         """One row per job (run, model, variant, device, runtime) with its metrics."""
         metric_cols = ", ".join(f"res.{c}" for c in (*METRICS, "variant_id"))
         df = pd.read_sql_query(
-            f"SELECT r.id AS run, r.tag, j.model, j.variant, j.device, j.runtime, j.status, j.error, {metric_cols},"
+            f"SELECT r.id AS run, r.tag, j.model, j.variant, j.device, j.runtime, j.board, j.status, j.error, {metric_cols},"
             f" {_VARIANT_SELECT}, j.attempts, j.started, j.finished, j.id AS job_id"
             " FROM jobs j JOIN runs r ON r.id = j.run_id LEFT JOIN results res ON res.job_id = j.id"
             " LEFT JOIN variants v ON v.id = res.variant_id"
@@ -231,13 +235,13 @@ class Store:
         return df
 
     def facts(self, run_id: str) -> dict[str, dict[str, Any]]:
-        """Per device, the facts its agent reported last in this run."""
+        """Per board, the facts its agent reported last in this run."""
         rows = self._conn.execute(
-            "SELECT j.device, res.facts_json FROM jobs j JOIN results res ON res.job_id = j.id"
+            "SELECT coalesce(j.board, j.device), res.facts_json FROM jobs j JOIN results res ON res.job_id = j.id"
             " WHERE j.run_id=? AND res.facts_json IS NOT NULL ORDER BY j.finished",
             (run_id,),
         ).fetchall()
-        return {device: json.loads(facts) for device, facts in rows if facts not in (None, "{}")}
+        return {board: json.loads(facts) for board, facts in rows if facts not in (None, "{}")}
 
     def samples(self, run: str | None = None, job_id: int | None = None) -> pd.DataFrame:
         """Per-iteration latencies, long form: run, model, variant, device, runtime, repeat, latency_ms."""

@@ -43,7 +43,7 @@ def test_device_selection() -> None:
     assert [d.name for d in select_devices(DEVICES, suite(devices={"tags": ["arm"]}))] == ["pi"]
     assert [d.name for d in select_devices(DEVICES, suite(), names=("local",))] == ["local"]
     assert [d.name for d in select_devices(DEVICES, suite(devices={"kinds": ["local"]}))] == ["local"]
-    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+    with pytest.raises(ConfigError, match="unknown device or pool 'gpu'"):
         select_devices(DEVICES, suite(), names=("gpu",))
     with pytest.raises(ConfigError, match="no device"):
         select_devices(DEVICES, suite(devices={"tags": ["none"]}))
@@ -52,3 +52,25 @@ def test_device_selection() -> None:
 def test_nothing_to_plan_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="plans no job"):
         make_plan(suite(runtimes=["openvino"]), DEVICES[1:])
+
+
+POOL = (
+    Device(name="orin-01", kind="jetson", host="10.0.0.1", runtimes=("onnxruntime",), pool="orin"),
+    Device(name="orin-02", kind="jetson", host="10.0.0.2", runtimes=("onnxruntime", "openvino"), pool="orin"),
+    Device(name="pi", kind="pi", host="10.0.0.3", runtimes=("onnxruntime",)),
+)
+
+
+def test_a_pool_is_one_target_whose_jobs_may_run_on_any_member_offering_the_runtime() -> None:
+    plan = make_plan(suite(runtimes=["onnxruntime", "openvino"]), POOL)
+    targets = {j.device for j in plan.jobs}
+    assert targets == {"orin", "pi"}  # one job per pool, not per member
+    assert plan.boards[("orin", "onnxruntime")] == ("orin-01", "orin-02")
+    assert plan.boards[("orin", "openvino")] == ("orin-02",)
+    assert plan.boards[("pi", "onnxruntime")] == ("pi",)
+    assert "pi does not offer openvino" in plan.skipped
+
+
+def test_a_pool_name_selects_its_members() -> None:
+    assert [d.name for d in select_devices(POOL, suite(), names=("orin",))] == ["orin-01", "orin-02"]
+    assert [d.name for d in select_devices(POOL, suite(devices={"names": ["orin"]}))] == ["orin-01", "orin-02"]

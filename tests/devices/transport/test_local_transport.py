@@ -61,3 +61,4 @@ def test_put_by_hash_skips_what_is_there(tmp_path: Path) -> None:
     mtime = os.stat(remote).st_mtime_ns
     time.sleep(0.01)
     assert t.put_by_hash(src) == remote and os.stat(remote).st_mtime_ns == mtime
+    assert t.uploaded_bytes == 700  # counted once: the second put sent nothing

@@ -124,6 +124,7 @@ def test_inventory_defaults_fill_unset_fields(tmp_path: Path) -> None:
         ("    host: 10.0.0.40\n", "", 8, "devices.1", "needs a 'host'"),
         ("    port: 22\n", "    port: many\n", 11, "devices.1.port", "integer"),
         ("tags: [x86]", "tags: [x86]\n    colour: red", 14, "devices.1.colour", "unknown key"),
+        ("tags: [x86]", "tags: [x86]\n    pool: local", 14, "devices.1.pool", "pool 'local' has the name of a device"),
     ],
 )
 def test_inventory_errors(tmp_path: Path, old: str, new: str, line: int, field: str, words: str) -> None:

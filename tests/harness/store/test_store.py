@@ -118,3 +118,29 @@ def test_sigkill_loses_nothing_reported(tmp_path: Path) -> None:
         df = st.results()
         assert (df.status == "ok").sum() == 3 and (df.status == "pending").sum() == 2
         assert len(st.samples()) == 30
+
+
+def test_a_v1_store_is_migrated_and_keeps_its_results(tmp_path: Path) -> None:
+    """Schema v2 (pools) adds the measuring board and a run's down boards to a v1 database in place."""
+    from harness.store.schema import V1
+
+    path = tmp_path / "h.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(f"BEGIN;\n{V1}\nPRAGMA user_version = 1;\nCOMMIT;")
+    conn.execute("INSERT INTO runs (id, suite, config_json, started) VALUES ('r1', 's', '{}', 0)")
+    conn.execute("INSERT INTO jobs (run_id, key, model, variant, device, runtime, settings_json, status)"
+                 " VALUES ('r1', 'k', 'm', 'fp32', 'local', 'onnxruntime', '{}', 'ok')")
+    conn.commit()
+    conn.close()
+    with harness.store.open(path) as st:
+        df = st.results(run="r1")
+        assert len(df) == 1 and df.iloc[0].device == "local" and df.iloc[0].board is None
+        run = st.create_run(suite="s", config={})
+        jid = st.add_jobs(run, [job()])[job().key]
+        st.job_started(jid, "board-7")
+        st.record(jid, ok_result())
+        st.finish_run(run, "ok", {"board-9": "ConnectError: refused"})
+        assert st.results(run=run).iloc[0].board == "board-7"
+        assert st.facts(run) == {"board-7": {"python": "3.11", "hostname": "h"}}
+        assert st.run_info(run)["down"] == {"board-9": "ConnectError: refused"}
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
