@@ -190,7 +190,11 @@ class SSHTransport(Transport):
                         f"(remote process group {pgid} killed)" if killed else
                         "(the board did not answer the kill; connection dropped, it reconnects on the next job)"))
                 if not got:
-                    select.select([chan], [], [], min(0.1, max(0.0, deadline - time.monotonic())))
+                    wait = min(0.1, max(0.0, deadline - time.monotonic()))
+                    if chan.eof_received:  # the output is over; the exit status does not wake select
+                        chan.status_event.wait(wait)
+                    else:
+                        select.select([chan], [], [], wait)
         finally:
             chan.close()
         status = chan.recv_exit_status()

@@ -127,7 +127,9 @@ class DeviceRunner:
         res = t.run([self.python, agent, "measure", spec_path], timeout_s=timeout)
         if res.stderr.strip():
             log.debug("agent stderr for %s on %s:\n%s", job.label(), self.device.name, res.stderr.strip())
-        return result_from_events(parse_events(res.stdout), res.exit_code, res.stderr)
+        result = result_from_events(parse_events(res.stdout), res.exit_code, res.stderr)
+        result.details["agent_s"] = round(res.duration_s, 4)  # the agent command, board-side start to exit
+        return result
 
     def close(self) -> None:
         self.transport.close()
