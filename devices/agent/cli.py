@@ -1,4 +1,5 @@
-"""Command line: ``measure SPEC.json`` and ``probe [--runtimes a,b]``.
+"""Command line: ``measure SPEC.json``, ``serve`` (forks one ``measure`` per spec path read
+on stdin; see serve.py) and ``probe [--runtimes a,b]``.
 
 stdout carries only JSON lines (one event each, flushed); logs go to stderr. Exit codes:
 0 a result was emitted (or probe ran), 1 an error event was emitted, 2 usage error.
@@ -24,6 +25,7 @@ from .facts import default_probe_names, host_facts, measure_facts, probe_facts
 from .measure import Deadline, run_job
 from .memory import current_rss_mb
 from .runtimes import RUNTIMES
+from .serve import serve
 from .spec import parse_spec, read_spec_file
 
 log = logging.getLogger("edge_harness.agent")
@@ -80,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     m = sub.add_parser("measure", help="measure one job described by a JSON spec")
     m.add_argument("spec", help="path of the spec JSON file")
+    sub.add_parser("serve", help="read spec paths on stdin, measure each in a forked process")
     pr = sub.add_parser("probe", help="report host facts and runtime availability")
     pr.add_argument("--runtimes", default=None, help="comma-separated runtime names (default: all real ones)")
     return p
@@ -178,4 +181,6 @@ def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int
     emit = Emitter(claim_stdout() if real else out)  # type: ignore[arg-type]
     if args.command == "probe":
         return probe(args.runtimes, emit)
+    if args.command == "serve":
+        return serve(sys.stdin, emit, lambda path: measure(path, emit, watchdog=True))
     return measure(args.spec, emit, watchdog=real)

@@ -7,11 +7,13 @@ so an artifact already there is never sent twice.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import CommandTimeout, ConnectError
 from harness.hashing import sha256_file
 
 
@@ -21,6 +23,100 @@ class CommandResult:
     stdout: str
     stderr: str
     duration_s: float
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What a session answered to one request."""
+
+    lines: list[str]  # stdout lines, up to and including the one that ended the read
+    stderr: str  # what the session wrote to stderr meanwhile
+    duration_s: float
+
+
+class LineBuffer:
+    """Split a byte stream into lines as it arrives; decode per line so no character splits."""
+
+    def __init__(self, on_line: Callable[[str], None] | None = None):
+        self.on_line = on_line
+        self.pending = b""
+        self.lines: list[str] = []
+
+    def feed(self, data: bytes) -> None:
+        *complete, self.pending = (self.pending + data).split(b"\n")
+        for raw in complete:
+            self._emit(raw.decode("utf-8", "replace") + "\n")
+
+    def flush(self) -> None:
+        if self.pending:
+            self._emit(self.pending.decode("utf-8", "replace"))
+            self.pending = b""
+
+    def _emit(self, line: str) -> None:
+        self.lines.append(line)
+        if self.on_line is not None:
+            self.on_line(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+class Session(ABC):
+    """A long-lived command on the device: requests in on its stdin, answers out on stdout.
+
+    One command serves many jobs (the agent's ``serve``), so a job costs neither a new SSH
+    session nor a new interpreter. A timeout kills the session's whole process group.
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+        self.ended = False
+        self._out = LineBuffer()
+        self._err = bytearray()
+
+    @abstractmethod
+    def send_line(self, text: str) -> None: ...
+
+    @abstractmethod
+    def _poll(self, wait_s: float) -> tuple[bytes, bytes, bool]:
+        """Wait up to ``wait_s`` for output: (stdout, stderr, the command has ended and all is read)."""
+
+    @abstractmethod
+    def _kill(self) -> bool:
+        """Kill the command's process group; False when the device could not be told."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def read_until(self, done: Callable[[str], bool], timeout_s: float) -> Exchange:
+        """Stdout lines up to the first for which ``done`` is true.
+
+        Raises ``CommandTimeout`` (the process group killed, the session closed) or
+        ``ConnectError`` when the command or the connection ended first.
+        """
+        start = time.monotonic()
+        deadline = start + timeout_s
+        taken: list[str] = []
+        while True:
+            while self._out.lines:
+                line = self._out.lines.pop(0)
+                taken.append(line)
+                if done(line):
+                    err, self._err = self._err.decode("utf-8", "replace"), bytearray()
+                    return Exchange(taken, err, time.monotonic() - start)
+            if self.ended:
+                self.close()
+                tail = self._err.decode("utf-8", "replace").strip()[-500:]
+                raise ConnectError(f"{self.what} ended before answering" + (f": {tail}" if tail else ""))
+            now = time.monotonic()
+            if now >= deadline:
+                killed = self._kill()
+                self.close()
+                raise CommandTimeout(f"{self.what} timed out after {timeout_s:g} s " + (
+                    "(process group killed)" if killed else "(the device did not answer the kill)"))
+            out, err, self.ended = self._poll(min(0.1, deadline - now))
+            self._out.feed(out)
+            self._err += err
 
 
 class Transport(ABC):
@@ -47,6 +143,10 @@ class Transport(ABC):
 
         Raises ``CommandTimeout`` after killing the whole remote process group.
         """
+
+    @abstractmethod
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> Session:
+        """Start a long-lived command whose stdin stays open for requests."""
 
     @abstractmethod
     def exists(self, remote: str) -> bool: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devices.transport.base import CommandResult, Transport
+from devices.transport.base import CommandResult, Session, Transport
 from harness.errors import CommandTimeout, ConnectError
 
 
@@ -84,6 +85,13 @@ class LocalTransport(Transport):
             raise CommandTimeout(f"{argv[0]} timed out after {timeout_s:g} s (process group killed)")
         return CommandResult(proc.returncode, "".join(out_lines), "".join(err_chunks), duration)
 
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> Session:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**self.base_env, **(env or {})}, cwd=self.workdir, start_new_session=True,
+        )  # fmt: skip
+        return _LocalSession(proc, f"{argv[0]} (local)")
+
     def exists(self, remote: str) -> bool:
         return os.path.exists(remote)
 
@@ -103,7 +111,62 @@ class LocalTransport(Transport):
         pass
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+class _LocalSession(Session):
+    def __init__(self, proc: subprocess.Popen[bytes], what: str):
+        super().__init__(what)
+        self.proc = proc
+        self._sel = selectors.DefaultSelector()
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            os.set_blocking(stream.fileno(), False)
+            self._sel.register(stream.fileno(), selectors.EVENT_READ)
+        self._open = 2
+
+    def send_line(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((text + "\n").encode("utf-8"))
+            self.proc.stdin.flush()
+        except OSError as err:
+            raise ConnectError(f"{self.what}: ended: {err}") from None
+
+    def _poll(self, wait_s: float) -> tuple[bytes, bytes, bool]:
+        assert self.proc.stdout is not None
+        chunks: dict[int, bytes] = {}
+        for key, _ in self._sel.select(wait_s):
+            data = os.read(key.fd, 65536)
+            if not data:  # that stream has ended
+                self._sel.unregister(key.fd)
+                self._open -= 1
+            chunks[key.fd] = data
+        out = chunks.get(self.proc.stdout.fileno(), b"")
+        err = b"".join(v for k, v in chunks.items() if k != self.proc.stdout.fileno())
+        return out, err, self._open == 0
+
+    def _kill(self) -> bool:
+        _kill_group(self.proc)
+        return True
+
+    def close(self) -> None:
+        if self.proc.returncode is not None and self.proc.stdout is not None and self.proc.stdout.closed:
+            return
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()  # the server ends at end of input
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc)
+            self.proc.wait()
+        self._sel.close()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -22,7 +22,7 @@ from typing import Literal
 
 import paramiko
 
-from devices.transport.base import CommandResult, Transport
+from devices.transport.base import CommandResult, LineBuffer, Session, Transport
 from devices.transport.ssh_hosts import (
     DEFAULT_SSH_CONFIG, AcceptNewPolicy, StrictPolicy, changed_key_error, resolve_endpoint,
 )
@@ -153,15 +153,13 @@ class SSHTransport(Transport):
         env: dict[str, str] | None = None,
     ) -> CommandResult:
         start = time.monotonic()
-        line = self.command_line(argv, env)
+        chan = self._exec(argv, env)
         try:
-            chan = self._transport().open_session(timeout=self.connect_timeout_s)
-            chan.exec_command(line)
             chan.shutdown_write()  # no stdin: a command that reads it sees EOF instead of hanging
         except (paramiko.SSHException, OSError, EOFError) as err:
             self.close()
             raise ConnectError(f"{self!r}: cannot start {argv[0]}: {err}") from None
-        out = _Lines(on_line)
+        out = LineBuffer(on_line)
         err_buf = bytearray()
         pgid: int | None = None
         deadline = start + timeout_s
@@ -207,6 +205,19 @@ class SSHTransport(Transport):
             stderr = b""
         return CommandResult(status, out.text(), stderr.decode("utf-8", "replace"),
                              time.monotonic() - start)
+
+    def _exec(self, argv: list[str], env: dict[str, str] | None) -> paramiko.Channel:
+        line = self.command_line(argv, env)
+        try:
+            chan = self._transport().open_session(timeout=self.connect_timeout_s)
+            chan.exec_command(line)
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            self.close()
+            raise ConnectError(f"{self!r}: cannot start {argv[0]}: {err}") from None
+        return chan
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> Session:
+        return _SSHSession(self, self._exec(argv, env), f"{argv[0]} on {self!r}")
 
     def _kill_group(self, pgid: int | None) -> bool:
         """SIGKILL the command's whole process group through a second channel.
@@ -306,31 +317,48 @@ class SSHTransport(Transport):
         self._atomic(remote, f"write of {remote}", send)
 
 
-class _Lines:
-    """Split a byte stream into lines as it arrives; decode per line so no character splits."""
+class _SSHSession(Session):
+    def __init__(self, transport: SSHTransport, chan: paramiko.Channel, what: str):
+        super().__init__(what)
+        self.transport = transport
+        self.chan = chan
+        self.pgid: int | None = None
 
-    def __init__(self, on_line: Callable[[str], None] | None):
-        self.on_line = on_line
-        self.pending = b""
-        self.lines: list[str] = []
+    def send_line(self, text: str) -> None:
+        try:
+            self.chan.sendall((text + "\n").encode("utf-8"))
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            self.transport.close()
+            raise ConnectError(f"{self.what}: connection lost: {err}") from None
 
-    def feed(self, data: bytes) -> None:
-        *complete, self.pending = (self.pending + data).split(b"\n")
-        for raw in complete:
-            self._emit(raw.decode("utf-8", "replace") + "\n")
+    def _poll(self, wait_s: float) -> tuple[bytes, bytes, bool]:
+        chan = self.chan
+        out, err = bytearray(), bytearray()
+        while chan.recv_ready():
+            out += chan.recv(65536)
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+        if self.pgid is None:
+            self._err += err
+            self.pgid = _take_pgid(self._err)
+            err = bytearray()
+        if chan.eof_received and not (chan.recv_ready() or chan.recv_stderr_ready()):
+            return bytes(out), bytes(err), True
+        if chan.closed or not chan.get_transport().is_active():
+            self.transport.close()
+            raise ConnectError(f"{self.what}: connection lost")
+        if not (out or err):
+            select.select([chan], [], [], wait_s)
+        return bytes(out), bytes(err), False
 
-    def flush(self) -> None:
-        if self.pending:
-            self._emit(self.pending.decode("utf-8", "replace"))
-            self.pending = b""
+    def _kill(self) -> bool:
+        return self.transport._kill_group(self.pgid)
 
-    def _emit(self, line: str) -> None:
-        self.lines.append(line)
-        if self.on_line is not None:
-            self.on_line(line.rstrip("\n"))
-
-    def text(self) -> str:
-        return "".join(self.lines)
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except (paramiko.SSHException, OSError, EOFError):
+            pass  # the connection is gone already, and the server with it
 
 
 def _take_pgid(buf: bytearray) -> int | None:

@@ -7,22 +7,26 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devices.transport import LocalTransport, SSHTransport, Transport
+from devices.transport.base import Session
 from harness.config import Device
 from harness.config.inventory import DEFAULTS
 from harness.coordinator.files import FileRef, Stager
 from harness.coordinator.protocol import make_spec, parse_events, result_from_events
-from harness.errors import HarnessError, TransportError
+from harness.errors import AgentError, ConnectError, HarnessError, TransportError
 from harness.records import Job, JobResult
 
 log = logging.getLogger("edge_harness.coordinator")
 
 # How long a re-probe of a down board may take to run its trivial command.
 PROBE_TIMEOUT_S = 20.0
+# How long the board's agent server may take to start (an interpreter and numpy, cold disk).
+SERVE_START_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class DeviceRunner:
         self.transport = open_transport(device, driver_env)
         self.python = agent_python(device)
         self._connected = False
+        self._server: Session | None = None  # the agent's ``serve`` on the board, while it lives
+        self._server_agent = ""
 
     def _connect(self) -> None:
         if not self._connected:
@@ -86,6 +92,7 @@ class DeviceRunner:
             result = self._run(job, job_id, payload)
         except TransportError as e:
             self._connected = False
+            self._drop_server()
             result = JobResult("failed", f"{type(e).__name__}: {e}", details={"retryable": True})
         except HarnessError as e:
             result = JobResult("failed", f"{type(e).__name__}: {e}")
@@ -100,6 +107,7 @@ class DeviceRunner:
 
     def probe(self) -> str | None:
         """Reconnect and run a trivial command: None if the board answers, else why not."""
+        self._drop_server()
         self.transport.close()
         self._connected = False
         try:
@@ -124,15 +132,53 @@ class DeviceRunner:
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
         t.write_text(spec_path, json.dumps(spec, indent=1))
         timeout = float(job.settings["measure"]["timeout_s"]) + self.grace_s
-        res = t.run([self.python, agent, "measure", spec_path], timeout_s=timeout)
-        if res.stderr.strip():
-            log.debug("agent stderr for %s on %s:\n%s", job.label(), self.device.name, res.stderr.strip())
-        result = result_from_events(parse_events(res.stdout), res.exit_code, res.stderr)
-        result.details["agent_s"] = round(res.duration_s, 4)  # the agent command, board-side start to exit
+        server = self._serve(agent)
+        server.send_line(spec_path)
+        answer = server.read_until(_is_event("exit"), timeout_s=timeout)
+        if answer.stderr.strip():
+            log.debug("agent stderr for %s on %s:\n%s", job.label(), self.device.name, answer.stderr.strip())
+        events = parse_events("".join(answer.lines))
+        result = result_from_events(events[:-1], int(events[-1]["code"]), answer.stderr)
+        result.details["agent_s"] = round(answer.duration_s, 4)  # spec sent to the job's process exited
         return result
 
+    def _serve(self, agent: str) -> Session:
+        """The board's warm agent server (started on first use and after any transport fault)."""
+        if self._server is not None and self._server_agent == agent and not self._server.ended:
+            return self._server
+        self._drop_server()
+        server = self.transport.start([self.python, agent, "serve"])
+        try:
+            server.read_until(_is_event("ready"), timeout_s=SERVE_START_S)
+        except ConnectError as e:
+            if server.ended:  # it ran and quit: no interpreter, a broken install, a read-only disk...
+                raise AgentError(f"the agent could not start on {self.device.name} with {self.python}: {e}") from None
+            raise
+        self._server, self._server_agent = server, agent
+        return server
+
+    def _drop_server(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
     def close(self) -> None:
+        self._drop_server()
         self.transport.close()
+
+
+def _is_event(name: str) -> Callable[[str], bool]:
+    marker = f'"event":"{name}"'  # the agent writes compact JSON
+
+    def match(line: str) -> bool:
+        if marker not in line:
+            return False
+        try:
+            return json.loads(line).get("event") == name
+        except ValueError:
+            return False
+
+    return match
 
 
 def _node_id() -> str | None:

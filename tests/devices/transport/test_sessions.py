@@ -1,0 +1,93 @@
+"""Long-lived sessions (``Transport.start``), the same contract on both transports: lines
+in and out across many requests, a timeout that kills the whole process group, and a
+server that quits reported as such."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from devices.transport import LocalTransport, SSHTransport, Transport
+from harness.errors import CommandTimeout, ConnectError
+
+SERVER = textwrap.dedent("""
+    import subprocess, sys
+    for line in sys.stdin:
+        word = line.strip()
+        if word == "quit":
+            print("leaving", file=sys.stderr, flush=True)
+            sys.exit(3)
+        if word == "hang":
+            child = subprocess.Popen(["sleep", "60"])
+            with open(sys.argv[1], "w") as f:
+                f.write(str(child.pid))
+            child.wait()
+        print("echo", word, flush=True)
+        print("note", word, file=sys.stderr, flush=True)
+        print("end", flush=True)
+""")
+
+
+@pytest.fixture(params=["local", "ssh"])
+def transport(request: pytest.FixtureRequest, tmp_path: Path) -> Transport:
+    if request.param == "local":
+        t: Transport = LocalTransport(str(tmp_path / "work"))
+    else:
+        h = request.getfixturevalue("ssh_lab")(1)[0]
+        h.start()
+        t = SSHTransport(h.address, workdir=str(tmp_path / "work"), port=h.port, user=h.user, key_file=str(h.key),
+                         known_hosts=str(h.known_hosts), ssh_config=None)
+    t.connect()
+    yield t
+    t.close()
+
+
+def is_end(line: str) -> bool:
+    return line.strip() == "end"
+
+
+def start(t: Transport, tmp_path: Path):  # noqa: ANN201
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    return t.start([sys.executable, str(script), str(tmp_path / "child.pid")])
+
+
+def test_requests_and_answers_over_one_process(transport: Transport, tmp_path: Path) -> None:
+    s = start(transport, tmp_path)
+    for word in ("one", "two words", "три"):
+        s.send_line(word)
+        answer = s.read_until(is_end, timeout_s=30)
+        assert [line.rstrip("\n") for line in answer.lines] == [f"echo {word}", "end"]
+        assert answer.stderr.strip() == f"note {word}"
+        assert answer.duration_s < 30
+    s.close()
+
+
+def test_a_timeout_kills_the_server_and_its_children(transport: Transport, tmp_path: Path) -> None:
+    s = start(transport, tmp_path)
+    s.send_line("hang")
+    with pytest.raises(CommandTimeout, match="process group killed"):
+        s.read_until(is_end, timeout_s=2)
+    pid = int((tmp_path / "child.pid").read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the server's child {pid} survived the timeout")
+
+
+def test_a_server_that_quits_is_reported_with_its_stderr(transport: Transport, tmp_path: Path) -> None:
+    s = start(transport, tmp_path)
+    s.send_line("quit")
+    with pytest.raises(ConnectError, match="ended before answering: leaving"):
+        s.read_until(is_end, timeout_s=30)
+    assert s.ended
