@@ -79,7 +79,7 @@ def write_files(tmp: Path, hosts: list, models: list[Path], job_s: float) -> tup
 def sweep(suite_path: Path, inventory_path: Path, store_path: Path, cache: Path):  # noqa: ANN201
     import harness.store
     from harness.config import load_inventory, load_suite
-    from harness.coordinator import SweepOptions, run_sweep
+    from harness.coordinator.sweep import SweepOptions, run_sweep
 
     with harness.store.open(store_path) as st:
         t0 = time.monotonic()

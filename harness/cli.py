@@ -37,7 +37,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.config import load_inventory, load_suite
-    from harness.coordinator import SweepOptions, run_sweep
+    from harness.coordinator.sweep import SweepOptions, run_sweep
     from harness.store import open as open_store
 
     suite = load_suite(args.suite)
@@ -64,7 +64,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_variants_build(args: argparse.Namespace) -> int:
     from harness.config import load_suite
-    from harness.coordinator import SweepOptions, build_suite
+    from harness.coordinator.sweep import SweepOptions, build_suite
 
     suite = load_suite(args.suite)
     outcome = build_suite(suite, SweepOptions(cache_dir=args.cache_dir, ray_address=args.ray_address))

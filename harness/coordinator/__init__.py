@@ -1,5 +1,6 @@
-"""The Ray coordinator: builds variants, drives one actor per device, stores every result."""
+"""The Ray coordinator: builds variants, drives one actor per device, stores every result.
 
-from harness.coordinator.sweep import SweepOptions, SweepOutcome, build_suite, run_sweep
-
-__all__ = ["SweepOptions", "SweepOutcome", "build_suite", "run_sweep"]
+Nothing is imported here: every device actor imports this package to reach its runner,
+and sixteen actors starting at once must not each load the store and pandas.
+The sweep's entry points live in ``harness.coordinator.sweep``.
+"""
