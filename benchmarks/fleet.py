@@ -86,10 +86,11 @@ def sweep(suite_path: Path, inventory_path: Path, store_path: Path, cache: Path)
         out = run_sweep(load_suite(suite_path), load_inventory(inventory_path), st,
                         SweepOptions(cache_dir=cache, quiet=True))
         wall = time.monotonic() - t0
-        df = st.results(run=out.run_id)
-        details = [json.loads(d or "{}") for (d,) in st._conn.execute(
-            "SELECT r.details_json FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.run_id=? ORDER BY j.id",
-            (out.run_id,))]  # fmt: skip
+        df = st.results(run=out.run_id).sort_values("started")
+        by_id = dict(st._conn.execute(
+            "SELECT j.id, r.details_json FROM jobs j JOIN results r ON r.job_id = j.id WHERE j.run_id=?",
+            (out.run_id,)).fetchall())  # fmt: skip
+        details = [json.loads(by_id[i] or "{}") for i in df.job_id]
     return out, wall, df, details
 
 
@@ -158,7 +159,16 @@ def main() -> None:
                 agent_extra = [d["agent_s"] - w for d, w in zip(details, windows, strict=True)]
                 per_host_wall = df.assign(w=[d["wall_s"] for d in details]).groupby("device").w.sum()
                 dispatch = (measure - per_host_wall).median() / args.models
+                # Steady state: each board from the end of its first job (actor, connection and agent
+                # server started) to the end of its last, against the windows of the jobs in between.
+                busy = later = 0.0
+                for _, g in df.assign(w=windows).groupby("device"):
+                    busy += g.finished.max() - g.finished.iloc[0]
+                    later += g.w.iloc[1:].sum()
+                startup = (df.groupby("device").finished.min() - df.started.min()).median() - args.job_s
                 rows[label] = {
+                    "steady_wall_over_ideal": round(busy / later, 3),
+                    "board_startup_median_s": round(startup, 2),
                     "jobs": len(df), "sweep_wall_s": round(wall, 2), "measure_wall_s": round(measure, 2),
                     "ideal_s": round(ideal, 2), "wall_over_ideal": round(measure / ideal, 3),
                     "overhead_median_ms": round(statistics.median(per_job) * 1e3, 1),
