@@ -107,6 +107,13 @@ def uss_mb(pids: list[int]) -> float:
     return total_kb / 1024
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def ray_pids() -> list[int]:
     """Every descendant of this process (Ray's GCS, raylet, workers and actors)."""
     parent: dict[int, int] = {}
@@ -166,7 +173,10 @@ def main() -> None:
                     busy += g.finished.max() - g.finished.iloc[0]
                     later += g.w.iloc[1:].sum()
                 startup = (df.groupby("device").finished.min() - df.started.min()).median() - args.job_s
+                first = [d for d in details if "serve_start_s" in d]
                 rows[label] = {
+                    "connect_median_s": round(statistics.median(d.get("connect_s", 0) for d in first), 2),
+                    "serve_start_median_s": round(statistics.median(d["serve_start_s"] for d in first), 2),
                     "steady_wall_over_ideal": round(busy / later, 3),
                     "board_startup_median_s": round(startup, 2),
                     "jobs": len(df), "sweep_wall_s": round(wall, 2), "measure_wall_s": round(measure, 2),
@@ -201,7 +211,6 @@ def _hold_actors(hosts: list, inventory_path: Path) -> dict:
     from harness.coordinator.runner import DeviceRunner
 
     devices = load_inventory(inventory_path).resolved()
-    base = ray_pids()
     cls = ray.remote(num_cpus=0)(DeviceRunner)
     from harness.coordinator.files import FileRef, Stager
 
@@ -211,7 +220,7 @@ def _hold_actors(hosts: list, inventory_path: Path) -> dict:
     errors = [e for e in ray.get([a.probe.remote() for a in actors]) if e]
     assert not errors, errors[:3]
     pids = ray_pids()
-    actor_pids = [p for p in pids if p not in base]
+    actor_pids = [p for p in pids if _cmdline(p).startswith("ray::DeviceRunner")]
     out = {
         "boards": len(actors),
         "driver_uss_mb": round(uss_mb([os.getpid()]), 1),

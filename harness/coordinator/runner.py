@@ -79,11 +79,14 @@ class DeviceRunner:
         self._connected = False
         self._server: Session | None = None  # the agent's ``serve`` on the board, while it lives
         self._server_agent = ""
+        self._setup_s: dict[str, float] = {}  # one-time costs paid by the next result (connect, server start)
 
     def _connect(self) -> None:
         if not self._connected:
+            t0 = time.monotonic()
             self.transport.connect()
             self._connected = True
+            self._setup_s["connect_s"] = round(time.monotonic() - t0, 4)
 
     def run_job(self, job: Job, job_id: str, payload: Payload) -> JobResult:
         """Measure ``job``; every failure becomes a failed JobResult, never an exception."""
@@ -99,6 +102,8 @@ class DeviceRunner:
         result.variant = payload.variant
         result.details["wall_s"] = round(time.monotonic() - started, 3)
         result.details["uploaded_bytes"] = self.transport.uploaded_bytes - sent
+        result.details.update(self._setup_s)
+        self._setup_s = {}
         result.details["board"] = self.device.name
         result.details["ray_node"] = _node_id()
         if self.stager.fetched_bytes:
@@ -147,6 +152,7 @@ class DeviceRunner:
         if self._server is not None and self._server_agent == agent and not self._server.ended:
             return self._server
         self._drop_server()
+        t0 = time.monotonic()
         server = self.transport.start([self.python, agent, "serve"])
         try:
             server.read_until(_is_event("ready"), timeout_s=SERVE_START_S)
@@ -155,6 +161,7 @@ class DeviceRunner:
                 raise AgentError(f"the agent could not start on {self.device.name} with {self.python}: {e}") from None
             raise
         self._server, self._server_agent = server, agent
+        self._setup_s["serve_start_s"] = round(time.monotonic() - t0, 4)
         return server
 
     def _drop_server(self) -> None:

@@ -1,4 +1,4 @@
-"""Failures: the jobs that did not finish, each with its reason.
+"""Failures: boards that ended the run down, and the jobs that did not finish, each with its reason.
 
 Why a separate section when the results table already shows errors: with dozens of jobs,
 failures deserve a short list near the top of the reader's attention, grouped by reason
@@ -37,10 +37,12 @@ class FailuresSection(ReportSection):
     order = 15
 
     def render(self, ctx: ReportContext) -> SectionOutput:
-        """A table of failed jobs, most frequent first line of error first."""
+        """Boards that ended the run down, then a table of failed jobs, most frequent first line of error first."""
         failed = ctx.failed
+        down = ctx.run_info.get("down") or {}
+        parts = [_down_html(down)] if down else []
         if failed.empty:
-            return SectionOutput()
+            return SectionOutput(tuple(parts))
         df = failed.assign(
             _first=[
                 str(e).strip().partition("\n")[0] if not fmt.is_missing(e) else ""
@@ -69,4 +71,10 @@ class FailuresSection(ReportSection):
         intro = f'<p class="note">{len(df)} job(s) failed with {n_reasons} distinct reason(s).</p>'
         headers = [("Device", False), ("Model", False), ("Variant", False),
                    ("Runtime", False), ("Reason", False)]  # fmt: skip
-        return SectionOutput((intro, html_table(headers, rows, css="failures")))
+        return SectionOutput((*parts, intro, html_table(headers, rows, css="failures")))
+
+
+def _down_html(down: dict[str, str]) -> str:
+    items = "".join(f"<li><b>{fmt.esc(board)}</b>: {error_html(reason)}</li>" for board, reason in sorted(down.items()))
+    return f'<p class="note">{len(down)} board(s) ended the run down:</p><ul class="down">{items}</ul>'
+

@@ -68,7 +68,7 @@ def test_escaping(tmp_path: Path) -> None:
         ],
         columns=list(RESULT_COLUMNS),
     )  # fmt: skip
-    info = dict(RUN_INFO, id="<r1>", tag="<script>tag</script>", suite="s&'\"")
+    info = dict(RUN_INFO, id="<r1>", tag="<script>tag</script>", suite="s&'\"", down={EVIL_DEVICE: EVIL_ERROR})
     facts = dict(FACTS, **{EVIL_DEVICE: {"python": "<script>alert(3)</script>"}})
     ctx = ReportContext(pd.concat([df, evil], ignore_index=True), info, facts)
     page = write_report(ctx, tmp_path / "evil.html").read_text(encoding="utf-8")
@@ -206,3 +206,11 @@ def test_atomic_write(ctx: ReportContext, tmp_path: Path, monkeypatch: pytest.Mo
 )  # fmt: skip
 def test_formatters(formatter: fmt.Formatter, value: object, expected: str) -> None:
     assert formatter(value) == expected
+
+
+def test_boards_that_ended_the_run_down_are_listed_with_their_reason(results: pd.DataFrame) -> None:
+    info = dict(RUN_INFO, down={"orin-02": "ConnectError: cannot reach 10.0.0.22:22 within 10 s"})
+    page = render_report(ReportContext(results, info, FACTS))
+    section = page[page.index('id="sec-failures"'):page.index('id="sec-pareto"')]
+    assert "1 board(s) ended the run down" in section and "orin-02" in section and "within 10 s" in section
+    assert "ended the run down" not in render_report(ReportContext(results, RUN_INFO, FACTS))
