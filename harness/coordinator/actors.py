@@ -19,15 +19,17 @@ SITE_SHARE = 1e-4
 
 
 class DeviceActors:
-    def __init__(self, devices: tuple[Device, ...], agent: FileRef, files: list[FileRef], driver_env: dict[str, str],
-                 stage_dir: str, grace_s: float):
+    def __init__(self, devices: tuple[Device, ...], agent: FileRef, driver_env: dict[str, str], stage_dir: str,
+                 grace_s: float):
+        """Start every board's actor and let it connect and start its agent server right away:
+        started before the variants are built, that start-up overlaps the build."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.home = ray.get_runtime_context().get_node_id()
         self._pin_home = NodeAffinitySchedulingStrategy(node_id=self.home, soft=False)
-        server = ray.remote(num_cpus=0)(FileServer).options(scheduling_strategy=self._pin_home).remote([agent, *files])
-        self._stager = Stager(server, self.home, stage_dir)
+        self._server = ray.remote(num_cpus=0)(FileServer).options(scheduling_strategy=self._pin_home).remote([agent])
+        self._stager = Stager(self._server, self.home, stage_dir)
         self._args = (agent, driver_env)
         self._grace_s = grace_s
         self._cls = ray.remote(num_cpus=0, max_restarts=0)(DeviceRunner)
@@ -51,8 +53,15 @@ class DeviceActors:
         else:
             opts = {"scheduling_strategy": self._pin_home}
         handle = self._cls.options(**opts).remote(d, *self._args, self._stager, self._grace_s)
+        handle.warm.remote()  # actor calls run in order: the first job waits for it
         self.handles[name] = handle
         return handle
+
+    def serve_files(self, files: list[FileRef]) -> None:
+        """Make the built variants' files fetchable by actors on other nodes."""
+        import ray
+
+        ray.get(self._server.register.remote(files))
 
     def kill_all(self) -> None:
         import ray

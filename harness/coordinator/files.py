@@ -34,6 +34,10 @@ class FileServer:
     def __init__(self, refs: list[FileRef]):
         self._paths = {r.sha256: r.path for r in refs}
 
+    def register(self, refs: list[FileRef]) -> None:
+        """Serve these too (the variants, once built)."""
+        self._paths.update({r.sha256: r.path for r in refs})
+
     def size(self, sha256: str) -> int:
         return self._paths[sha256].stat().st_size
 

@@ -110,6 +110,17 @@ class DeviceRunner:
             result.details["staged_bytes"] = self.stager.fetched_bytes
         return result
 
+    def warm(self) -> None:
+        """Connect and start the agent server ahead of the first job. A fault is left for that
+        job to meet: it reconnects, and reports the fault as its own if it persists."""
+        try:
+            self._connect()
+            self._serve(self._put(self.agent))
+        except HarnessError as e:
+            log.info("warming %s failed (its first job will retry): %s", self.device.name, e)
+            self._drop_server()
+            self._connected = False
+
     def probe(self) -> str | None:
         """Reconnect and run a trivial command: None if the board answers, else why not."""
         self._drop_server()

@@ -88,26 +88,39 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     ctx = _Context(store, ids, run_id, outcome, progress)
     with ray_session(opts.ray_address), progress:
         t0 = time.monotonic()
-        progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
-        models = [m for m in suite.models if any(j.model == m.label for j in todo)]
-        built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
-        outcome.timings_s["build"] = time.monotonic() - t0
-
-        queue: list[Job] = []
-        for job in todo:
-            reason = built.failures.get((job.model, job.variant))
-            if reason is not None:
-                _finish(ctx, job, JobResult.failed(f"variant build failed: {reason}"))
-            else:
-                queue.append(job)
-        t1 = time.monotonic()
-        progress.phase("measuring")
         agent = build_agent(opts.cache_dir / "agent")
-        if queue:
-            _measure(queue, plan, agent, built.variants, suite, _portable(opts.cache_dir / "staged"), driver_env, ctx)
-        outcome.timings_s["measure"] = time.monotonic() - t1
+        actors = DeviceActors(plan.devices, FileRef.of(agent), driver_env, _portable(opts.cache_dir / "staged"),
+                              suite.faults.grace_s) if todo else None
+        try:
+            _build_and_measure(suite, plan, todo, actors, opts, ctx)
+        finally:
+            if actors is not None:
+                actors.kill_all()
     store.finish_run(run_id, "failed-jobs" if outcome.failed else "ok", outcome.down)
     return outcome
+
+
+def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: DeviceActors | None, opts: SweepOptions,
+                       ctx: _Context) -> None:
+    outcome, progress = ctx.outcome, ctx.progress
+    t0 = time.monotonic()
+    progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
+    models = [m for m in suite.models if any(j.model == m.label for j in todo)]
+    built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
+    outcome.timings_s["build"] = time.monotonic() - t0
+
+    queue: list[Job] = []
+    for job in todo:
+        reason = built.failures.get((job.model, job.variant))
+        if reason is not None:
+            _finish(ctx, job, JobResult.failed(f"variant build failed: {reason}"))
+        else:
+            queue.append(job)
+    t1 = time.monotonic()
+    progress.phase("measuring")
+    if queue and actors is not None:
+        _measure(queue, plan, actors, built.variants, suite, ctx)
+    outcome.timings_s["measure"] = time.monotonic() - t1
 
 
 def _portable(path: Path) -> str:
@@ -159,8 +172,8 @@ class _Context:
     progress: SweepProgress
 
 
-def _measure(jobs: list[Job], plan: Plan, agent: Path, variants: dict[tuple[str, str], Built], suite: Suite,
-             stage_dir: str, driver_env: dict[str, str], ctx: _Context) -> None:
+def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[tuple[str, str], Built], suite: Suite,
+             ctx: _Context) -> None:
     """One actor per board holds it exclusively; a free board takes the next job it can run.
 
     The loop only waits on Ray with a timeout, and every down board is re-probed a bounded
@@ -169,8 +182,7 @@ def _measure(jobs: list[Job], plan: Plan, agent: Path, variants: dict[tuple[str,
     import ray
 
     payloads = _payloads(variants)
-    files = list({f for p in payloads.values() for f in (p.artifact, p.eval, p.weights) if f is not None})
-    actors = DeviceActors(plan.devices, FileRef.of(agent), files, driver_env, stage_dir, suite.faults.grace_s)
+    actors.serve_files(list({f for p in payloads.values() for f in (p.artifact, p.eval, p.weights) if f is not None}))
     f = suite.faults
     sched = Scheduler(jobs, plan.boards, FaultPolicy(suite.retries, f.down_after, f.reprobe_s, f.reprobe_max),
                       time.monotonic)
@@ -178,39 +190,36 @@ def _measure(jobs: list[Job], plan: Plan, agent: Path, variants: dict[tuple[str,
         sched.give_up(name, reason)
     running: dict[object, tuple[str, Job]] = {}
     probing: dict[object, str] = {}
-    try:
-        while not sched.idle:
-            for job, attempts, reason in sched.stranded():
-                _finish(ctx, job, JobResult("failed", reason, attempts=max(attempts, 1)))
-            for name in sched.due_probes():
-                log.info("re-probing %s", name)
-                probing[actors.handles[name].probe.remote()] = name
-            for name in actors.handles:
-                job = sched.next_job(name)
-                if job is None:
-                    continue
-                jid = ctx.ids[job.key]
-                ctx.store.job_started(jid, name)
-                ctx.progress.started(job, name)
-                ref = actors.handles[name].run_job.remote(job, f"{ctx.run_id}-{jid}", payloads[(job.model, job.variant)])
-                running[ref] = (name, job)
-            if sched.idle:
-                break
-            pending = [*running, *probing]
-            wake = sched.next_wake()
-            timeout = 1.0 if wake is None else max(0.05, min(1.0, wake - time.monotonic()))
-            if not pending:
-                time.sleep(timeout)
+    while not sched.idle:
+        for job, attempts, reason in sched.stranded():
+            _finish(ctx, job, JobResult("failed", reason, attempts=max(attempts, 1)))
+        for name in sched.due_probes():
+            log.info("re-probing %s", name)
+            probing[actors.handles[name].probe.remote()] = name
+        for name in actors.handles:
+            job = sched.next_job(name)
+            if job is None:
                 continue
-            done, _ = ray.wait(pending, num_returns=1, timeout=timeout)
-            for ref in done:
-                if ref in probing:
-                    _probed(sched, actors, probing.pop(ref), ref)
-                    continue
-                name, job = running.pop(ref)
-                _job_done(sched, actors, ctx, name, job, ref)
-    finally:
-        actors.kill_all()
+            jid = ctx.ids[job.key]
+            ctx.store.job_started(jid, name)
+            ctx.progress.started(job, name)
+            ref = actors.handles[name].run_job.remote(job, f"{ctx.run_id}-{jid}", payloads[(job.model, job.variant)])
+            running[ref] = (name, job)
+        if sched.idle:
+            break
+        pending = [*running, *probing]
+        wake = sched.next_wake()
+        timeout = 1.0 if wake is None else max(0.05, min(1.0, wake - time.monotonic()))
+        if not pending:
+            time.sleep(timeout)
+            continue
+        done, _ = ray.wait(pending, num_returns=1, timeout=timeout)
+        for ref in done:
+            if ref in probing:
+                _probed(sched, actors, probing.pop(ref), ref)
+                continue
+            name, job = running.pop(ref)
+            _job_done(sched, actors, ctx, name, job, ref)
     ctx.outcome.down = sched.down_boards()
 
 
