@@ -106,6 +106,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from harness.gate import run_gate
+    from harness.gate.outputs import junit_xml, markdown, terminal_table, write
+    from harness.store import open as open_store
+
+    _must_exist(args.store)
+    with open_store(args.store) as store:
+        result = run_gate(store, args.candidate, args.baseline, args.policy)
+    out.print(terminal_table(result, show_pass=args.all))
+    if args.junit:
+        write(args.junit, junit_xml(result, strict=args.strict))
+    if args.markdown:
+        write(args.markdown, markdown(result))
+    failed = result.count("regression") or (args.strict and result.count("missing"))
+    return EXIT_REGRESSION if failed else EXIT_OK
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from harness.store import open as open_store
 
@@ -193,6 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tag", help="with no RUN: the latest run with this tag")
     store_arg(r)
     r.set_defaults(func=cmd_report)
+
+    g = sub.add_parser(
+        "gate", help="pass or fail a candidate run against a baseline run or tag",
+        description="Compare every (model, variant, device, runtime) of the candidate with the baseline (a run, or "
+                    "the latest runs of a tag) under the policy; each metric is pass, regression, improvement, "
+                    "inconclusive or missing. Exit 1 on any regression (and on missing with --strict), 0 otherwise.")
+    g.add_argument("--candidate", required=True, metavar="RUN", help="run id, unique prefix or 'latest'")
+    g.add_argument("--baseline", required=True, metavar="RUN_OR_TAG", help="a run, or a tag (its last 5 runs)")
+    g.add_argument("--policy", type=Path, help="policy YAML (default: the candidate suite's 'gate:')")
+    g.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    g.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown summary (CI step summary)")
+    g.add_argument("--strict", action="store_true", help="missing configurations fail the gate too")
+    g.add_argument("--all", action="store_true", help="list passing comparisons too")
+    store_arg(g)
+    g.set_defaults(func=cmd_gate)
 
     v = sub.add_parser("variants", help="compressed variants")
     v_sub = v.add_subparsers(dest="variants_command", required=True, metavar="ACTION")

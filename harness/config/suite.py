@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from harness.config.gate import Policy
 from harness.config.inventory import RuntimeNames
 from harness.config.yamlio import load_yaml, validate
 
@@ -210,7 +211,7 @@ class Suite(Strict):
     )
     retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
     faults: Faults = Field(default_factory=Faults, description="Marking boards down and re-probing them.")
-    gate: dict[str, dict[str, Any]] | None = Field(None, description="Release policy (see 'harness gate').")
+    gate: Policy | None = Field(None, description="Release policy (see 'harness gate').")
 
     @field_validator("variants")
     @classmethod

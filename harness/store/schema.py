@@ -87,7 +87,32 @@ ALTER TABLE jobs ADD COLUMN board TEXT;
 ALTER TABLE runs ADD COLUMN down_json TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2)
+# v3: the gate's verdicts, kept so the dashboard can mark regressions in the history.
+V3 = """
+CREATE TABLE verdicts (
+    id INTEGER PRIMARY KEY,
+    gate_id TEXT NOT NULL,
+    created REAL NOT NULL,
+    candidate TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    baselines_json TEXT NOT NULL,
+    model TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    device TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    threshold REAL,
+    ratio REAL,
+    ci_lo REAL,
+    ci_hi REAL,
+    p REAL,
+    q REAL,
+    note TEXT
+);
+CREATE INDEX verdicts_candidate ON verdicts(candidate, created);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

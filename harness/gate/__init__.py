@@ -1,0 +1,32 @@
+"""``harness gate``: does a candidate run regress against its baseline? Verdicts are stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.config.gate import DEFAULT, Policy, load_policy
+from harness.gate.evaluate import GateResult, baseline_runs, evaluate
+from harness.store import Store
+
+
+def policy_for(store: Store, candidate: str, path: Path | None) -> Policy:
+    """``--policy FILE``, else the ``gate:`` of the suite the candidate ran, else the default policy."""
+    if path is not None:
+        return load_policy(path)
+    gate = store.run_info(candidate)["config"].get("suite", {}).get("gate")
+    return Policy.model_validate(gate) if gate else DEFAULT
+
+
+def run_gate(store: Store, candidate_ref: str, baseline_ref: str, policy_path: Path | None = None) -> GateResult:
+    candidate = store.resolve_run(candidate_ref)
+    result = evaluate(store, candidate, baseline_runs(store, baseline_ref, candidate),
+                      policy_for(store, candidate, policy_path))
+    store.record_verdicts(result.candidate, result.baselines, [
+        {**v.config, "metric": v.metric, "verdict": v.verdict, "threshold": v.threshold, "ratio": v.ratio,
+         "ci_lo": v.ci[0] if v.ci else None, "ci_hi": v.ci[1] if v.ci else None, "p": v.p, "q": v.q, "note": v.note}
+        for v in result.verdicts
+    ])  # fmt: skip
+    return result
+
+
+__all__ = ["GateResult", "run_gate"]

@@ -1,0 +1,93 @@
+"""A gate's verdicts for people (terminal, Markdown for a CI step summary) and for CI tools (JUnit XML)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from harness.gate.evaluate import GateResult, Verdict
+
+_STYLE = {"regression": "red", "improvement": "green", "inconclusive": "yellow", "missing": "magenta", "pass": ""}
+_ORDER = {v: i for i, v in enumerate(("regression", "missing", "inconclusive", "improvement", "pass"))}
+
+
+def change_text(v: Verdict) -> str:
+    if v.ratio is None:
+        return ""
+    if v.metric == "accuracy":
+        return f"{v.ratio:+.2f} pt"
+    return f"{(v.ratio - 1) * 100:+.1f}%"
+
+
+def interval_text(v: Verdict) -> str:
+    return "" if v.ci is None else f"[{(v.ci[0] - 1) * 100:+.1f}%, {(v.ci[1] - 1) * 100:+.1f}%]"
+
+
+def limit_text(v: Verdict) -> str:
+    if v.threshold is None:
+        return ""
+    return f"-{v.threshold:g} pt" if v.metric == "accuracy" else f"+{v.threshold * 100:g}%"
+
+
+def ordered(result: GateResult) -> list[Verdict]:
+    return sorted(result.verdicts, key=lambda v: (_ORDER[v.verdict], v.label, v.metric))
+
+
+def headline(result: GateResult) -> str:
+    counts = ", ".join(f"{result.count(k)} {k}" for k in _ORDER if result.count(k))
+    return f"gate {result.candidate} vs {', '.join(result.baselines)}: {counts or 'nothing to compare'}"
+
+
+def terminal_table(result: GateResult, show_pass: bool = False) -> Table:
+    table = Table("verdict", "configuration", "metric", "change", "95% CI", "limit", "q", title=escape(headline(result)))
+    for v in ordered(result):
+        if v.verdict == "pass" and not show_pass:
+            continue
+        style = _STYLE[v.verdict]
+        table.add_row(f"[{style}]{v.verdict}[/]" if style else v.verdict, escape(v.label), v.metric, change_text(v),
+                      interval_text(v), limit_text(v), "" if v.q is None else f"{v.q:.3g}")
+    return table
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown(result: GateResult) -> str:
+    lines = [f"### {_md(headline(result))}", "", "| verdict | configuration | metric | change | 95% CI | limit | note |",
+             "|---|---|---|---|---|---|---|"]
+    for v in ordered(result):
+        icon = {"regression": "❌", "missing": "⚠️", "inconclusive": "❔", "improvement": "✅", "pass": "✔️"}[v.verdict]
+        lines.append(f"| {icon} {v.verdict} | {_md(v.label)} | {v.metric} | {change_text(v)} | {interval_text(v)} | "
+                     f"{limit_text(v)} | {_md(v.note)} |")
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(result: GateResult, strict: bool = False) -> bytes:
+    """One testcase per configuration and metric; regressions (and, with --strict, missing) fail."""
+    suite = ET.Element("testsuite", name=f"harness gate {result.candidate}", tests=str(len(result.verdicts)))
+    failures = skipped = 0
+    for v in ordered(result):
+        case = ET.SubElement(suite, "testcase", classname=v.label, name=v.metric)
+        detail = f"{v.verdict}: change {change_text(v)} {interval_text(v)}, limit {limit_text(v)} {v.note}".strip()
+        if v.verdict == "regression" or (strict and v.verdict == "missing"):
+            ET.SubElement(case, "failure", message=detail, type=v.verdict).text = detail
+            failures += 1
+        elif v.verdict in ("missing", "inconclusive"):
+            ET.SubElement(case, "skipped", message=detail)
+            skipped += 1
+        else:
+            ET.SubElement(case, "system-out").text = detail
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="utf-8", xml_declaration=True)
+
+
+def write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    tmp.replace(path)

@@ -1,0 +1,114 @@
+"""The statistics of one comparison: an effect with its standard error, and a p-value.
+
+Latency effects are log ratios of a percentile (candidate over baseline), estimated from
+the per-iteration samples. Two sources of noise enter the standard error:
+
+- within a run: consecutive iterations are correlated (caches, clocks, other load), so an
+  i.i.d. formula would be far too confident. The samples are cut into contiguous batches
+  and the spread of the batches' percentiles gives the error (the batch-means method);
+- between runs: a fresh process on a fresh boot lands on other memory, other cores, another
+  clock state, and moves every percentile by a few percent however many iterations it ran
+  (MEASUREMENT.md, trap 1). That spread is measured from the baseline's history when there
+  is one (the tag's previous runs) and never taken below a floor.
+
+A regression must be both significant (one-sided test of the effect against zero, with
+false-discovery control across every comparison of the gate) and larger than the policy's
+threshold, asv's rule of significance AND size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+BATCHES = 20
+# Run-to-run spread assumed when the history cannot show it: the smallest standard deviation
+# of a log latency percentile across fresh processes that the A/A benchmark found here.
+RUN_NOISE_FLOOR = 0.02
+_Z = NormalDist()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A log-scale value with its standard error (both from one run's samples)."""
+
+    log_value: float
+    se: float
+
+
+def percentile_estimate(samples: np.ndarray, q: float, batches: int = BATCHES) -> Estimate:
+    """``q``-th percentile of ``samples`` (log) and its batch-means standard error."""
+    x = np.asarray(samples, dtype=np.float64)
+    if len(x) == 0 or not np.all(x > 0):
+        raise ValueError("latency samples must be positive and non-empty")
+    value = float(np.log(np.percentile(x, q)))
+    tail = (100 - q) if q >= 50 else q
+    per_batch = max(10, math.ceil(100 / max(tail, 1e-9)))  # a batch must reach its percentile: p99 needs 100
+    k = min(batches, len(x) // per_batch)
+    if k < 2:
+        return Estimate(value, math.inf)
+    per_batch = np.log([np.percentile(b, q) for b in np.array_split(x, k)])
+    return Estimate(value, float(np.std(per_batch, ddof=1) / math.sqrt(k)))
+
+
+def run_noise(history_logs: Sequence[float], floor: float = RUN_NOISE_FLOOR) -> float:
+    """Standard deviation of a log metric across runs, from >= 3 runs of the history, floored."""
+    if len(history_logs) >= 3:
+        return max(floor, float(np.std(history_logs, ddof=1)))
+    return floor
+
+
+@dataclass(frozen=True)
+class Change:
+    """Candidate vs baseline on a log scale: ``estimate`` = log(candidate / baseline)."""
+
+    estimate: float
+    se: float
+
+    @property
+    def ratio(self) -> float:
+        return math.exp(self.estimate)
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Confidence interval of the ratio."""
+        z = _Z.inv_cdf(0.5 + level / 2)
+        return math.exp(self.estimate - z * self.se), math.exp(self.estimate + z * self.se)
+
+    def p_increase(self) -> float:
+        """One-sided p-value of 'the candidate is larger' (H0: ratio <= 1)."""
+        if self.se == 0:
+            return 0.0 if self.estimate > 0 else 1.0
+        return 1.0 - _Z.cdf(self.estimate / self.se)
+
+    def p_decrease(self) -> float:
+        if self.se == 0:
+            return 0.0 if self.estimate < 0 else 1.0
+        return _Z.cdf(self.estimate / self.se)
+
+
+def compare(candidate: Estimate, baseline: Sequence[Estimate], noise: float) -> Change:
+    """Candidate vs the mean of ``baseline`` runs (one or more), each run carrying ``noise``
+    of its own on top of its within-run error."""
+    n = len(baseline)
+    base = sum(b.log_value for b in baseline) / n
+    var_base = (sum(b.se**2 for b in baseline) / n + noise**2) / n
+    var_cand = candidate.se**2 + noise**2
+    return Change(candidate.log_value - base, math.sqrt(var_cand + var_base))
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """BH-adjusted q-values, in the input order (a comparison is a discovery when q <= fdr)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = len(p)
+    if m == 0:
+        return []
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
+    return out.tolist()

@@ -1,0 +1,58 @@
+"""``harness gate`` end to end: exit codes, JUnit XML, Markdown, --strict, bad policy."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+import harness.store
+from gate_testlib import CONFIGS, add_run
+from harness.cli import main
+
+
+def make_store(tmp_path: Path, **cand: object) -> tuple[Path, str, str]:
+    db = tmp_path / "h.db"
+    rng = np.random.default_rng(7)
+    with harness.store.open(db) as st:
+        base = add_run(st, rng)
+        run = add_run(st, rng, **cand)
+    return db, base, run
+
+
+def test_a_regression_fails_the_gate_with_junit_and_markdown(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    db, base, cand = make_store(tmp_path, slow={CONFIGS[1]: 1.3})
+    junit, md = tmp_path / "out" / "gate.xml", tmp_path / "out" / "gate.md"
+    code = main(["gate", "--candidate", cand, "--baseline", "nightly", "--store", str(db), "--junit", str(junit),
+                 "--markdown", str(md)])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "regression" in out and "digits [int8] on orin/onnxruntime" in out
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "2" and int(suite.get("tests")) >= 12
+    failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert sorted((c.get("classname"), c.get("name")) for c in failed) == [
+        ("digits [int8] on orin/onnxruntime", "latency_p50"), ("digits [int8] on orin/onnxruntime", "latency_p99")]
+    text = md.read_text()
+    assert text.startswith("### gate ") and "| ❌ regression | digits [int8] on orin/onnxruntime | latency_p50 |" in text
+
+
+def test_a_clean_candidate_passes_and_missing_fails_only_when_strict(tmp_path: Path) -> None:
+    db, base, cand = make_store(tmp_path, missing=(CONFIGS[0],))
+    assert main(["gate", "--candidate", cand, "--baseline", base, "--store", str(db)]) == 0
+    assert main(["gate", "--candidate", cand, "--baseline", base, "--store", str(db), "--strict"]) == 1
+
+
+def test_a_bad_policy_file_is_named_with_its_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    db, base, cand = make_store(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("latency_p50: {max_increase: 5%}\nlatency_p99: {max_rise: 5%}\n")
+    assert main(["gate", "--candidate", cand, "--baseline", base, "--store", str(db), "--policy", str(policy)]) == 2
+    err = capsys.readouterr().err
+    assert f"{policy}:2" in err and "latency_p99" in err and "Traceback" not in err
+
+
+def test_an_unknown_baseline_is_a_usage_error(tmp_path: Path) -> None:
+    db, _, cand = make_store(tmp_path)
+    assert main(["gate", "--candidate", cand, "--baseline", "weekly", "--store", str(db)]) == 2

@@ -1,0 +1,100 @@
+"""Verdicts over runs written through the real store: pass on A/A, regression past the
+threshold, inconclusive when the history says the noise is too large, missing, accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness.store
+from gate_testlib import CONFIGS, add_run
+from harness.config.gate import DEFAULT, Policy
+from harness.errors import StoreError
+from harness.gate import run_gate
+from harness.gate.evaluate import baseline_runs, evaluate
+
+
+def by(result, config: tuple, metric: str) -> str:  # noqa: ANN001
+    return next(v.verdict for v in result.verdicts if tuple(v.config.values()) == config and v.metric == metric)
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # noqa: ANN201
+    with harness.store.open(tmp_path / "h.db") as st:
+        yield st
+
+
+def test_a_over_a_passes_everything(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(0)
+    base, cand = add_run(store, rng), add_run(store, rng)
+    result = evaluate(store, cand, [base], DEFAULT)
+    assert {v.verdict for v in result.verdicts} == {"pass"}
+    assert {v.metric for v in result.verdicts} == {"latency_p50", "latency_p99", "peak_memory", "accuracy"}
+
+
+def test_a_real_slowdown_past_the_threshold_is_a_regression_and_only_there(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(1)
+    base = add_run(store, rng)
+    cand = add_run(store, rng, slow={CONFIGS[1]: 1.15, CONFIGS[2]: 0.8})
+    result = evaluate(store, cand, [base], DEFAULT)
+    assert by(result, CONFIGS[1], "latency_p50") == "regression"
+    assert by(result, CONFIGS[2], "latency_p50") == "improvement"
+    assert by(result, CONFIGS[0], "latency_p50") == "pass"
+    slow = next(v for v in result.verdicts if tuple(v.config.values()) == CONFIGS[1] and v.metric == "latency_p50")
+    assert slow.ci[0] < 1.15 < slow.ci[1] and slow.q <= 0.05
+
+
+def test_a_noisy_history_makes_a_modest_change_inconclusive(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(2)
+    history = [add_run(store, rng, run_noise=0.10) for _ in range(5)]
+    cand = add_run(store, rng, slow={CONFIGS[0]: 1.12}, run_noise=0.0)
+    assert baseline_runs(store, "nightly", cand) == history
+    result = evaluate(store, cand, history, DEFAULT)
+    assert by(result, CONFIGS[0], "latency_p50") in ("inconclusive", "pass")
+    assert "regression" not in {v.verdict for v in result.verdicts}
+
+
+def test_missing_and_accuracy_and_energy(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(3)
+    energy = {c: 10.0 for c in CONFIGS}
+    base = add_run(store, rng, energy=energy)
+    cand = add_run(store, rng, missing=(CONFIGS[3],), accuracy={CONFIGS[0]: 0.94, CONFIGS[1]: 0.947},
+                   energy={**energy, CONFIGS[2]: 13.0})
+    result = evaluate(store, cand, [base], DEFAULT)
+    assert {by(result, CONFIGS[3], m) for m in DEFAULT.rules_for(dict.fromkeys(("model", "variant", "device",
+                                                                                 "runtime"), "x"))} == {"missing"}
+    assert by(result, CONFIGS[0], "accuracy") == "regression"  # -1.0 point, limit 0.5
+    assert by(result, CONFIGS[1], "accuracy") == "pass"  # -0.3 point
+    assert by(result, CONFIGS[2], "energy_per_inference") == "regression"  # +30%
+    assert by(result, CONFIGS[0], "energy_per_inference") == "pass"
+
+
+def test_policy_overrides_and_the_suites_own_policy(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(4)
+    gate = {"latency_p50": {"max_increase": "5%"}, "overrides": [{"match": {"device": "p*"},
+                                                                  "latency_p50": {"max_increase": "50%"}}]}
+    base = add_run(store, rng, gate=gate)
+    cand = add_run(store, rng, gate=gate, slow={CONFIGS[0]: 1.2, CONFIGS[2]: 1.2})
+    result = run_gate(store, cand, base)  # no --policy: the candidate suite's gate
+    assert by(result, CONFIGS[0], "latency_p50") == "regression"
+    assert by(result, CONFIGS[2], "latency_p50") == "pass"  # pi-* may slow down by 50%
+    assert {v.metric for v in result.verdicts} == {"latency_p50"}
+    stored = store.verdicts(run=cand)
+    assert len(stored) == len(result.verdicts) and set(stored.verdict) == {"regression", "pass"}
+    assert stored.baselines.iloc[0] == [base]
+
+
+def test_a_tag_without_earlier_runs_is_an_error(store) -> None:  # noqa: ANN001
+    cand = add_run(store, np.random.default_rng(5), tag="nightly")
+    with pytest.raises(StoreError, match="no run or tag 'nightly'"):
+        baseline_runs(store, "nightly", cand)
+
+
+def test_policy_percentages() -> None:
+    p = Policy.model_validate({"latency_p99": {"max_increase": "12.5%"}, "peak_memory": {"max_increase": 0.1}})
+    rules = p.rules_for({"model": "m", "variant": "v", "device": "d", "runtime": "r"})
+    assert rules["latency_p99"].max_increase == pytest.approx(0.125) and rules["peak_memory"].max_increase == 0.1
+    with pytest.raises(ValueError, match="percentage"):
+        Policy.model_validate({"latency_p50": {"max_increase": "five"}})
