@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import harness.fleet.check as check_mod
-from devices.transport.base import CommandResult, Transport
+from devices.transport.base import CommandResult, Session, Transport
 from harness.cli import main
 from harness.config import Device
 from harness.errors import AuthError, CommandTimeout, ConnectError
@@ -120,6 +120,9 @@ class FakeTransport(Transport):
             env: dict[str, str] | None = None) -> CommandResult:
         self.calls.append(argv[0] if argv[0] == "true" else " ".join(argv[2:]))
         return result(json.dumps(FACTS) if "probe" in argv else "")
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> Session:
+        raise AssertionError("a check runs single commands, never a session")
 
     def exists(self, remote: str) -> bool:
         return True
