@@ -141,6 +141,19 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_runs_prune(args: argparse.Namespace) -> int:
+    from harness.store import open as open_store
+
+    _must_exist(args.store)
+    with open_store(args.store) as store:
+        deleted = store.prune(args.keep, tag=args.tag)
+    scope = f"tag {args.tag!r}" if args.tag else "each tag"
+    out.print(f"deleted {len(deleted)} run(s), kept the newest {args.keep} of {escape(scope)}")
+    for run in deleted:
+        out.print(f"  {run}")
+    return EXIT_OK
+
+
 def cmd_inventory_check(args: argparse.Namespace) -> int:
     import json
     import os
@@ -241,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--json", action="store_true", help="machine-readable output")
     store_arg(rl)
     rl.set_defaults(func=cmd_runs_list)
+    rp = runs_sub.add_parser("prune", help="delete old runs (and their results), keeping the newest N of each tag")
+    rp.add_argument("--keep", type=int, required=True, metavar="N", help="runs to keep per tag (runs without a tag "
+                    "count as one tag); runs still going are never deleted")
+    rp.add_argument("--tag", help="prune only this tag's runs")
+    store_arg(rp)
+    rp.set_defaults(func=cmd_runs_prune)
 
     inv = sub.add_parser("inventory", help="the fleet of devices")
     inv_sub = inv.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")

@@ -184,6 +184,24 @@ class Store:
             )
         return gate_id
 
+    def prune(self, keep: int, tag: str | None = None) -> list[str]:
+        """Delete all but the newest ``keep`` runs of each tag (or of ``tag`` only), with their jobs,
+        results, samples and verdicts. Runs still going are never deleted, nor counted."""
+        if keep < 0:
+            raise StoreError("--keep must be 0 or more")
+        rows = self._conn.execute(
+            "SELECT id, coalesce(tag, '') FROM runs WHERE status != 'running' AND (? IS NULL OR tag = ?)"
+            " ORDER BY started DESC", (tag, tag)).fetchall()  # fmt: skip
+        seen: dict[str, int] = {}
+        doomed = []
+        for run_id, run_tag in rows:
+            seen[run_tag] = seen.get(run_tag, 0) + 1
+            if seen[run_tag] > keep:
+                doomed.append(run_id)
+        with self._tx() as c:
+            c.executemany("DELETE FROM runs WHERE id=?", [(r,) for r in doomed])
+        return doomed
+
     # -- reading ---------------------------------------------------------------------
 
     def resolve_run(self, ref: str | None = None, tag: str | None = None) -> str:

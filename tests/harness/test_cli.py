@@ -52,3 +52,18 @@ def test_a_bug_is_exit_70_with_the_traceback_in_a_log(capsys: pytest.CaptureFixt
     log = Path(err.split("traceback in ")[1].split(")")[0])
     assert "ZeroDivisionError: oops" in log.read_text()
     log.unlink()
+
+
+def test_runs_prune(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.store
+
+    db = tmp_path / "h.db"
+    with harness.store.open(db) as st:
+        runs = [st.create_run(suite="s", config={}, tag="nightly") for _ in range(3)]
+        for r in runs:
+            st.finish_run(r, "ok")
+    assert main(["runs", "prune", "--keep", "2", "--store", str(db)]) == 0
+    assert "deleted 1 run(s)" in capsys.readouterr().out
+    with harness.store.open(db) as st:
+        assert len(st.runs()) == 2
+    assert main(["runs", "prune", "--keep", "-1", "--store", str(db)]) == 2

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,22 @@ def test_a_v1_store_is_migrated_and_keeps_its_results(tmp_path: Path) -> None:
         assert st.facts(run) == {"board-7": {"python": "3.11", "hostname": "h"}}
         assert st.run_info(run)["down"] == {"board-9": "ConnectError: refused"}
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+
+
+def test_prune_keeps_the_newest_runs_of_each_tag_and_never_a_running_one(tmp_path: Path) -> None:
+    with harness.store.open(tmp_path / "h.db") as st:
+        runs = {}
+        for i, tag in enumerate(["nightly", "nightly", "ci", "nightly", None, "ci"]):
+            run = st.create_run(suite="s", config={}, tag=tag)
+            jid = st.add_jobs(run, [job()])[job().key]
+            st.record(jid, ok_result())
+            st.finish_run(run, "ok")
+            runs[i] = run
+            time.sleep(0.002)
+        going = st.create_run(suite="s", config={}, tag="nightly")  # a sweep writing right now
+        deleted = st.prune(keep=1)
+        assert sorted(deleted) == sorted([runs[0], runs[1], runs[2]])
+        left = set(st.runs().run)
+        assert left == {runs[3], runs[4], runs[5], going}
+        assert st._conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 3  # cascaded with their runs
+        assert st.prune(keep=0, tag="ci") == [runs[5]]
