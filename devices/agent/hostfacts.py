@@ -1,5 +1,8 @@
 """Host facts read from the board itself: OS, CPU, RAM, governor, thermal zones, power sensors.
 
+``power_sensors`` lists the sensor files and tools present; ``power_sources`` says, for
+each telemetry power source, whether the agent can measure with it here and why not.
+
 Every reader takes the filesystem ``root`` ("/" on a board, a fake tree in tests) and turns
 a missing or unreadable file into ``None`` or an empty list, never an exception: a probe
 must describe a half-configured board, not crash on it.
@@ -12,6 +15,8 @@ import os
 import platform
 import shutil
 from typing import Any, Dict, List, Optional
+
+from .telemetry import probe_power
 
 # Readings at or below this are offline sensors (Jetson prints -256 C for them).
 OFFLINE_C = -200.0
@@ -137,6 +142,13 @@ def board_model(root: str = "/") -> Optional[str]:
     return _first_line(_p(root, "/proc/device-tree/model"))
 
 
+def _power_sources(root: str, path: Optional[str]) -> List[Dict[str, Any]]:
+    try:
+        return probe_power(root, path=path)
+    except Exception as exc:  # a probe describes the board; it never crashes on it
+        return [{"name": "?", "kind": None, "available": False, "reason": "%s: %s" % (type(exc).__name__, exc)}]
+
+
 def numpy_version() -> Optional[str]:
     try:
         import numpy
@@ -160,6 +172,8 @@ def collect(root: str = "/", path: Optional[str] = None) -> Dict[str, Any]:
         "governor": governor(root),
         "thermal_zones": thermal_zones(root),
         "power_sensors": power_sensors(root, path),
+        # What the agent can measure with: each power source, available or why not.
+        "power_sources": _power_sources(root, path),
         "board_model": model,
         "jetson_model": model if model and "jetson" in model.lower() else None,
     }

@@ -8,6 +8,9 @@
 - Inputs have the real input shape and are bound once (optimum-benchmark PR #188).
 - The timed loop calls nothing but the clock and the runtime's own inference call, so a
   bare ``session.run`` loop is no faster.
+- Telemetry (``telemetry/session.py``): cooldown and the idle power baseline come before
+  the load; the power sampler runs only around the timed loop, with a thermal/clock
+  snapshot on each side; its failures are reasons in the result, never job errors.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .memory import read_memory
 from .runtimes.base import Runtime
 from .spec import JobSpec
 from .stats import as_int_list, summarize
+from .telemetry.session import JobTelemetry
 
 InferFn = Callable[[], Any]
 
@@ -141,10 +145,14 @@ def run_job(
     on_phase: Callable[[str], None],
     deadline: Deadline,
     rss_before_load_mb: Optional[float],
+    telemetry: Optional[JobTelemetry] = None,
 ) -> Dict[str, Any]:
     """Measure one job and return its ``result`` event; raise AgentError on failure.
 
     ``runtime`` is constructed (options validated) but not loaded; it is closed here.
+    ``telemetry`` (default: built from ``spec.telemetry`` on this board's /sys) cools the
+    board down, takes the idle baseline before the load, and samples power only around
+    the timed loop; its failures become reason strings in the result, never errors.
     """
     ms = spec.measure
     _check_artifact(spec)
@@ -152,7 +160,12 @@ def run_job(
     if fmt not in runtime.formats:
         raise ArtifactIncompatible("%s cannot read %s artifacts (it reads: %s)"
                                    % (runtime.name, fmt, ", ".join(sorted(runtime.formats))))
+    tel = telemetry if telemetry is not None else JobTelemetry(spec.telemetry)
     try:
+        if tel.cooldown_target_c is not None:
+            on_phase("cooldown")
+        tel.before_job((deadline.end_ns - time.perf_counter_ns()) / 2e9)  # cooldown gets half the time left
+        deadline.check("cooldown")
         on_phase("load")
         t0 = time.perf_counter_ns()
         _guard(lambda: runtime.load(spec.artifact_path, spec.artifact_weights), ArtifactIncompatible,
@@ -173,8 +186,12 @@ def run_job(
         warm_ns = time.perf_counter_ns() - w0
 
         on_phase("timed")
-        samples, window_ns = _guard(lambda: timed_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline),
-                                    MeasurementError, "inference failed in phase timed")
+        tel.start_window()
+        try:
+            samples, window_ns = _guard(lambda: timed_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline),
+                                        MeasurementError, "inference failed in phase timed")
+        finally:
+            tel.stop_window()
         mem = read_memory()  # peak of load + inference, before the eval set is read
 
         accuracy: Optional[float] = None
@@ -187,8 +204,9 @@ def run_job(
         eff = runtime.effective()
     finally:
         runtime.close()
+        tel.close()
 
-    return {
+    result = {
         "event": "result",
         "job_id": spec.job_id,
         "latency": summarize(samples, window_ns / 1e9),
@@ -208,4 +226,6 @@ def run_job(
             "version": runtime_info.get("version"),
             "options": eff.get("options", {}),
         },
-    }
+    }  # type: Dict[str, Any]
+    result.update(tel.fields(len(samples)))
+    return result

@@ -16,11 +16,12 @@ Measurement defaults, and where they come from:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import PROTOCOL
 from .errors import ProtocolError
+from .telemetry.settings import TelemetrySettings, parse_telemetry
 
 DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int32", "int64")
 
@@ -34,7 +35,7 @@ _MEASURE_DEFAULTS: Dict[str, Any] = {
     "threads": None,
     "seed": 0,
 }
-_TOP_KEYS = ("protocol", "job_id", "runtime", "artifact", "input", "eval", "measure", "runtime_options")
+_TOP_KEYS = ("protocol", "job_id", "runtime", "artifact", "input", "eval", "measure", "runtime_options", "telemetry")
 _REQUIRED = ("protocol", "job_id", "runtime", "artifact", "input")
 
 
@@ -68,6 +69,7 @@ class JobSpec:
     eval_max_samples: Optional[int]
     measure: MeasureSettings
     runtime_options: Dict[str, Any]
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # power, cooldown (optional key)
 
 
 def read_spec_file(path: str) -> Dict[str, Any]:
@@ -188,4 +190,5 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
             seed=int(ms["seed"]),
         ),
         runtime_options=dict(options),
+        telemetry=parse_telemetry(raw.get("telemetry")),
     )

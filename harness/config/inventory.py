@@ -21,12 +21,15 @@ class Strict(BaseModel):
 
 
 class PowerConfig(Strict):
-    source: PowerSource = Field("auto", description="Where power/energy readings come from.")
-    command: str | None = Field(None, description="For source 'command': prints watts per call.")
+    source: PowerSource = Field("auto", description="Where power/energy readings come from (auto: the first found).")
+    command: str | None = Field(None, description="For source 'command': an external meter printing one reading.")
+    unit: Literal["W", "J"] = Field("W", description="What the command prints: watts now, or joules so far.")
 
 
 class Cooldown(Strict):
     max_temp_c: float | None = Field(None, description="Wait before a job until the hottest zone is below this.")
+    idle_temp_c: float | None = Field(None, description="The board's idle temperature, for delta_c.")
+    delta_c: float | None = Field(None, ge=0, description="Or wait until within this many degrees of idle_temp_c.")
     max_wait_s: float = Field(120.0, ge=0, description="Give up waiting (and record it) after this long.")
 
 

@@ -8,18 +8,33 @@ from typing import Any
 
 import numpy as np
 
+from harness.config import Device
 from harness.records import Job, JobResult
 
 PROTOCOL = 1
 log = logging.getLogger("edge_harness.coordinator")
 
 
+# Result keys of the agent's telemetry that are not store columns: kept in the result's details.
+TELEMETRY_DETAILS = (
+    "peak_power_w", "idle_power_w", "power_source", "power_reason", "throttle_reason", "cooldown_s",
+    "cooldown_timed_out", "temp_before_c", "temp_after_c", "ram_delta_mb", "telemetry",
+)  # fmt: skip
+
+
+def telemetry_spec(device: Device) -> dict[str, Any]:
+    """The board's power source and cooldown policy, as the agent's spec takes them."""
+    return {"power": device.power.model_dump(), "cooldown": device.cooldown.model_dump()}
+
+
 def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tuple[int, ...],
-              eval_path: str | None, fmt: str = "onnx", weights: str | None = None) -> dict[str, Any]:
+              eval_path: str | None, fmt: str = "onnx", weights: str | None = None,
+              telemetry: dict[str, Any] | None = None) -> dict[str, Any]:
     measure = dict(job.settings["measure"])
     if measure.get("threads") == "auto":
         measure["threads"] = None
     return {
+        "telemetry": telemetry,
         "protocol": PROTOCOL,
         "job_id": job_id,
         "runtime": job.runtime,
@@ -56,8 +71,10 @@ def result_from_events(events: list[dict[str, Any]], exit_code: int, stderr: str
         if event["event"] == "error":
             return JobResult("failed", f"{event.get('kind', 'AgentError')}: {event.get('message', '')}", facts=facts)
         if event["event"] == "result":
+            details = {"runtime": event.get("runtime"), "warmup": event.get("warmup"),
+                       **{k: event[k] for k in TELEMETRY_DETAILS if k in event}}
             return JobResult("ok", metrics=_metrics(event), samples_ns=np.asarray(event.get("samples_ns", []), dtype=np.int64),
-                             facts=facts, details={"runtime": event.get("runtime"), "warmup": event.get("warmup")})
+                             facts=facts, details=details)
     tail = stderr.strip().splitlines()[-5:]
     return JobResult("failed", f"agent exited with code {exit_code} and no result" + (f": {' | '.join(tail)}" if tail else ""),
                      facts=facts)

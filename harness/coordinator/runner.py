@@ -17,7 +17,7 @@ from devices.transport.base import Session
 from harness.config import Device
 from harness.config.inventory import DEFAULTS
 from harness.coordinator.files import FileRef, Stager
-from harness.coordinator.protocol import make_spec, parse_events, result_from_events
+from harness.coordinator.protocol import make_spec, parse_events, result_from_events, telemetry_spec
 from harness.errors import AgentError, ConnectError, HarnessError, TransportError
 from harness.records import Job, JobResult
 
@@ -144,7 +144,7 @@ class DeviceRunner:
         weights = self._put(payload.weights) if payload.weights else None
         eval_remote = self._put(payload.eval) if payload.eval else None
         spec = make_spec(job, job_id, artifact, payload.artifact.sha256, payload.input_shape, eval_remote,
-                         payload.format, weights)
+                         payload.format, weights, telemetry_spec(self.device))
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
         t.write_text(spec_path, json.dumps(spec, indent=1))
         timeout = float(job.settings["measure"]["timeout_s"]) + self.grace_s

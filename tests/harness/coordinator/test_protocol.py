@@ -43,3 +43,35 @@ def test_spec_auto_threads_is_null() -> None:
     job = Job("m", "fp32", "local", "openvino", {"measure": {"threads": "auto", "timeout_s": 5}, "runtime_options": {}})
     spec = make_spec(job, "j1", "/c/a.onnx", "ab", (1, 3, 8, 8), None)
     assert spec["measure"]["threads"] is None and spec["eval"] is None and spec["input"]["shape"] == [1, 3, 8, 8]
+
+
+def test_the_agent_accepts_every_inventory_power_and_cooldown_setting() -> None:
+    """The coordinator's spec and the agent's parser agree: each power source the inventory
+    allows, a command meter in joules, and a delta-to-idle cooldown reach the agent intact."""
+    from typing import get_args
+
+    from devices.agent.spec import parse_spec
+    from harness.config.inventory import Device, PowerSource
+    from harness.coordinator.protocol import telemetry_spec
+
+    job = Job("m", "fp32", "orin", "onnxruntime", {"measure": {"min_iters": 5, "threads": "auto"}})
+    for source in get_args(PowerSource):
+        device = Device.model_validate({
+            "name": "orin", "kind": "jetson", "host": "h", "runtimes": ["onnxruntime"],
+            "power": {"source": source, "command": "meter --read", "unit": "J"},
+            "cooldown": {"max_temp_c": 55, "idle_temp_c": 40, "delta_c": 3, "max_wait_s": 30},
+        })  # fmt: skip
+        spec = parse_spec(json.loads(json.dumps(make_spec(job, "j", "/a.onnx", "0" * 64, (1, 3), None,
+                                                          telemetry=telemetry_spec(device)))))
+        tel = spec.telemetry
+        assert (tel.power.source, tel.power.command, tel.power.unit) == (source, "meter --read", "J")
+        assert (tel.cooldown.max_temp_c, tel.cooldown.idle_temp_c, tel.cooldown.delta_c) == (55, 40, 3)
+
+
+def test_telemetry_fields_are_kept_in_the_details() -> None:
+    event = dict(RESULT, energy_mj=1.5, avg_power_w=4.2, throttled=True, throttle_reason="clock dropped",
+                 power_source="ina3221", idle_power_w=3.1, telemetry={"cooldown": {"cooldown_s": 0}})
+    r = result_from_events(parse_events(lines(FACTS, event)), 0, "")
+    assert (r.metrics["energy_mj"], r.metrics["avg_power_w"], r.metrics["throttled"]) == (1.5, 4.2, True)
+    assert r.details["throttle_reason"] == "clock dropped" and r.details["power_source"] == "ina3221"
+    assert r.details["idle_power_w"] == 3.1 and r.details["telemetry"]["cooldown"] == {"cooldown_s": 0}
