@@ -52,7 +52,9 @@ td.num,th.num{text-align:right;white-space:nowrap}
 table.kv th{background:#f3f5f9;font-weight:600}
 .table-wrap{overflow-x:auto}
 tr.failed td{background:#fdecec}tr.error-row td{background:#fff6f6}
-tr.differs td{background:#fff8e1}
+tr.differs td{background:#fff8e1}tr.throttled td{background:#fff1e6}
+.badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;font-weight:600}
+.badge.throttled{background:#d62728;color:#fff}span.throttled{color:#b34700;font-weight:600}
 .status-failed,span.failed{color:#b00020;font-weight:600}span.ok{color:#1b7f3b;font-weight:600}
 table.results td{white-space:nowrap}table.results tr.error-row td{white-space:normal}
 pre{white-space:pre-wrap;margin:0;font-size:12px}

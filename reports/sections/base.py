@@ -30,6 +30,7 @@ __all__ = [
     "ReportError",
     "ReportSection",
     "SectionOutput",
+    "throttled_mask",
 ]
 
 #: Columns of the results frame, one row per job, as the store returns them.
@@ -69,7 +70,8 @@ class ReportContext:
 
     The constructor takes a private copy of ``results`` (so the caller's frame is never
     touched), checks the columns, and normalises dtypes: numeric columns become float64
-    with NaN, ``status`` is lower-case text, identity columns never hold None.
+    with NaN, ``status`` is lower-case text, identity columns never hold None, and
+    ``throttled`` is pandas' nullable boolean (NA = unknown), as the store returns it.
 
     Attributes:
         results: one row per job with :data:`RESULT_COLUMNS` (extra columns are kept).
@@ -96,6 +98,7 @@ class ReportContext:
         for col in IDENTITY_COLUMNS:
             df[col] = [UNKNOWN if _blank(v) else str(v) for v in df[col]]
         df["status"] = ["failed" if _blank(v) else str(v).strip().lower() for v in df["status"]]
+        df["throttled"] = pd.array([_tristate(v) for v in df["throttled"]], dtype="boolean")
         object.__setattr__(self, "results", df)
         object.__setattr__(self, "run_info", _freeze(dict(self.run_info or {})))
         object.__setattr__(self, "facts", _freeze(dict(self.facts or {})))
@@ -109,6 +112,28 @@ class ReportContext:
     def failed(self) -> pd.DataFrame:
         """Rows whose job did not finish (status other than ``ok``)."""
         return self.results[self.results["status"] != "ok"]
+
+
+def throttled_mask(df: pd.DataFrame) -> pd.Series:
+    """True where the board throttled in the timed window; unknown counts as not throttled."""
+    return df["throttled"].fillna(False).astype(bool)
+
+
+_TRUE_TEXT = frozenset({"1", "true", "yes"})
+_FALSE_TEXT = frozenset({"0", "false", "no"})
+
+
+def _tristate(value: Any) -> bool | None:
+    """A stored flag as True/False/None; SQLite hands back 0/1, hand-made frames may hold text."""
+    if _blank(value):
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return True if text in _TRUE_TEXT else False if text in _FALSE_TEXT else None
+    try:
+        return bool(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _blank(value: Any) -> bool:

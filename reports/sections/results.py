@@ -3,6 +3,8 @@
 Why every row and every metric: the charts show a chosen projection (latency vs accuracy);
 this table is the complete record a reader can check a chart against. A failed job keeps
 its row, and its error goes on a full-width row underneath, so it is not lost in a column.
+A throttled job's row is tinted and badged: its latency and energy describe a slowed
+board, which a reader comparing variants must see without scanning to a yes/no column.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from reports import fmt
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.table import Cell, Row, html_table
 
-__all__ = ["COLUMNS", "Column", "ResultsSection"]
+__all__ = ["COLUMNS", "THROTTLED_BADGE", "Column", "ResultsSection"]
+
+THROTTLED_BADGE = '<span class="badge throttled">throttled</span>'
+
+
+def _throttled_cell(value: object) -> str:
+    """The badge when throttled, else yes/no/unknown as everywhere else."""
+    return THROTTLED_BADGE if value is True else fmt.yes_no(value)
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("Peak RSS", "peak_rss_mb", fmt.mb),
     Column("Energy/inf", "energy_mj", fmt.mj),
     Column("Avg power", "avg_power_w", fmt.watts),
-    Column("Throttled", "throttled", fmt.yes_no, False),
+    Column("Throttled", "throttled", _throttled_cell, False),
     Column("Size", "size_bytes", fmt.mib),
     Column("Params", "params", fmt.si),
     Column("MACs", "macs", fmt.si),
@@ -83,10 +92,14 @@ class ResultsSection(ReportSection):
                 )
                 for c in COLUMNS
             )
-            rows.append(Row(cells, css="failed" if failed else ""))
+            rows.append(Row(cells, css=_row_css(failed, rec["throttled"] is True)))
             if failed:
                 error = rec["error"]
                 text = fmt.esc(error) if not fmt.is_missing(error) else "no error recorded"
                 rows.append(Row(css="error-row", note=f"<pre>{text}</pre>"))
         headers = [(fmt.esc(c.header), c.numeric) for c in COLUMNS]
         return SectionOutput((html_table(headers, rows, css="results"),))
+
+
+def _row_css(failed: bool, throttled: bool) -> str:
+    return "failed" if failed else "throttled" if throttled else ""

@@ -1,7 +1,8 @@
 """Summary: what ran, where, and how much of it worked.
 
 First on the page because the reader's first question is "did the run complete?": it
-shows the run's metadata, ok/failed counts, and per-device job counts.
+shows the run's metadata, ok/failed counts, and per-device job counts. The second is
+"can I trust the numbers?", so it also counts the results measured on a throttled board.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from reports import fmt
-from reports.sections.base import ReportContext, ReportSection, SectionOutput
+from reports.sections.base import ReportContext, ReportSection, SectionOutput, throttled_mask
 from reports.table import Cell, Row, html_table, key_value_table
 
 __all__ = ["SummarySection"]
@@ -86,6 +87,7 @@ class SummarySection(ReportSection):
             ("Variants", _names(df["variant"])),
             ("Runtimes", _names(df["runtime"])),
         ]
+        items += _throttled_item(ctx.ok)
         blocks = [key_value_table(items)]
         if len(df):
             rows = []
@@ -109,6 +111,16 @@ class SummarySection(ReportSection):
         else:
             blocks.append('<p class="note">This run has no results.</p>')
         return SectionOutput(tuple(blocks))
+
+
+def _throttled_item(ok: pd.DataFrame) -> list[tuple[str, str]]:
+    """A "Throttled" line only when some result was throttled; silence means none was."""
+    n = int(throttled_mask(ok).sum())
+    if not n:
+        return []
+    text = (f'<span class="throttled">{n} of {len(ok)}</span> ok result(s): the board '
+            "throttled or changed clocks during the timed window")  # fmt: skip
+    return [("Throttled", text)]
 
 
 def _names(values: pd.Series) -> str:

@@ -3,8 +3,9 @@
 Imported by conftest.py and by the tests that need the constants.
 
 Built to look like the store's output: object columns with ``None`` for missing values,
-one failed job (all metrics None, an error with a traceback), and one model without an
-eval set (accuracy None everywhere).
+one failed job (all metrics None, an error with a traceback), one model without an
+eval set (accuracy None everywhere), one board without a power sensor (rpi5: energy and
+power None everywhere), two throttled jobs and one whose throttling is unknown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ MODELS = ("resnet18", "yolo-det")  # yolo-det has no eval set
 VARIANTS = ("fp32", "fp16", "int8-ptq")
 RUNTIMES = ("onnxruntime", "openvino")
 FAILED_JOB = ("rpi5", "resnet18", "int8-ptq", "openvino")
+NO_SENSOR_DEVICE = "rpi5"
+#: Average power per runtime on the board with a sensor (W); energy = p50 x power.
+POWER_W = {"onnxruntime": 6.0, "openvino": 4.5}
+THROTTLED_JOBS = (
+    ("jetson-orin-nano", "resnet18", "fp32", "onnxruntime"),
+    ("rpi5", "yolo-det", "fp16", "openvino"),
+)
+THROTTLE_UNKNOWN_JOB = ("rpi5", "resnet18", "fp32", "onnxruntime")
 FAILED_ERROR = (
     "ArtifactIncompatible: openvino cannot compile int8-ptq QDQ model\n"
     "Traceback (most recent call last):\n  File agent.py, line 12\n"
@@ -54,7 +63,7 @@ def make_row(**overrides: Any) -> dict[str, Any]:
 
 
 def synthetic_results(seed: int = 0) -> pd.DataFrame:
-    """24 jobs; the (rpi5, resnet18, int8-ptq, openvino) job failed."""
+    """24 jobs; the (rpi5, resnet18, int8-ptq, openvino) job failed; rpi5 measures no energy."""
     rng = np.random.default_rng(seed)
     speed = {"fp32": 1.0, "fp16": 0.7, "int8-ptq": 0.4}
     acc_drop = {"fp32": 0.0, "fp16": 0.001, "int8-ptq": 0.012}
@@ -68,6 +77,7 @@ def synthetic_results(seed: int = 0) -> pd.DataFrame:
                     p50 = base * speed[variant] * (1.15 if runtime == "openvino" else 1.0)
                     p50 *= float(rng.uniform(0.95, 1.05))
                     std = None if (variant == "fp16" and runtime == "openvino") else p50 * 0.05
+                    power = None if device == NO_SENSOR_DEVICE else POWER_W[runtime]
                     rows.append(
                         make_row(
                             model=model, variant=variant, device=device, runtime=runtime,
@@ -76,6 +86,8 @@ def synthetic_results(seed: int = 0) -> pd.DataFrame:
                             cv=None if std is None else 0.05, throughput=1000 / p50,
                             accuracy=None if model == "yolo-det" else 0.76 - acc_drop[variant],
                             size_bytes=size[variant], precision=variant.split("-")[0],
+                            avg_power_w=power, energy_mj=None if power is None else p50 * power,
+                            throttled=_throttled((device, model, variant, runtime)),
                         )
                     )  # fmt: skip
     for row in rows:
@@ -85,6 +97,12 @@ def synthetic_results(seed: int = 0) -> pd.DataFrame:
             row.update(status="failed", error=FAILED_ERROR)
     # Object columns holding None, as a store query returns them.
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).astype(object)
+
+
+def _throttled(job: tuple[str, str, str, str]) -> bool | None:
+    if job == THROTTLE_UNKNOWN_JOB:
+        return None
+    return job in THROTTLED_JOBS
 
 
 FACTS: dict[str, dict[str, Any]] = {

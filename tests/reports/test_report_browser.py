@@ -87,14 +87,16 @@ def test_figures_render_offline_in_chromium(tmp_path: Path) -> None:
         [
             make_row(model=EVIL_MODEL, variant=EVIL_VARIANT, device="evil-board", runtime="ort"),
             make_row(model=EVIL_MODEL, variant="fp32", device="evil-board", runtime="ort",
-                     p50_ms=20.0, accuracy=0.8),
+                     p50_ms=20.0, accuracy=0.8, energy_mj=12.0, throttled=True),
         ],
         columns=list(RESULT_COLUMNS),
     )  # fmt: skip
     ctx = ReportContext(pd.concat([synthetic_results(), evil], ignore_index=True), RUN_INFO, FACTS)
     report = write_report(ctx, tmp_path / "report.html")
     expected = report.read_text(encoding="utf-8").count('class="plotly-graph-div"')
-    assert expected == 5  # 2 devices x 2 models + the evil board's one model
+    # Latency: 2 devices x 2 models + the evil board's one model; energy: the jetson's 2
+    # models (the Pi has no power sensor) + the evil board's one, with a throttled ring.
+    assert expected == 8
 
     dom = dump_dom(report, tmp_path / "profile")
     scan = FigureScan()

@@ -10,7 +10,16 @@ from pathlib import Path
 import pandas as pd
 import plotly.offline
 import pytest
-from report_data import DEVICES, FACTS, FAILED_ERROR, MODELS, RUN_INFO, make_row, synthetic_results
+from report_data import (
+    DEVICES,
+    FACTS,
+    FAILED_ERROR,
+    MODELS,
+    NO_SENSOR_DEVICE,
+    RUN_INFO,
+    make_row,
+    synthetic_results,
+)
 
 import reports.html as report_html
 from reports import fmt
@@ -23,7 +32,13 @@ from reports.sections.base import (
     ReportSection,
     SectionOutput,
 )
-from reports.sections.pareto import ACCURACY_AXIS, NO_EVAL_NOTE, build_figure, runtime_styles
+from reports.sections.pareto import (
+    ACCURACY_AXIS,
+    NO_EVAL_NOTE,
+    ParetoSection,
+    build_figure,
+    runtime_styles,
+)
 
 EVIL_MODEL = "<script>alert(1)</script>"
 EVIL_VARIANT = "int8 \"fast\" & 'tiny'"
@@ -49,7 +64,10 @@ def test_page_is_complete(ctx: ReportContext, tmp_path: Path) -> None:
     assert NO_EVAL_NOTE in page
     assert 'class="section-error"' not in page
     ids = figure_ids(page)
-    assert len(ids) == len(DEVICES) * len(MODELS) == len(set(ids))
+    # A latency chart per (device, model), an energy chart per model where a sensor was.
+    energy_devices = len(DEVICES) - 1
+    assert len(ids) == len(DEVICES) * len(MODELS) + energy_devices * len(MODELS) == len(set(ids))
+    assert f"no power sensor on {NO_SENSOR_DEVICE}: energy not measured" in page
     for section in SECTIONS.values():
         assert f'id="sec-{section.name}"' in page
     ours = page.replace(plotly.offline.get_plotlyjs(), "")  # the bundle names a topojson CDN
@@ -62,7 +80,7 @@ def test_escaping(tmp_path: Path) -> None:
         [
             make_row(model=EVIL_MODEL, variant=EVIL_VARIANT, device=EVIL_DEVICE, runtime="ort<&>"),
             make_row(model=EVIL_MODEL, variant="fp32", device=EVIL_DEVICE, runtime="ort<&>",
-                     p50_ms=20.0, accuracy=0.8),
+                     p50_ms=20.0, accuracy=0.8, energy_mj=12.0, throttled=True),
             make_row(model=EVIL_MODEL, variant=EVIL_VARIANT, device=EVIL_DEVICE, runtime="x",
                      status="failed", error=EVIL_ERROR, p50_ms=None, accuracy=None),
         ],
@@ -82,6 +100,10 @@ def test_escaping(tmp_path: Path) -> None:
     assert html.escape(EVIL_VARIANT) in page
     # Plotly JSON carries our plotly-escaped text (plotly itself writes <>/ as \\u escapes).
     assert fmt.plot_text(EVIL_VARIANT) in page
+    # The evil device measured energy: its energy chart exists, escaped like the latency one.
+    titles = [f.layout.title.text for f in ParetoSection().render(ctx).figures]
+    assert fmt.plot_text(f"{EVIL_MODEL} on {EVIL_DEVICE}: energy per inference") in titles
+    assert "THROTTLED" in page and 'class="badge throttled"' in page
 
 
 def test_render_is_pure_and_deterministic(results: pd.DataFrame) -> None:
