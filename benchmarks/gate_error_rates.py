@@ -1,0 +1,212 @@
+#!/usr/bin/env python
+"""Does ``harness gate`` cry wolf, and does it catch a real 10% slowdown?
+
+Real measurements on this machine: the device agent (the zipapp the coordinator ships, a
+fresh process per run, the default iteration counts: warm-up 10 iterations and 1 s, timed
+window >= 200 iterations and >= 3 s) measures four configurations over many rounds:
+
+- A: the configuration as built (MobileNetV2-224 fp32 and int8-static on ONNX Runtime,
+  MobileNetV2-224 fp32 on OpenVINO, ResNet-18-224 fp32 on ONNX Runtime);
+- B: the same model with a real extra compute branch calibrated to cost ~10% of its
+  latency (a chain of MatMuls fed by the input, added to the output times zero, so no
+  runtime can fold it away). The true slowdown is measured from the runs themselves.
+
+Every round is one stored run per kind (A, and B every other round), configurations
+interleaved, A and B alternating order (A B | B A). Then the real gate code judges:
+
+- A/A: each A run from round 6 on against (1) the previous A run, (2) the previous five
+  (a tag's history): false positives = regressions reported (target <= 1%);
+- detection: each B run against the five A runs before it: regressions found on the slowed
+  configuration's latency_p50 (target >= 95%).
+
+    .venv/bin/python benchmarks/gate_error_rates.py [--rounds 56] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Models whose latency is large enough that a 10% dose can be injected as extra graph nodes
+# (the digits CNN runs in ~30 us: the branch's fixed node overhead alone exceeds 10% of that).
+CONFIGS = [("mobilenetv2-224", "fp32", "onnxruntime"), ("mobilenetv2-224", "int8-static", "onnxruntime"),
+           ("mobilenetv2-224", "fp32", "openvino"), ("resnet18-224", "fp32", "onnxruntime")]
+MEASURE = {"warmup_iters": 10, "warmup_s": 1.0, "min_iters": 200, "min_s": 3.0, "max_iters": None,
+           "timeout_s": 600, "threads": None, "seed": 0}
+OPTIONS = {"openvino": {"inference_precision": "f32"}}
+
+
+def slowed_copy(src: Path, dst: Path, blocks: int, size: int = 64) -> Path:
+    """``src`` plus a chain of ``blocks`` MatMuls fed by the input, added to the output times 0."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(src))
+    g = m.graph
+    x, y = g.input[0].name, g.output[0].name
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.ones((size, size), np.float32), "eh_ones"),
+             numpy_helper.from_array(np.zeros((1,), np.float32), "eh_zero")]
+    nodes = [helper.make_node("ReduceMean", [x], ["eh_s"], keepdims=0),
+             helper.make_node("Mul", ["eh_ones", "eh_s"], ["eh_a0"])]
+    for i in range(blocks):
+        w = numpy_helper.from_array((rng.standard_normal((size, size)) / size).astype(np.float32), f"eh_w{i}")
+        inits.append(w)
+        nodes.append(helper.make_node("MatMul", [f"eh_a{i}", f"eh_w{i}"], [f"eh_a{i + 1}"]))
+    nodes += [helper.make_node("ReduceSum", [f"eh_a{blocks}"], ["eh_sum"], keepdims=0),
+              helper.make_node("Mul", ["eh_sum", "eh_zero"], ["eh_nil"])]
+    old_out = y + "_eh_orig"
+    for node in g.node:
+        node.output[:] = [old_out if o == y else o for o in node.output]
+    nodes.append(helper.make_node("Add", [old_out, "eh_nil"], [y]))
+    g.node.extend(nodes)
+    g.initializer.extend(inits)
+    onnx.save(m, str(dst))
+    return dst
+
+
+def calibrate(src: Path, runtime: str, work: Path, p50: callable, target: float = 0.10) -> tuple[Path, int, float]:
+    """Blocks for ~``target`` extra latency, timed by the agent itself (min of 5 runs per point, so a
+    noisy moment does not set the dose): the branch's fixed cost and its cost per block are
+    fitted from two points, then the dose is checked once and corrected."""
+
+    def cal(path: Path) -> float:
+        return min(p50(path) for _ in range(5))
+
+    def slowed(n: int) -> Path:
+        return slowed_copy(src, work / f"{src.stem}-{runtime}-slow{n}.onnx", n)
+
+    base = cal(src)
+    p_lo, p_hi = cal(slowed(4)), cal(slowed(24))
+    per = max((p_hi - p_lo) / 20, 1e-6)
+    fixed = p_lo - base - 4 * per
+    blocks = max(1, round((target * base - fixed) / per))
+    ratio = cal(slowed(blocks)) / base
+    if ratio > 1 and abs(ratio - 1 - target) > 0.02:
+        blocks = max(1, round(blocks * target / (ratio - 1)))
+        ratio = cal(slowed(blocks)) / base
+    return slowed(blocks), blocks, ratio
+
+
+def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, work: Path, job: str,  # noqa: ANN201
+            min_s: float | None = None):
+    from harness.coordinator.protocol import parse_events, result_from_events
+
+    settings = dict(MEASURE, min_s=min_s or MEASURE["min_s"])
+    spec = {"protocol": 1, "job_id": job, "runtime": runtime,
+            "artifact": {"path": str(artifact), "format": "onnx", "sha256": None},
+            "input": {"shape": list(shape), "dtype": "float32"}, "eval": None, "measure": settings,
+            "runtime_options": OPTIONS.get(runtime, {})}  # fmt: skip
+    path = work / f"{job}.json"
+    path.write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, str(agent), "measure", str(path)], capture_output=True, text=True,
+                          timeout=700, env=dict(os.environ))
+    result = result_from_events(parse_events(proc.stdout), proc.returncode, proc.stderr)
+    if result.status != "ok":
+        raise RuntimeError(f"{job}: {result.error}")
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=56)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--min-s", type=float, default=MEASURE["min_s"], help="timed window (default: the agent's 3 s)")
+    args = ap.parse_args()
+    MEASURE["min_s"] = args.min_s
+
+    import harness.store
+    from devices.bundle import build_agent
+    from harness.config.gate import DEFAULT
+    from harness.config.suite import BuiltinModel
+    from harness.gate.evaluate import evaluate
+    from harness.records import Job
+    from harness.variants import ArtifactCache, build_variant
+    from harness.zoo import resolve_model
+
+    work = Path(tempfile.mkdtemp(prefix="eh-gate-"))
+    cache = ArtifactCache(Path("~/.cache/edge-harness/artifacts").expanduser())
+    agent = build_agent(work / "agent")
+    arts: dict[tuple, tuple[Path, Path, tuple[int, ...]]] = {}
+    for model, chain, runtime in CONFIGS:
+        v = build_variant(resolve_model(BuiltinModel(builtin=model), cache), chain, cache)
+        shape = tuple(v.input_shape)
+
+        def p50(path: Path, shape: tuple[int, ...] = shape, runtime: str = runtime) -> float:
+            return measure(agent, path, shape, runtime, work, f"calib-{path.stem}", min_s=1.0).metrics["p50_ms"]
+
+        slow, blocks, ratio = calibrate(Path(v.path), runtime, work, p50)
+        arts[(model, chain, runtime)] = (Path(v.path), slow, shape)
+        print(f"{model} {chain} {runtime}: {blocks} extra MatMul blocks, calibrated slowdown {ratio:.3f}", flush=True)
+
+    store = harness.store.open(work / "gate.db")
+    a_runs: list[str] = []
+    b_runs: dict[int, str] = {}
+    t0 = time.monotonic()
+    for r in range(args.rounds):
+        kinds = ["A", "B"] if r % 2 == 0 else ["B", "A"]
+        for kind in kinds:
+            if kind == "B" and (r < 5 or r % 2):
+                continue
+            run = store.create_run(suite="gate-bench", config={}, tag=kind)
+            jobs = [Job(m, c, "local", rt, {"measure": MEASURE}) for m, c, rt in CONFIGS]
+            ids = store.add_jobs(run, jobs)
+            for job, cfg in zip(jobs, CONFIGS, strict=True):
+                a, b, shape = arts[cfg]
+                res = measure(agent, a if kind == "A" else b, shape, cfg[2], work, f"{run}-{job.key}")
+                store.job_started(ids[job.key], "local")
+                store.record(ids[job.key], res)
+            store.finish_run(run, "ok")
+            (a_runs.append(run) if kind == "A" else b_runs.__setitem__(len(a_runs), run))
+        print(f"round {r + 1}/{args.rounds} done at {time.monotonic() - t0:.0f} s", flush=True)
+
+    policy = DEFAULT.model_copy(update={"latency_p99": None, "energy_per_inference": None, "peak_memory": None,
+                                        "accuracy": None})  # latency_p50 +5%: the gate's headline metric
+    out: dict = {"rounds": args.rounds, "configs": [list(c) for c in CONFIGS]}
+    for label, k in (("previous run", 1), ("previous 5 runs", 5)):
+        flags = total = 0
+        for i in range(5, len(a_runs)):
+            res = evaluate(store, a_runs[i], a_runs[i - k:i], policy)
+            total += len(res.verdicts)
+            flags += res.count("regression")
+        out[f"aa_{k}"] = {"comparisons": total, "regressions": flags, "rate": flags / max(total, 1)}
+        print(f"A/A vs {label}: {flags} regressions in {total} comparisons = {flags / max(total, 1):.2%}")
+    found = total = 0
+    ratios = []
+    for n_a, run in b_runs.items():
+        res = evaluate(store, run, a_runs[n_a - 5:n_a], policy)
+        total += len(res.verdicts)
+        found += res.count("regression")
+        ratios += [v.ratio for v in res.verdicts]
+    df = store.results()
+    true = {}
+    for m, c, rt in CONFIGS:
+        sel = df[(df.model == m) & (df.variant == c) & (df.runtime == rt)]
+        a = sel[sel.tag == "A"].p50_ms.median()
+        b = sel[sel.tag == "B"].p50_ms.median()
+        true[f"{m}/{c}/{rt}"] = round(b / a, 4)
+    out["detection"] = {"comparisons": total, "regressions": found, "rate": found / max(total, 1),
+                        "true_slowdown_median_of_p50s": true}
+    print(f"detection of the slowdown vs the previous 5 A runs: {found} of {total} = {found / max(total, 1):.2%}")
+    print(f"true slowdown (median B p50 / median A p50): {json.dumps(true)}")
+    cv = df[df.tag == "A"].groupby(["model", "variant", "runtime"]).p50_ms.agg(lambda s: s.std() / s.mean())
+    print("run-to-run CV of p50 (A runs):", {"/".join(k): round(v, 4) for k, v in cv.items()})
+    out["run_to_run_cv"] = {"/".join(k): v for k, v in cv.items()}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
