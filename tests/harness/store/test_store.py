@@ -164,3 +164,24 @@ def test_prune_keeps_the_newest_runs_of_each_tag_and_never_a_running_one(tmp_pat
         assert left == {runs[3], runs[4], runs[5], going}
         assert st._conn.execute("SELECT count(*) FROM samples").fetchone()[0] == 3  # cascaded with their runs
         assert st.prune(keep=0, tag="ci") == [runs[5]]
+
+
+def test_readers_are_not_blocked_by_a_writer_mid_transaction(tmp_path: Path) -> None:
+    """The dashboard reads while a sweep writes (WAL): it sees committed jobs, never waits."""
+    db = tmp_path / "h.db"
+    with harness.store.open(db) as st:
+        run = st.create_run(suite="s", config={})
+        jid = st.add_jobs(run, [job("m"), job("n")])[job("m").key]
+        st.record(jid, ok_result())
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE jobs SET status='ok' WHERE status='pending'")  # uncommitted
+    try:
+        start = time.monotonic()
+        with harness.store.open(db) as reader:
+            df = reader.results(run=run)
+            assert sorted(df.status) == ["ok", "pending"]  # the uncommitted change is invisible
+        assert time.monotonic() - start < 2
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
