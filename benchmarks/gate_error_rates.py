@@ -123,14 +123,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=56)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--min-s", type=float, default=MEASURE["min_s"], help="timed window (default: the agent's 3 s)")
+    ap.add_argument("--analyze", type=Path, metavar="DB", help="only judge the rounds stored in DB by an earlier run")
     args = ap.parse_args()
+    if args.analyze:
+        analyze(args.analyze, args.json)
+        return
     MEASURE["min_s"] = args.min_s
 
     import harness.store
     from devices.bundle import build_agent
-    from harness.config.gate import DEFAULT
     from harness.config.suite import BuiltinModel
-    from harness.gate.evaluate import evaluate
     from harness.records import Job
     from harness.variants import ArtifactCache, build_variant
     from harness.zoo import resolve_model
@@ -151,8 +153,6 @@ def main() -> None:
         print(f"{model} {chain} {runtime}: {blocks} extra MatMul blocks, calibrated slowdown {ratio:.3f}", flush=True)
 
     store = harness.store.open(work / "gate.db")
-    a_runs: list[str] = []
-    b_runs: dict[int, str] = {}
     t0 = time.monotonic()
     for r in range(args.rounds):
         kinds = ["A", "B"] if r % 2 == 0 else ["B", "A"]
@@ -168,44 +168,61 @@ def main() -> None:
                 store.job_started(ids[job.key], "local")
                 store.record(ids[job.key], res)
             store.finish_run(run, "ok")
-            (a_runs.append(run) if kind == "A" else b_runs.__setitem__(len(a_runs), run))
         print(f"round {r + 1}/{args.rounds} done at {time.monotonic() - t0:.0f} s", flush=True)
+
+    store.close()
+    analyze(work / "gate.db", args.json)
+
+
+def analyze(db: Path, json_out: Path | None = None) -> dict:
+    """The gate's verdicts on the stored rounds: A/A false positives, detection per configuration."""
+    import harness.store
+    from harness.config.gate import DEFAULT
+    from harness.gate.evaluate import evaluate
 
     policy = DEFAULT.model_copy(update={"latency_p99": None, "energy_per_inference": None, "peak_memory": None,
                                         "accuracy": None})  # latency_p50 +5%: the gate's headline metric
-    out: dict = {"rounds": args.rounds, "configs": [list(c) for c in CONFIGS]}
+    store = harness.store.open(db)
+    runs = store.runs().sort_values("started")
+    a_runs = runs[runs.tag == "A"].run.tolist()
+    starts = dict(zip(runs.run, runs.started, strict=True))
+    out: dict = {"db": str(db), "a_runs": len(a_runs)}
     for label, k in (("previous run", 1), ("previous 5 runs", 5)):
         flags = total = 0
         for i in range(5, len(a_runs)):
             res = evaluate(store, a_runs[i], a_runs[i - k:i], policy)
             total += len(res.verdicts)
             flags += res.count("regression")
-        out[f"aa_{k}"] = {"comparisons": total, "regressions": flags, "rate": flags / max(total, 1)}
+        out[f"aa_vs_{k}"] = {"comparisons": total, "regressions": flags, "rate": flags / max(total, 1)}
         print(f"A/A vs {label}: {flags} regressions in {total} comparisons = {flags / max(total, 1):.2%}")
-    found = total = 0
-    ratios = []
-    for n_a, run in b_runs.items():
-        res = evaluate(store, run, a_runs[n_a - 5:n_a], policy)
-        total += len(res.verdicts)
-        found += res.count("regression")
-        ratios += [v.ratio for v in res.verdicts]
     df = store.results()
-    true = {}
-    for m, c, rt in CONFIGS:
+    per: dict[str, dict] = {}
+    for run in runs[runs.tag == "B"].run:
+        before = [a for a in a_runs if starts[a] < starts[run]][-5:]
+        for v in evaluate(store, run, before, policy).verdicts:
+            key = f"{v.config['model']}/{v.config['variant']}/{v.config['runtime']}"
+            d = per.setdefault(key, {"comparisons": 0, "regressions": 0})
+            d["comparisons"] += 1
+            d["regressions"] += v.verdict == "regression"
+    for key, d in per.items():
+        m, c, rt = key.split("/")
         sel = df[(df.model == m) & (df.variant == c) & (df.runtime == rt)]
-        a = sel[sel.tag == "A"].p50_ms.median()
-        b = sel[sel.tag == "B"].p50_ms.median()
-        true[f"{m}/{c}/{rt}"] = round(b / a, 4)
-    out["detection"] = {"comparisons": total, "regressions": found, "rate": found / max(total, 1),
-                        "true_slowdown_median_of_p50s": true}
-    print(f"detection of the slowdown vs the previous 5 A runs: {found} of {total} = {found / max(total, 1):.2%}")
-    print(f"true slowdown (median B p50 / median A p50): {json.dumps(true)}")
-    cv = df[df.tag == "A"].groupby(["model", "variant", "runtime"]).p50_ms.agg(lambda s: s.std() / s.mean())
-    print("run-to-run CV of p50 (A runs):", {"/".join(k): round(v, 4) for k, v in cv.items()})
-    out["run_to_run_cv"] = {"/".join(k): v for k, v in cv.items()}
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+        a, b = sel[sel.tag == "A"].p50_ms, sel[sel.tag == "B"].p50_ms
+        d["true_slowdown"] = round(b.median() / a.median(), 4)
+        d["run_to_run_cv_A"] = round(a.std() / a.mean(), 4)
+        d["rate"] = d["regressions"] / max(d["comparisons"], 1)
+        print(f"detection {key}: {d['regressions']}/{d['comparisons']} = {d['rate']:.0%} "
+              f"(true slowdown {d['true_slowdown']:.3f}, run-to-run CV of p50 {d['run_to_run_cv_A']:.2%})")
+    near = [d for d in per.values() if 1.08 <= d["true_slowdown"] <= 1.12]
+    if near:
+        hit, n = sum(d["regressions"] for d in near), sum(d["comparisons"] for d in near)
+        out["detection_of_true_8_to_12_pct"] = {"comparisons": n, "regressions": hit, "rate": hit / n}
+        print(f"detection where the true slowdown is 8-12%: {hit}/{n} = {hit / n:.1%}")
+    out["detection"] = per
     store.close()
+    if json_out:
+        json_out.write_text(json.dumps(out, indent=1))
+    return out
 
 
 if __name__ == "__main__":
