@@ -12,11 +12,13 @@ from .base import Runtime
 from .onnxruntime import OnnxRuntime
 from .openvino import OpenVinoRuntime
 from .sleep import SleepRuntime
+from .tensorrt import TensorRtRuntime
 
 RUNTIMES: Dict[str, Type[Runtime]] = {
     "onnxruntime": OnnxRuntime,
     "openvino": OpenVinoRuntime,
     "sleep": SleepRuntime,
+    "tensorrt": TensorRtRuntime,
 }
 
 
@@ -28,4 +30,4 @@ def get_runtime(name: str) -> Type[Runtime]:
         raise KeyError("unknown runtime %r (known: %s)" % (name, ", ".join(sorted(RUNTIMES)))) from None
 
 
-__all__ = ["RUNTIMES", "Runtime", "get_runtime", "OnnxRuntime", "OpenVinoRuntime", "SleepRuntime"]
+__all__ = ["RUNTIMES", "Runtime", "get_runtime", "OnnxRuntime", "OpenVinoRuntime", "SleepRuntime", "TensorRtRuntime"]

@@ -140,13 +140,13 @@ def test_probe_via_zipapp(assets: dict) -> None:
     rts = facts["runtimes"]
     assert rts["onnxruntime"]["available"] and "CPUExecutionProvider" in rts["onnxruntime"]["devices"]
     assert rts["openvino"]["available"] and "CPU" in rts["openvino"]["devices"]
-    assert rts["tensorrt"]["available"] is False and "unknown runtime" in rts["tensorrt"]["reason"]
+    assert rts["tensorrt"]["available"] is False and "not importable" in rts["tensorrt"]["reason"]
 
 
 def test_default_probe_hides_test_runtimes() -> None:
     out = io.StringIO()
     assert main(["probe"], out=out) == 0
-    assert set(json.loads(out.getvalue())["runtimes"]) == {"onnxruntime", "openvino"}
+    assert set(json.loads(out.getvalue())["runtimes"]) == {"onnxruntime", "openvino", "tensorrt"}
 
 
 def test_registry() -> None:
