@@ -86,23 +86,39 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def _write_report(store, run_id: str, path: Path | None) -> Path:  # noqa: ANN001
+def _write_report(store, run_id: str, path: Path | None, *, history_tag: str | None = None,  # noqa: ANN001
+                  budget_ms: float | None = None, budget_mj: float | None = None) -> Path:
+    """The run's page, or with ``history_tag`` the tag's dashboard ending at the run; budgets
+    override the suite's ``report:`` settings field by field."""
+    import re
+
+    from reports.budget import resolve_budget
+    from reports.history import load_history
     from reports.html import write_report
     from reports.sections import ReportContext
 
-    path = path or store.path.parent / "reports" / f"{run_id}.html"
-    ctx = ReportContext(results=store.results(run=run_id), run_info=store.run_info(run_id), facts=store.facts(run_id))
+    name = f"history-{re.sub(r'[^A-Za-z0-9._-]+', '_', history_tag)}" if history_tag else run_id
+    path = path or store.path.parent / "reports" / f"{name}.html"
+    info = store.run_info(run_id)
+    ctx = ReportContext(results=store.results(run=run_id), run_info=info, facts=store.facts(run_id),
+                        budget=resolve_budget(info, budget_ms, budget_mj),
+                        history=load_history(store, history_tag, until=run_id) if history_tag else None)
     return write_report(ctx, path).resolve()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.errors import ConfigError
     from harness.store import open as open_store
 
     _must_exist(args.store)
     with open_store(args.store) as store:
         run_id = store.resolve_run(args.run, tag=args.tag)
-        path = _write_report(store, run_id, args.output)
-    out.print(f"report: {path}")
+        tag = (args.tag or store.run_info(run_id).get("tag")) if args.history else None
+        if args.history and not tag:
+            raise ConfigError(f"run {run_id} has no tag; give the history's tag with --tag", field="--history")
+        path = _write_report(store, run_id, args.output, history_tag=tag, budget_ms=args.budget_ms,
+                             budget_mj=args.budget_mj)
+    out.print(f"{'dashboard' if tag else 'report'}: {path}")
     return EXIT_OK
 
 
@@ -217,10 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=cmd_sweep)
 
-    r = sub.add_parser("report", help="render the HTML report of a run")
+    r = sub.add_parser(
+        "report", help="render the HTML report of a run, or with --history the dashboard of a tag",
+        description="One self-contained HTML page (works offline). A run's page: Pareto fronts per device, "
+                    "recommendations, failures, results, device facts. With --history: the same for the latest run "
+                    "of the tag (or RUN), plus trends across the tag's runs with the gate's regressions marked and a "
+                    "comparison with the previous run.")
     r.add_argument("run", nargs="?", help="run id or unique prefix (default: the latest)")
-    r.add_argument("-o", "--output", type=Path, help="output file (default results/reports/RUN.html)")
-    r.add_argument("--tag", help="with no RUN: the latest run with this tag")
+    r.add_argument("-o", "--output", type=Path, help="output file (default results/reports/RUN.html; with "
+                   "--history results/reports/history-TAG.html)")
+    r.add_argument("--tag", help="with no RUN: the latest run with this tag; with --history: the history's tag")
+    r.add_argument("--history", action="store_true",
+                   help="dashboard of the tag's runs up to RUN (default: the tag of RUN, or of the latest run)")
+    r.add_argument("--budget-ms", type=float, metavar="MS",
+                   help="recommend per device the most accurate variant with p50 <= MS (overrides the suite's "
+                        "report.latency_budget_ms)")
+    r.add_argument("--budget-mj", type=float, metavar="MJ",
+                   help="and with energy per inference <= MJ (overrides report.energy_budget_mj)")
     store_arg(r)
     r.set_defaults(func=cmd_report)
 

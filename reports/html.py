@@ -11,6 +11,12 @@ Why this shape:
   visible error box and logged; the rest of the page still renders.
 - **Atomic write.** A temp file in the target directory, fsync, then ``os.replace``: a
   reader (or a browser refresh) never sees half a report.
+- **Filterable.** A bar of device/runtime/model checkboxes and one small inline script
+  (``reports.filters``) hide charts and table rows by their ``data-*`` attributes; it is
+  emitted once, after the figures, and only when some dimension has two or more names.
+- **One page, two scopes.** Without a history the page is a run report; with one
+  (``ReportContext.history``) the same sections plus the trend and comparison sections
+  make the tag's dashboard, headed by the tag instead of the run.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from reports import fmt
+from reports.filters import DIMENSIONS, FILTER_SCRIPT, filter_bar
 from reports.sections import SECTIONS, ReportContext, ReportError, ReportSection, SectionOutput
 
 __all__ = ["PLOTLY_CONFIG", "render_report", "write_report"]
@@ -62,6 +69,16 @@ pre{white-space:pre-wrap;margin:0;font-size:12px}
 .section-error{border:1px solid #b00020;background:#fdecec;padding:8px}
 .figure{background:#fff;border:1px solid #e3e6ec;margin:6px 0}
 footer{color:#888;padding:12px 24px;font-size:12px}
+[hidden]{display:none!important}
+.chart-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:0 10px}
+form.filters{display:flex;flex-wrap:wrap;gap:8px 16px;align-items:center;padding:8px 24px;
+background:#f6f8fb;border-bottom:1px solid #d8dde6}
+form.filters fieldset{border:1px solid #d8dde6;border-radius:4px;padding:2px 8px;margin:0}
+form.filters legend{font-weight:600;padding:0 4px}form.filters label{margin-right:10px}
+form.filters output{color:#666}
+td.regression{background:#fde0e0}td.improvement{background:#e3f4e6}
+tr.has-regression td:first-child{border-left:3px solid #d62728}
+td small{color:#555}
 """
 
 
@@ -125,28 +142,50 @@ def render_report(ctx: ReportContext, sections: Iterable[str] | None = None) -> 
             f'<section id="{anchor}"><h2>{fmt.esc(section.title)}</h2>{"".join(body)}</section>'
         )
         n_figures += n_section_figures
-    info = ctx.run_info
-    run_id = fmt.esc(info.get("id"))
-    subtitle = " &middot; ".join(
-        f"{label}: <b>{fmt.esc(info.get(key))}</b>"
-        for key, label in (("tag", "tag"), ("suite", "suite"), ("host", "host"))
-        if not fmt.is_missing(info.get(key))
-    )
+    heading, subtitle = _heading(ctx)
     script = (
         f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>'
         if n_figures
         else ""
     )
+    body_html = "".join(parts)
+    # Only a page with something to filter gets the bar (escaped user text never holds a raw quote).
+    filterable = any(f' data-{dim}="' in body_html for dim in (*DIMENSIONS, "runtimes"))
+    filters = filter_bar(_filter_values(ctx)) if filterable else ""
+    filter_js = f'<script type="text/javascript">{FILTER_SCRIPT}</script>' if filters else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Edge Harness run {run_id}</title><style>{_CSS}</style>{script}</head>"
-        f"<body><header><h1>Edge Harness run {run_id}</h1><p>{subtitle}</p></header>"
-        f"<nav>{''.join(toc)}</nav><main>{''.join(parts)}</main>"
+        f"<title>{heading}</title><style>{_CSS}</style>{script}</head>"
+        f"<body><header><h1>{heading}</h1><p>{subtitle}</p></header>"
+        f"<nav>{''.join(toc)}</nav>{filters}<main>{body_html}</main>"
         f"<footer>Self-contained report: {n_figures} figure(s), plotly.js "
         f"inlined by plotly {fmt.esc(plotly.__version__)}, no network needed.</footer>"
-        "</body></html>\n"
+        f"{filter_js}</body></html>\n"
     )
+
+
+def _heading(ctx: ReportContext) -> tuple[str, str]:
+    """Escaped page heading and subtitle: the run, or the tag whose history this is."""
+    info = ctx.run_info
+    fields = (("tag", "tag"), ("suite", "suite"), ("host", "host"))
+    if ctx.history is not None:
+        fields = (("id", "latest run"), ("suite", "suite"), ("host", "host"))
+    subtitle = " &middot; ".join(
+        f"{label}: <b>{fmt.esc(info.get(key))}</b>"
+        for key, label in fields
+        if not fmt.is_missing(info.get(key))
+    )
+    if ctx.history is None:
+        return f"Edge Harness run {fmt.esc(info.get('id'))}", subtitle
+    runs = len(ctx.history.runs)
+    return f"Edge Harness dashboard: tag {fmt.esc(ctx.history.tag)}, {runs} run(s)", subtitle
+
+
+def _filter_values(ctx: ReportContext) -> dict[str, set[str]]:
+    """Every device, runtime and model name on the page (the run's, and the history's)."""
+    frames = [ctx.results] + ([ctx.history.results] if ctx.history is not None else [])
+    return {dim: {str(v) for f in frames for v in f[dim].unique()} for dim in DIMENSIONS}
 
 
 def write_report(ctx: ReportContext, path: Path, sections: Iterable[str] | None = None) -> Path:

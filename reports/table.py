@@ -22,15 +22,21 @@ class Cell:
     text: str
     numeric: bool = False
     css: str = ""
+    attrs: str = ""  # already-escaped extra attributes (a title), with a leading space
 
 
 @dataclass(frozen=True)
 class Row:
-    """A row of cells, or a full-width ``note`` row (escaped HTML) when ``cells`` is empty."""
+    """A row of cells, or a full-width ``note`` row (escaped HTML) when ``cells`` is empty.
+
+    ``attrs`` is an already-escaped attribute string (``reports.filters.data_attrs``) that
+    lets the page's filters hide the row.
+    """
 
     cells: tuple[Cell, ...] = ()
     css: str = ""
     note: str = ""
+    attrs: str = ""
 
 
 def _cls(*names: str) -> str:
@@ -57,12 +63,14 @@ def html_table(
     body: list[str] = []
     for row in rows:
         if row.note:
-            body.append(f'<tr{_cls(row.css)}><td colspan="{len(headers)}">{row.note}</td></tr>')
+            body.append(
+                f'<tr{_cls(row.css)}{row.attrs}><td colspan="{len(headers)}">{row.note}</td></tr>'
+            )
             continue
         cells = "".join(
-            f"<td{_cls('num' if c.numeric else '', c.css)}>{c.text}</td>" for c in row.cells
+            f"<td{_cls('num' if c.numeric else '', c.css)}{c.attrs}>{c.text}</td>" for c in row.cells
         )
-        body.append(f"<tr{_cls(row.css)}>{cells}</tr>")
+        body.append(f"<tr{_cls(row.css)}{row.attrs}>{cells}</tr>")
     return (
         f'<div class="table-wrap"><table{_cls(css)}><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"

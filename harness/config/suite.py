@@ -192,6 +192,17 @@ class Faults(Strict):
     )
 
 
+class ReportSettings(Strict):
+    """What ``harness report`` recommends against: per device and model, the most accurate
+    variant whose p50 (and, when set, energy per inference) fits. ``--budget-ms`` and
+    ``--budget-mj`` on the command line override these per field."""
+
+    latency_budget_ms: float | None = Field(None, gt=0, description="Largest acceptable p50 latency (ms).")
+    energy_budget_mj: float | None = Field(
+        None, gt=0, description="Largest acceptable energy per inference (mJ); jobs without energy never fit."
+    )
+
+
 class Suite(Strict):
     name: str = Field(..., min_length=1, description="Suite name, stored with every run.")
     description: str | None = Field(None, description="Free text.")
@@ -212,6 +223,7 @@ class Suite(Strict):
     retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
     faults: Faults = Field(default_factory=Faults, description="Marking boards down and re-probing them.")
     gate: Policy | None = Field(None, description="Release policy (see 'harness gate').")
+    report: ReportSettings | None = Field(None, description="Report settings: budgets of the recommendation table.")
 
     @field_validator("variants")
     @classmethod

@@ -134,10 +134,22 @@ def _portable(path: Path) -> str:
 def _reopen(store: Store, ref: str, config: dict) -> str:
     """The run to resume; it must have been planned from the same suite and devices."""
     run_id = store.resolve_run(ref)
-    if store.run_info(run_id)["config"] != json.loads(canonical_json(config)):
+    if not _same_plan(store.run_info(run_id)["config"], json.loads(canonical_json(config))):
         raise ConfigError(f"run {run_id} was planned from another suite or inventory; resume it with the same files")
     store.reopen_run(run_id)
     return run_id
+
+
+def _same_plan(stored: object, current: object) -> bool:
+    """The stored plan equals the current one, except for keys a newer harness added to its
+    formats that the files leave unset (an older run stays resumable after an upgrade)."""
+    if isinstance(stored, dict) and isinstance(current, dict):
+        extra = set(current) - set(stored)
+        return all(current[k] in (None, {}, [], ()) for k in extra) and set(stored) <= set(current) and all(
+            _same_plan(stored[k], current[k]) for k in stored)
+    if isinstance(stored, list) and isinstance(current, list):
+        return len(stored) == len(current) and all(_same_plan(a, b) for a, b in zip(stored, current, strict=True))
+    return stored == current
 
 
 def _payloads(variants: dict[tuple[str, str], Built]) -> dict[tuple[str, str], Payload]:

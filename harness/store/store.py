@@ -173,14 +173,14 @@ class Store:
 
     def record_verdicts(self, candidate: str, baselines: list[str], rows: list[dict[str, Any]]) -> str:
         """Keep one gate's verdicts (``rows``: config, metric, verdict and numbers); returns its id."""
-        gate_id = new_run_id()
+        gate_id, now = new_run_id(), time.time()
         cols = ("model", "variant", "device", "runtime", "metric", "verdict", "threshold", "ratio", "ci_lo", "ci_hi",
                 "p", "q", "note")
         with self._tx() as c:
             c.executemany(
                 f"INSERT INTO verdicts (gate_id, created, candidate, baselines_json, {', '.join(cols)})"
                 f" VALUES (?, ?, ?, ?{', ?' * len(cols)})",
-                [(gate_id, time.time(), candidate, canonical_json(baselines), *(r.get(k) for k in cols)) for r in rows],
+                [(gate_id, now, candidate, canonical_json(baselines), *(r.get(k) for k in cols)) for r in rows],
             )
         return gate_id
 
@@ -268,13 +268,15 @@ class Store:
     def verdicts(self, run: str | None = None, tag: str | None = None) -> pd.DataFrame:
         """The latest gate's verdicts of each candidate run (of ``run``, of a ``tag``'s runs, or all)."""
         df = pd.read_sql_query(
-            "SELECT v.*, r.tag FROM verdicts v JOIN runs r ON r.id = v.candidate"
-            " WHERE v.gate_id = (SELECT gate_id FROM verdicts w WHERE w.candidate = v.candidate"
-            "                    ORDER BY w.created DESC, w.id DESC LIMIT 1)"
-            " AND (? IS NULL OR v.candidate = ?) AND (? IS NULL OR r.tag = ?) ORDER BY r.started, v.id",
+            "WITH latest AS (SELECT candidate, max(created) AS created FROM verdicts GROUP BY candidate)"
+            " SELECT v.*, r.tag FROM verdicts v JOIN latest l ON l.candidate = v.candidate AND l.created = v.created"
+            " JOIN runs r ON r.id = v.candidate"
+            " WHERE (? IS NULL OR v.candidate = ?) AND (? IS NULL OR r.tag = ?) ORDER BY r.started, v.id",
             self._conn, params=(run, run, tag, tag),
         )
-        df["baselines"] = df.pop("baselines_json").map(json.loads)
+        raw = df.pop("baselines_json")
+        decoded = {text: json.loads(text) for text in raw.unique()}  # one list per gate, not per row
+        df["baselines"] = raw.map(decoded)
         return df
 
     def facts(self, run_id: str) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 Why an explicit table (not a subclass scan as asv's ``util.iter_subclasses`` does): the
 page must not change because some module happened to be imported. Adding a section is
-its file plus one line in ``_REGISTERED``; the page shows them in ``order``.
+its file plus one line in ``_REGISTERED``; the page shows them in ``order``. The history
+sections (changes, trends) render only when the context carries a history, so a run page
+and a history dashboard share one registry and one order.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from reports.sections.base import (
     ReportSection,
     SectionOutput,
 )
+from reports.sections.changes import ChangesSection
 from reports.sections.facts import FactsSection
 from reports.sections.failures import FailuresSection
 from reports.sections.pareto import ParetoSection
+from reports.sections.recommend import RecommendSection
 from reports.sections.results import ResultsSection
 from reports.sections.summary import SummarySection
+from reports.sections.trends import TrendsSection
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -33,6 +38,9 @@ __all__ = [
 _REGISTERED: tuple[type[ReportSection], ...] = (
     SummarySection,
     FailuresSection,
+    RecommendSection,
+    ChangesSection,
+    TrendsSection,
     ParetoSection,
     ResultsSection,
     FactsSection,

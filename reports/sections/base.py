@@ -3,8 +3,9 @@
 Why this shape (after asv's ``OutputPublisher``): a section is a small class with a name,
 a title and an ``order``, and one ``render`` method. It gets read-only data that was
 already loaded from the store, so sections never open databases and a report can be
-rendered from a DataFrame built in a test. The dashboard will add sections (history, gate
-verdicts) and more frames to the context without touching the existing ones.
+rendered from a DataFrame built in a test. The history dashboard adds a ``HistoryData``
+(the tag's runs, results and gate verdicts) and the recommendation budget to the context;
+sections that need neither ignore them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from harness.errors import HarnessError
+from reports.budget import Budget, resolve_budget
+
+if TYPE_CHECKING:
+    from reports.history import HistoryData
 
 __all__ = [
     "IDENTITY_COLUMNS",
@@ -77,11 +82,16 @@ class ReportContext:
         results: one row per job with :data:`RESULT_COLUMNS` (extra columns are kept).
         run_info: id, tag, suite, started, finished, host, project_version, git_commit.
         facts: device name -> facts mapping (python, platform, runtime versions, ...).
+        budget: limits for the recommendation table; None: the run's suite ``report:``
+            settings (see ``reports.budget.resolve_budget``).
+        history: a tag's runs for the trend and comparison sections; None on a run page.
     """
 
     results: pd.DataFrame
     run_info: Mapping[str, Any] = field(default_factory=dict)
     facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    budget: Budget | None = None
+    history: HistoryData | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.results, pd.DataFrame):
@@ -100,6 +110,8 @@ class ReportContext:
         df["status"] = ["failed" if _blank(v) else str(v).strip().lower() for v in df["status"]]
         df["throttled"] = pd.array([_tristate(v) for v in df["throttled"]], dtype="boolean")
         object.__setattr__(self, "results", df)
+        if self.budget is None:
+            object.__setattr__(self, "budget", resolve_budget(dict(self.run_info or {})))
         object.__setattr__(self, "run_info", _freeze(dict(self.run_info or {})))
         object.__setattr__(self, "facts", _freeze(dict(self.facts or {})))
 

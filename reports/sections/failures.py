@@ -9,6 +9,7 @@ Omitted entirely when everything succeeded.
 from __future__ import annotations
 
 from reports import fmt
+from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.table import Cell, Row, html_table
 
@@ -63,7 +64,8 @@ class FailuresSection(ReportSection):
                     Cell(fmt.esc(r["variant"])),
                     Cell(fmt.esc(r["runtime"])),
                     Cell(error_html(r["error"]), css="error"),
-                )
+                ),
+                attrs=data_attrs(device=r["device"], model=r["model"], runtime=r["runtime"]),
             )
             for r in df.to_dict("records")
         ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reports import fmt
+from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.table import Cell, Row, html_table
 
@@ -92,11 +93,12 @@ class ResultsSection(ReportSection):
                 )
                 for c in COLUMNS
             )
-            rows.append(Row(cells, css=_row_css(failed, rec["throttled"] is True)))
+            attrs = data_attrs(device=rec["device"], model=rec["model"], runtime=rec["runtime"])
+            rows.append(Row(cells, css=_row_css(failed, rec["throttled"] is True), attrs=attrs))
             if failed:
                 error = rec["error"]
                 text = fmt.esc(error) if not fmt.is_missing(error) else "no error recorded"
-                rows.append(Row(css="error-row", note=f"<pre>{text}</pre>"))
+                rows.append(Row(css="error-row", note=f"<pre>{text}</pre>", attrs=attrs))
         headers = [(fmt.esc(c.header), c.numeric) for c in COLUMNS]
         return SectionOutput((html_table(headers, rows, css="results"),))
 

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from reports import fmt
+from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput, throttled_mask
 from reports.table import Cell, Row, html_table, key_value_table
 
@@ -103,6 +104,7 @@ class SummarySection(ReportSection):
                             Cell(fmt.esc(", ".join(sorted(group["runtime"].unique())))),
                         ),
                         css="has-failed" if ok < len(group) else "",
+                        attrs=data_attrs(device=str(device)),
                     )
                 )
             headers = [("Device", False), ("Jobs", True), ("Ok", True), ("Failed", True),

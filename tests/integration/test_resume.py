@@ -78,3 +78,14 @@ def test_resume_with_another_suite_is_refused(tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: mine\nmodels: [{builtin: digits-cnn}]\n")
     assert main(["sweep", str(suite), "--store", str(db), "--resume", "latest", "--no-report"]) == 2
+
+
+def test_a_run_from_an_older_harness_stays_resumable() -> None:
+    from harness.coordinator.sweep import _same_plan
+
+    old = {"suite": {"name": "s", "measure": {"min_s": 3}}, "devices": [{"name": "a"}]}
+    new = {"suite": {"name": "s", "measure": {"min_s": 3}, "report": None, "faults": {}}, "devices": [{"name": "a"}]}
+    assert _same_plan(old, new)
+    assert not _same_plan(old, {**new, "suite": {**new["suite"], "report": {"latency_budget_ms": 5}}})
+    assert not _same_plan(old, {**new, "devices": [{"name": "b"}]})
+    assert not _same_plan(new, old)  # a key the stored plan has and the current one lacks

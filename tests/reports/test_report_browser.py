@@ -4,19 +4,34 @@ Why a browser: string checks prove plotly.js is in the file, not that it runs fr
 ``file://`` URL with no network. ``--dump-dom`` serialises the DOM after scripts ran, so a
 figure that plotly.js drew contains ``<svg class="main-svg">`` and one that failed is an
 empty div. The hostile names also show plotly renders our escaped text as plain text.
+
+The dashboard tests drive the page over the DevTools protocol (``cdp.Browser``): they hear
+the page's own console (no Chromium start-up noise), tick the filters the way a reader
+does, read back which charts, rows and plotly traces are hidden, and save a full-page
+screenshot into ``$EH_TEST_ARTIFACTS`` (default: the test's tmp dir); the path is printed
+and recorded as the test's ``screenshot`` property (JUnit XML).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pandas as pd
 import pytest
+from cdp import Browser
+from history_data import CONFIGS, EVIL_DEVICE, TAG, fill_store
 from report_data import FACTS, RUN_INFO, make_row, synthetic_results
 
+from harness.cli import main as harness_main
+from reports.budget import Budget
 from reports.html import write_report
 from reports.sections.base import RESULT_COLUMNS, ReportContext
 
@@ -94,9 +109,10 @@ def test_figures_render_offline_in_chromium(tmp_path: Path) -> None:
     ctx = ReportContext(pd.concat([synthetic_results(), evil], ignore_index=True), RUN_INFO, FACTS)
     report = write_report(ctx, tmp_path / "report.html")
     expected = report.read_text(encoding="utf-8").count('class="plotly-graph-div"')
-    # Latency: 2 devices x 2 models + the evil board's one model; energy: the jetson's 2
-    # models (the Pi has no power sensor) + the evil board's one, with a throttled ring.
-    assert expected == 8
+    # Per (device, model): p50, p99, memory, and size where accuracy is known (resnet18, the
+    # evil model); energy on the jetson and the evil board (the Pi has no power sensor).
+    # jetson 5 + 4, Pi 4 + 3, evil board 5 (with a throttled ring).
+    assert expected == 21
 
     dom = dump_dom(report, tmp_path / "profile")
     scan = FigureScan()
@@ -111,3 +127,150 @@ def test_figures_render_offline_in_chromium(tmp_path: Path) -> None:
     assert EVIL_MODEL in text and EVIL_VARIANT in text
     # ...and no script element was created from them.
     assert EVIL_MODEL not in dom
+
+
+# -- the dashboard, driven over the DevTools protocol ---------------------------------
+
+#: Everything the tests read back from the page, in one round trip.
+STATE_JS = """(() => {
+  const meta = (t) => t.meta || {};
+  const charts = [...document.querySelectorAll("div.chart")].map((c) => {
+    const gd = c.querySelector(".js-plotly-plot");
+    return {device: c.dataset.device, model: c.dataset.model, hidden: c.hidden,
+            runtimes: JSON.parse(c.dataset.runtimes), section: c.closest("section").id,
+            drawn: !!(gd && gd.querySelector("svg.main-svg")),
+            traces: gd ? gd.data.map((t) => ({runtime: meta(t).runtime ?? null, role: meta(t).role ?? null,
+                                              visible: t.visible === undefined ? true : t.visible})) : []};
+  });
+  const rows = [...document.querySelectorAll("tr[data-runtime]")].map((r) =>
+    ({runtime: r.dataset.runtime, device: r.dataset.device, hidden: r.hidden,
+      section: r.closest("section").id}));
+  const status = document.getElementById("eh-filter-status");
+  return {charts, rows, hash: decodeURIComponent(location.hash), status: status && status.textContent,
+          scripts: document.querySelectorAll("script").length,
+          figures: document.querySelectorAll(".plotly-graph-div").length};
+})()"""
+ALL_DRAWN_JS = (
+    "[...document.querySelectorAll('.plotly-graph-div')].every((d) => d.querySelector('svg.main-svg'))"
+)
+
+
+def click_js(dim: str, name: str) -> str:
+    """Tick or untick one filter box, found by comparing values (never by building a selector)."""
+    return (f"(() => {{ const b = [...document.querySelectorAll('input[data-dim={json.dumps(dim)}]')]"
+            f".find((i) => i.value === {json.dumps(name)}); b.click(); return b.checked; }})()")  # fmt: skip
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        msg = f"chromium not installed: {CHROMIUM} is missing (apt-get install chromium)"
+        print(msg)
+        pytest.skip(msg)
+    return CHROMIUM
+
+
+@pytest.fixture
+def save_screenshot(tmp_path: Path, record_property: Callable[[str, object], None]) -> Callable[[Browser, str], Path]:
+    """Save a full-page PNG under $EH_TEST_ARTIFACTS (default: the tmp dir), print its path."""
+    root = Path(os.environ.get("EH_TEST_ARTIFACTS") or tmp_path / "artifacts")
+
+    def save(browser: Browser, name: str) -> Path:
+        path = browser.screenshot(root / name)
+        assert path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        print(f"screenshot: {path}")
+        record_property("screenshot", str(path))
+        return path
+
+    return save
+
+
+def open_page(browser: Browser, url: str) -> dict[str, Any]:
+    """Load ``url``, wait until plotly drew every figure, return the page state."""
+    browser.navigate(url)
+    browser.wait_for(ALL_DRAWN_JS, timeout=120)
+    return browser.evaluate(STATE_JS)
+
+
+def evil_run_ctx() -> ReportContext:
+    evil = pd.DataFrame([
+        make_row(model=EVIL_MODEL, variant=EVIL_VARIANT, device=EVIL_DEVICE, runtime="ort"),
+        make_row(model=EVIL_MODEL, variant="fp32", device=EVIL_DEVICE, runtime="ort",
+                 p50_ms=20.0, accuracy=0.8, energy_mj=12.0, throttled=True),
+    ], columns=list(RESULT_COLUMNS))  # fmt: skip
+    return ReportContext(pd.concat([synthetic_results(), evil], ignore_index=True), RUN_INFO, FACTS,
+                         budget=Budget(latency_ms=12.0))  # fmt: skip
+
+
+def visible_traces(chart: dict[str, Any], runtime: str) -> list[Any]:
+    return [t["visible"] for t in chart["traces"] if t["runtime"] == runtime]
+
+
+def test_run_page_filters_in_chromium(chromium: str, tmp_path: Path, save_screenshot) -> None:  # noqa: ANN001
+    page = write_report(evil_run_ctx(), tmp_path / "run.html")
+    n_figures = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
+    with Browser(chromium, tmp_path / "profile") as browser:
+        # A link that selects the hostile device: only its charts and rows stay.
+        linked = open_page(browser, f"{page.as_uri()}#{urlencode({'device': EVIL_DEVICE})}")
+        shown = [c for c in linked["charts"] if not c["hidden"]]
+        assert shown and {c["device"] for c in shown} == {EVIL_DEVICE}
+        assert len(shown) == sum(c["device"] == EVIL_DEVICE for c in linked["charts"]) == 5
+        assert linked["status"] == f"5 of {len(linked['charts'])} charts shown"
+        assert all(r["hidden"] == (r["device"] != EVIL_DEVICE) for r in linked["rows"])
+
+        browser.navigate("about:blank")
+        state = open_page(browser, page.as_uri())
+        assert browser.console_errors() == []
+        assert state["figures"] == n_figures and all(c["drawn"] for c in state["charts"])
+        assert state["scripts"] == 2 + n_figures  # plotly.js, one per figure, the filters: none injected
+        assert not any(c["hidden"] for c in state["charts"]) and state["hash"] == ""
+
+        assert browser.evaluate(click_js("runtime", "openvino")) is False
+        state = browser.evaluate(STATE_JS)
+        assert state["hash"] == "#runtime=onnxruntime&runtime=ort"
+        for chart in state["charts"]:
+            assert chart["hidden"] == (chart["runtimes"] == ["openvino"])
+            assert all(v is False for v in visible_traces(chart, "openvino"))
+            if "openvino" in chart["runtimes"] and len(chart["runtimes"]) > 1:
+                roles = {t["role"]: t["visible"] for t in chart["traces"] if t["runtime"] != "openvino"}
+                front_all = next(t["visible"] for t in chart["traces"] if t["role"] == "front-all")
+                assert front_all is False and roles["front"] is True and roles["points"] is True
+        assert all(r["hidden"] == (r["runtime"] == "openvino") for r in state["rows"])
+        assert any(r["runtime"] == "openvino" for r in state["rows"])
+
+        browser.evaluate("document.getElementById('eh-filters-reset').click()")
+        state = browser.evaluate(STATE_JS)
+        assert not any(c["hidden"] for c in state["charts"]) and state["hash"] == ""
+        assert all(t["visible"] is True for c in state["charts"] for t in c["traces"] if t["role"] == "front-all")
+        assert browser.console_errors() == []
+        save_screenshot(browser, "run-page.png")
+
+
+def test_history_dashboard_in_chromium(chromium: str, tmp_path: Path, save_screenshot) -> None:  # noqa: ANN001
+    db, out = tmp_path / "h.db", tmp_path / "dashboard.html"
+    fill_store(db, 6, slow_from=4, fail=(5, 0))
+    assert harness_main(["report", "--history", "--tag", TAG, "--store", str(db), "-o", str(out),
+                         "--budget-ms", "25"]) == 0  # fmt: skip
+    with Browser(chromium, tmp_path / "profile") as browser:
+        state = open_page(browser, out.as_uri())
+        assert browser.console_errors() == []
+        assert state["figures"] == len(state["charts"]) and all(c["drawn"] for c in state["charts"])
+        trends = [c for c in state["charts"] if c["section"] == "sec-trends"]
+        assert sorted((c["device"], c["model"]) for c in trends) == [(EVIL_DEVICE, "resnet18"), ("orin", "resnet18")]
+        # The gate's regressions (night 4, configuration 1: p50 and p99) were drawn as markers.
+        marks = browser.evaluate("""(() => [...document.querySelectorAll('#sec-trends .js-plotly-plot')]
+            .flatMap((gd) => gd.calcdata.filter((cd) => (cd[0].trace.meta || {}).role === 'regression')
+            .map((cd) => [cd[0].trace.yaxis, cd.length, Number.isFinite(cd[0].y),
+                          gd.querySelector('.legend').textContent.includes('gate regression')])))()""")
+        assert marks == [["y", 1, True, True], ["y2", 1, True, True]]
+
+        assert browser.evaluate(click_js("runtime", "openvino")) is False
+        state = browser.evaluate(STATE_JS)
+        orin = next(c for c in state["charts"] if c["section"] == "sec-trends" and c["device"] == "orin")
+        assert set(visible_traces(orin, "openvino")) == {False}
+        assert set(visible_traces(orin, "onnxruntime")) == {True}
+        changes = [r for r in state["rows"] if r["section"] == "sec-changes"]
+        assert len(changes) == len(CONFIGS) and all(r["hidden"] == (r["runtime"] == "openvino") for r in changes)
+        browser.evaluate(click_js("runtime", "openvino"))
+        assert browser.console_errors() == []
+        save_screenshot(browser, "history-page.png")

@@ -11,7 +11,6 @@ import pytest
 from report_data import (
     DEVICES,
     FACTS,
-    MODELS,
     NO_SENSOR_DEVICE,
     RUN_INFO,
     THROTTLED_JOBS,
@@ -24,6 +23,9 @@ from reports.sections.base import RESULT_COLUMNS, ReportContext, throttled_mask
 from reports.sections.pareto import (
     ACCURACY_AXIS,
     ENERGY_AXIS,
+    LATENCY_AXIS,
+    MEMORY_AXIS,
+    P99_AXIS,
     SIZE_AXIS,
     THROTTLED_LEGEND,
     ParetoSection,
@@ -61,15 +63,23 @@ def trace(fig: go.Figure, name: str) -> go.Scatter:
     return next(t for t in fig.data if t.name == name)
 
 
+def x_titles(figs: list[go.Figure]) -> list[str]:
+    return [f.layout.xaxis.title.text for f in figs]
+
+
 def test_energy_chart_exactly_where_measured(ctx: ReportContext) -> None:
     figs = figures_by_device(ctx)
     assert sorted(figs) == sorted(DEVICES)
-    assert [is_energy(f) for f in figs[SENSOR_DEVICE]] == [False, True] * len(MODELS)
-    assert [is_energy(f) for f in figs[NO_SENSOR_DEVICE]] == [False] * len(MODELS)
+    # resnet18 has accuracy (a size chart too); yolo-det has none (size is its y already).
+    with_energy = [LATENCY_AXIS.title, P99_AXIS.title, ENERGY_AXIS.title, MEMORY_AXIS.title]
+    assert x_titles(figs[SENSOR_DEVICE]) == [*with_energy, SIZE_AXIS.title, *with_energy]
+    without = [t for t in with_energy if t != ENERGY_AXIS.title]
+    assert x_titles(figs[NO_SENSOR_DEVICE]) == [*without, SIZE_AXIS.title, *without]
     page = render_report(ctx, sections=["pareto"])
-    assert page.count('class="plotly-graph-div"') == len(DEVICES) * len(MODELS) + len(MODELS)
+    assert page.count('class="plotly-graph-div"') == 9 + 7
     # Same runtime styles in both kinds of chart.
-    latency, energy = figs[SENSOR_DEVICE][:2]
+    latency, energy = figs[SENSOR_DEVICE][0], figs[SENSOR_DEVICE][2]
+    assert is_energy(energy) and not is_energy(latency)
     for name in ("onnxruntime", "openvino"):
         assert trace(latency, name).marker.color == trace(energy, name).marker.color
         assert trace(latency, name).marker.symbol == trace(energy, name).marker.symbol
@@ -90,7 +100,8 @@ def test_partial_energy_note_names_models_once() -> None:
     page = render_report(ReportContext(frame(*rows)), sections=["pareto"])
     assert page.count("energy not measured on pool&lt;1&gt; for b, c: no energy chart") == 1
     assert "no power sensor" not in page and "pool<1>" not in page
-    assert page.count('class="plotly-graph-div"') == 3 + 1
+    # Per model p50, p99, peak memory and size; energy for "a" only.
+    assert page.count('class="plotly-graph-div"') == 3 * 4 + 1
 
 
 def test_device_with_only_failed_jobs_gets_no_energy_note(results: pd.DataFrame) -> None:
@@ -137,8 +148,10 @@ def test_energy_chart_in_section_uses_size_without_eval_set() -> None:
                             size_bytes=size)
                    for (v, p, e, _), size in zip(KNOWN, sizes, strict=True)])  # fmt: skip
     figs = ParetoSection().render(ReportContext(rows)).figures
-    assert [f.layout.yaxis.title.text for f in figs] == [SIZE_AXIS.title] * 2
-    assert figs[1].layout.title.text.endswith(
+    # p50, p99, energy, memory: size is on y, so there is no size-vs-size chart.
+    assert [f.layout.yaxis.title.text for f in figs] == [SIZE_AXIS.title] * 4
+    assert [is_energy(f) for f in figs] == [False, False, True, False]
+    assert figs[2].layout.title.text.endswith(
         "energy per inference (no eval set: accuracy unknown)"
     )
 
@@ -186,7 +199,7 @@ def table_rows(page: str) -> list[list[str]]:
 def test_results_table_badge_and_energy_columns(ctx: ReportContext) -> None:
     html = ResultsSection().render(ctx).html
     assert html.count(THROTTLED_BADGE) == len(THROTTLED_JOBS)
-    assert html.count('<tr class="throttled">') == len(THROTTLED_JOBS)
+    assert html.count('<tr class="throttled" ') == len(THROTTLED_JOBS)  # then its data-* attributes
     col = {c.source: i for i, c in enumerate(COLUMNS)}
     rows = [r for r in table_rows(html) if len(r) == len(COLUMNS)]
     for r in rows:

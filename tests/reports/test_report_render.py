@@ -64,12 +64,15 @@ def test_page_is_complete(ctx: ReportContext, tmp_path: Path) -> None:
     assert NO_EVAL_NOTE in page
     assert 'class="section-error"' not in page
     ids = figure_ids(page)
-    # A latency chart per (device, model), an energy chart per model where a sensor was.
+    # Per (device, model) p50, p99 and memory charts, size where accuracy is known (one
+    # model), energy per model where a sensor was (one device).
     energy_devices = len(DEVICES) - 1
-    assert len(ids) == len(DEVICES) * len(MODELS) + energy_devices * len(MODELS) == len(set(ids))
+    expected = len(DEVICES) * (len(MODELS) * 3 + 1) + energy_devices * len(MODELS)
+    assert len(ids) == expected == len(set(ids))
     assert f"no power sensor on {NO_SENSOR_DEVICE}: energy not measured" in page
     for section in SECTIONS.values():
-        assert f'id="sec-{section.name}"' in page
+        if section.name not in ("changes", "trends"):  # those need a history
+            assert f'id="sec-{section.name}"' in page
     ours = page.replace(plotly.offline.get_plotlyjs(), "")  # the bundle names a topojson CDN
     assert "cdn.plot.ly" not in ours and "src=" not in ours and "https://" not in ours
 
@@ -93,8 +96,9 @@ def test_escaping(tmp_path: Path) -> None:
     for raw in (EVIL_MODEL, EVIL_VARIANT, EVIL_DEVICE, EVIL_ERROR, "<script>tag</script>",
                 "<script>alert(3)</script>", "<img src=x", "<r1>", "ort<&>"):  # fmt: skip
         assert raw not in page, raw
-    # Outside the one plotly.js script and the per-figure scripts, no script tag at all.
-    assert len(re.findall(r"<script\b", page)) == 1 + len(figure_ids(page))
+    # Outside the one plotly.js script, the per-figure scripts and the filter script, no
+    # script tag at all.
+    assert len(re.findall(r"<script\b", page)) == 2 + len(figure_ids(page))
     assert html.escape(EVIL_MODEL) in page  # headings and tables
     assert html.escape(EVIL_ERROR) in page
     assert html.escape(EVIL_VARIANT) in page
@@ -165,7 +169,9 @@ def test_front_labels_and_axes() -> None:
 def test_registry_order_and_duplicates() -> None:
     orders = [cls.order for cls in SECTIONS.values()]
     assert orders == sorted(orders)
-    assert list(SECTIONS) == ["summary", "failures", "pareto", "results", "facts"]
+    assert list(SECTIONS) == [
+        "summary", "failures", "recommend", "changes", "trends", "pareto", "results", "facts",
+    ]  # fmt: skip
 
     class Dup(ReportSection):
         name, title, order = "summary", "Again", 99

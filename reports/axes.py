@@ -1,0 +1,99 @@
+"""The measured quantities the dashboard plots and compares, defined once.
+
+Why one table: the same quantity (p99 latency, say) is an x axis of a Pareto chart, a row
+of a trend chart, a column of the run-to-run comparison and a metric of the gate. Its
+column, display scale, unit formatter, direction ("smaller is better") and the gate's name
+for it must agree everywhere, so every consumer reads them from an :class:`Axis` here
+instead of restating them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from reports import fmt
+
+__all__ = [
+    "ACCURACY_AXIS",
+    "ENERGY_AXIS",
+    "LATENCY_AXIS",
+    "MEMORY_AXIS",
+    "P99_AXIS",
+    "SIZE_AXIS",
+    "TREND_AXES",
+    "X_AXES",
+    "Axis",
+    "ErrorBars",
+]
+
+#: Error bars of an x quantity: (plus, minus) arrays for the given points.
+ErrorBars = Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A quantity of a chart or table.
+
+    Attributes:
+        column: source column of the results frame.
+        title: axis title with the display unit.
+        scale: factor from the column's unit to the display unit.
+        maximize: larger is better (accuracy); smaller is better otherwise.
+        errors: error bars when the quantity is an x axis, or None.
+        label: how notes name the quantity ("p50"); the column name when empty.
+        heading: what a chart title adds after "model on device: " ("" for the main chart).
+        gate: the gate's metric name for the quantity ("" when the gate does not judge it).
+        format: formatter of one value for tables and hover text.
+        relative: changes are relative (%); False: absolute, in display units (points).
+    """
+
+    column: str
+    title: str
+    scale: float
+    maximize: bool
+    errors: ErrorBars | None = None
+    label: str = ""
+    heading: str = ""
+    gate: str = ""
+    format: fmt.Formatter = fmt.plain
+    relative: bool = True
+
+    @property
+    def name(self) -> str:
+        """Short name for notes and legends."""
+        return self.label or self.column
+
+
+def _latency_error(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Error bars: +/-1 std where recorded, else p50 -> p90 (one-sided), else none."""
+    std = points["std_ms"].to_numpy(dtype=float)
+    tail = (points["p90_ms"] - points["p50_ms"]).clip(lower=0).to_numpy(dtype=float)
+    has_std = np.isfinite(std)
+    plus = np.where(has_std, std, np.nan_to_num(tail, nan=0.0))
+    minus = np.where(has_std, std, 0.0)
+    return plus, minus
+
+
+ACCURACY_AXIS = Axis("accuracy", "accuracy (%)", 100.0, True, label="accuracy", gate="accuracy",
+                     format=fmt.pct, relative=False)  # fmt: skip
+SIZE_AXIS = Axis("size_bytes", "artifact size (MiB)", 1.0 / (1 << 20), False, label="size",
+                 heading="model size", format=fmt.mib)  # fmt: skip
+LATENCY_AXIS = Axis("p50_ms", "p50 latency (ms)", 1.0, False, _latency_error, "p50",
+                    gate="latency_p50", format=fmt.ms)  # fmt: skip
+# No error bars on the tail: a std around p99 would suggest a precision it does not have.
+P99_AXIS = Axis("p99_ms", "p99 latency (ms)", 1.0, False, None, "p99", "p99 latency",
+                "latency_p99", fmt.ms)  # fmt: skip
+# No error bars: the agent integrates power over the whole window, one number per job.
+ENERGY_AXIS = Axis("energy_mj", "energy per inference (mJ)", 1.0, False, None, "energy",
+                   "energy per inference", "energy_per_inference", fmt.mj)  # fmt: skip
+MEMORY_AXIS = Axis("peak_rss_mb", "peak memory (MB)", 1.0, False, None, "peak memory",
+                   "peak memory", "peak_memory", fmt.mb)  # fmt: skip
+
+#: x axes of the Pareto charts, in page order (accuracy, or size without an eval set, on y).
+X_AXES: tuple[Axis, ...] = (LATENCY_AXIS, P99_AXIS, ENERGY_AXIS, MEMORY_AXIS, SIZE_AXIS)
+#: Rows of a trend chart and columns of the run-to-run comparison, in page order.
+TREND_AXES: tuple[Axis, ...] = (LATENCY_AXIS, P99_AXIS, ENERGY_AXIS, MEMORY_AXIS, ACCURACY_AXIS)
