@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 CONFIGS = [("mobilenetv2-224", "fp32", "onnxruntime"), ("mobilenetv2-224", "int8-static", "onnxruntime"),
            ("mobilenetv2-224", "fp32", "openvino"), ("resnet18-224", "fp32", "onnxruntime")]
 MEASURE = {"warmup_iters": 10, "warmup_s": 1.0, "min_iters": 200, "min_s": 3.0, "max_iters": None,
-           "timeout_s": 600, "threads": None, "seed": 0}
+           "timeout_s": 600, "threads": None, "seed": 0}  # the agent's defaults; --threads pins the runtime's
 OPTIONS = {"openvino": {"inference_precision": "f32"}}
 
 
@@ -123,12 +123,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=56)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--min-s", type=float, default=MEASURE["min_s"], help="timed window (default: the agent's 3 s)")
+    ap.add_argument("--threads", type=int, default=None, help="inference threads (default: the runtime's own)")
     ap.add_argument("--analyze", type=Path, metavar="DB", help="only judge the rounds stored in DB by an earlier run")
     args = ap.parse_args()
     if args.analyze:
         analyze(args.analyze, args.json)
         return
     MEASURE["min_s"] = args.min_s
+    MEASURE["threads"] = args.threads
 
     import harness.store
     from devices.bundle import build_agent
@@ -190,7 +192,7 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
     for label, k in (("previous run", 1), ("previous 5 runs", 5)):
         flags = total = 0
         for i in range(5, len(a_runs)):
-            res = evaluate(store, a_runs[i], a_runs[i - k:i], policy)
+            res = evaluate(store, a_runs[i], a_runs[i - k:i], policy, a_runs[max(0, i - 20):i])
             total += len(res.verdicts)
             flags += res.count("regression")
         out[f"aa_vs_{k}"] = {"comparisons": total, "regressions": flags, "rate": flags / max(total, 1)}
@@ -198,8 +200,8 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
     df = store.results()
     per: dict[str, dict] = {}
     for run in runs[runs.tag == "B"].run:
-        before = [a for a in a_runs if starts[a] < starts[run]][-5:]
-        for v in evaluate(store, run, before, policy).verdicts:
+        earlier = [a for a in a_runs if starts[a] < starts[run]]
+        for v in evaluate(store, run, earlier[-5:], policy, earlier[-20:]).verdicts:
             key = f"{v.config['model']}/{v.config['variant']}/{v.config['runtime']}"
             d = per.setdefault(key, {"comparisons": 0, "regressions": 0})
             d["comparisons"] += 1

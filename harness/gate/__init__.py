@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config.gate import DEFAULT, Policy, load_policy
-from harness.gate.evaluate import GateResult, baseline_runs, evaluate
+from harness.gate.evaluate import GateResult, baseline_runs, evaluate, noise_runs
 from harness.store import Store
 
 
@@ -20,7 +20,7 @@ def policy_for(store: Store, candidate: str, path: Path | None) -> Policy:
 def run_gate(store: Store, candidate_ref: str, baseline_ref: str, policy_path: Path | None = None) -> GateResult:
     candidate = store.resolve_run(candidate_ref)
     result = evaluate(store, candidate, baseline_runs(store, baseline_ref, candidate),
-                      policy_for(store, candidate, policy_path))
+                      policy_for(store, candidate, policy_path), noise_runs(store, baseline_ref, candidate))
     store.record_verdicts(result.candidate, result.baselines, [
         {**v.config, "metric": v.metric, "verdict": v.verdict, "threshold": v.threshold, "ratio": v.ratio,
          "ci_lo": v.ci[0] if v.ci else None, "ci_hi": v.ci[1] if v.ci else None, "p": v.p, "q": v.q, "note": v.note}

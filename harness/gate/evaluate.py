@@ -20,6 +20,9 @@ VERDICTS = ("regression", "improvement", "inconclusive", "missing", "pass")
 PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
 COLUMNS = {"energy_per_inference": "energy_mj", "peak_memory": "peak_rss_mb"}
 HISTORY = 5  # baseline runs taken from a tag
+NOISE_HISTORY = 20  # runs of the tag whose spread sets the run-to-run noise: five runs see too little of it
+# the per-run value of a metric in the results table, for the noise estimate
+RUN_VALUE = {"latency_p50": "p50_ms", "latency_p90": "p90_ms", "latency_p99": "p99_ms", **COLUMNS}
 
 
 @dataclass
@@ -63,9 +66,18 @@ def baseline_runs(store: Store, ref: str, candidate: str, history: int = HISTORY
     return runs.sort_values("started").run.tolist()[-history:]
 
 
-def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Policy) -> GateResult:
+def noise_runs(store: Store, ref: str, candidate: str) -> list[str]:
+    """The runs whose spread measures run-to-run noise: the tag's last NOISE_HISTORY before the candidate."""
+    return baseline_runs(store, ref, candidate, NOISE_HISTORY)
+
+
+def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Policy,
+             noise_from: Sequence[str] = ()) -> GateResult:
+    """``noise_from``: runs whose spread per configuration sets the run-to-run noise (default:
+    the baselines themselves); never below the floor."""
     cand = _ok(store, candidate)
     bases = [_ok(store, r) for r in baselines]
+    history = [_ok(store, r) for r in noise_from] if noise_from else bases
     result = GateResult(candidate, list(baselines))
     configs = sorted(set(cand) | {c for b in bases for c in b})
     tested: list[Verdict] = []
@@ -78,7 +90,7 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
             result.verdicts.extend(Verdict(config, m, "missing", note=why) for m in rules)
             continue
         for metric, rule in rules.items():
-            v = _verdict(store, config, metric, rule, cand[key], have)
+            v = _verdict(store, config, metric, rule, cand[key], have, [h[key] for h in history if key in h])
             if v is not None:
                 result.verdicts.append(v)
                 if v.p is not None:
@@ -96,7 +108,7 @@ def _ok(store: Store, run: str) -> dict[tuple[str, ...], pd.Series]:
 
 
 def _verdict(store: Store, config: dict[str, str], metric: str, rule: Increase | Drop, cand: pd.Series,
-             bases: list[pd.Series]) -> Verdict | None:
+             bases: list[pd.Series], history: list[pd.Series]) -> Verdict | None:
     if isinstance(rule, Drop):
         return _accuracy(config, rule, cand, bases)
     if metric in PERCENTILES:
@@ -109,7 +121,9 @@ def _verdict(store: Store, config: dict[str, str], metric: str, rule: Increase |
         if any(pd.isna(x) or x <= 0 for x in values):
             return None  # not measured on this board (no power sensor): nothing to gate
         c, b = Estimate(math.log(cand[col]), 0.0), [Estimate(math.log(r[col]), 0.0) for r in bases]
-    change = compare(c, b, run_noise([e.log_value for e in b]))
+    spread = [math.log(r[RUN_VALUE[metric]]) for r in history if not pd.isna(r[RUN_VALUE[metric]])
+              and r[RUN_VALUE[metric]] > 0]
+    change = compare(c, b, run_noise(spread if len(spread) >= 3 else [e.log_value for e in b]))
     return Verdict(config, metric, "pass", threshold=rule.max_increase, ratio=change.ratio, ci=change.interval(),
                    p=min(1.0, 2 * min(change.p_increase(), change.p_decrease())))
 

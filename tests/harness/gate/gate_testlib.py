@@ -37,7 +37,7 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
             continue
         base = 2.0 + CONFIGS.index(c)
         samples = latencies(rng, base * (slow or {}).get(c, 1.0), run_shift=rng.normal(0, run_noise))
-        metrics = {"p50_ms": float(np.median(samples)), "accuracy": (accuracy or {}).get(c, 0.95),
+        metrics = {"p50_ms": float(np.median(samples)), "p99_ms": float(np.percentile(samples, 99)), "accuracy": (accuracy or {}).get(c, 0.95),
                    "energy_mj": (energy or {}).get(c, float("nan")), "peak_rss_mb": 100.0 + CONFIGS.index(c)}
         store.record(ids[job.key], JobResult("ok", metrics=metrics, samples_ns=(samples * 1e6).astype(np.int64)))
     store.finish_run(run, "ok")

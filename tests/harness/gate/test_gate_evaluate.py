@@ -98,3 +98,15 @@ def test_policy_percentages() -> None:
     assert rules["latency_p99"].max_increase == pytest.approx(0.125) and rules["peak_memory"].max_increase == 0.1
     with pytest.raises(ValueError, match="percentage"):
         Policy.model_validate({"latency_p50": {"max_increase": "five"}})
+
+
+def test_the_noise_comes_from_a_longer_history_than_the_baseline(store) -> None:  # noqa: ANN001
+    """Five quiet runs can hide a machine that jumps by 10% from night to night; twenty cannot."""
+    rng = np.random.default_rng(6)
+    history = [add_run(store, rng, run_noise=0.10) for _ in range(20)]
+    cand = add_run(store, rng, slow={CONFIGS[0]: 1.12}, run_noise=0.0)
+    quiet = [add_run(store, np.random.default_rng(9), run_noise=0.0)]  # one lucky baseline
+    alone = evaluate(store, cand, quiet, DEFAULT)
+    assert by(alone, CONFIGS[0], "latency_p50") == "regression"
+    noisy = evaluate(store, cand, quiet, DEFAULT, noise_from=history)
+    assert by(noisy, CONFIGS[0], "latency_p50") in ("inconclusive", "pass")
