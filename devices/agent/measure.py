@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from .accuracy import check_eval_set, load_eval_set, top1_accuracy
+from .digest import sha256_file
 from .errors import AgentError, ArtifactIncompatible, MeasurementError
 from .memory import read_memory
 from .runtimes.base import Runtime
@@ -104,14 +104,6 @@ def timed_loop(
         if t1 > end_ns:
             deadline.fail("timed")
     return samples, t1 - start
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_artifact(spec: JobSpec) -> None:

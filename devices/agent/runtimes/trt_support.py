@@ -16,6 +16,7 @@ import logging
 import os
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from ..digest import sha256_file
 from ..errors import ArtifactIncompatible
 
 log = logging.getLogger("edge_harness.agent.tensorrt")
@@ -39,14 +40,6 @@ def parse_version(text: str) -> Tuple[int, ...]:
         if len(digits) != len(piece):
             break
     return tuple(parts)
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _digest(payload: Any) -> str:
