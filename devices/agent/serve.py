@@ -6,7 +6,8 @@ than measuring. ``serve`` is started once per board and connection: it reads one
 per line on stdin, forks, and the child runs exactly what ``measure`` runs (own process,
 own memory high-water mark, own watchdog, runtime imported after the fork), writing its
 events to the shared stdout. When the child has exited the server writes
-``{"event": "exit", "code": N}``, so the coordinator knows where one job's events end.
+``{"event": "exit", "code": N}``, so the coordinator knows where one job's events end, and
+``STDERR_END`` on stderr, where the job's log lines end.
 End of stdin (the coordinator closed the session, or its connection died) ends the server.
 """
 
@@ -17,6 +18,8 @@ import sys
 from typing import IO, Callable
 
 from . import PROTOCOL
+
+STDERR_END = "__EH_JOB_STDERR_END__"
 
 
 def exit_code(status: int) -> int:
@@ -45,5 +48,7 @@ def serve(stdin: IO[str], emit: Callable[[dict], None], run_child: Callable[[str
                 sys.stderr.flush()
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
+        sys.stderr.write(STDERR_END + "\n")  # the job's stderr is complete (it may trail the exit event)
+        sys.stderr.flush()
         emit({"event": "exit", "code": exit_code(status), "pid": pid})
     return 0

@@ -61,6 +61,10 @@ class LineBuffer:
         return "".join(self.lines)
 
 
+# How long an answer's stderr may trail its stdout (see Session.read_until).
+STDERR_WAIT_S = 1.0
+
+
 class Session(ABC):
     """A long-lived command on the device: requests in on its stdin, answers out on stdout.
 
@@ -88,33 +92,43 @@ class Session(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def read_until(self, done: Callable[[str], bool], timeout_s: float) -> Exchange:
+    def read_until(self, done: Callable[[str], bool], timeout_s: float, stderr_end: bytes | None = None) -> Exchange:
         """Stdout lines up to the first for which ``done`` is true.
 
+        stdout and stderr travel apart (sshd forwards each pipe as it reads it), so an answer's
+        stderr may still be on its way when its last stdout line arrives: with ``stderr_end``,
+        the server's marker line closing each answer's stderr, the read also waits (up to
+        STDERR_WAIT_S) for that marker, and the stderr returned stops there.
         Raises ``CommandTimeout`` (the process group killed, the session closed) or
         ``ConnectError`` when the command or the connection ended first.
         """
         start = time.monotonic()
         deadline = start + timeout_s
         taken: list[str] = []
+        answered: float | None = None
         while True:
-            while self._out.lines:
+            while answered is None and self._out.lines:
                 line = self._out.lines.pop(0)
                 taken.append(line)
                 if done(line):
-                    err, self._err = self._err.decode("utf-8", "replace"), bytearray()
-                    return Exchange(taken, err, time.monotonic() - start)
-            if self.ended:
+                    answered = time.monotonic()
+            if answered is not None:
+                cut = -1 if stderr_end is None else self._err.find(stderr_end)
+                if stderr_end is None or cut >= 0 or self.ended or time.monotonic() - answered > STDERR_WAIT_S:
+                    err, self._err = (self._err, bytearray()) if cut < 0 else (
+                        self._err[:cut], self._err[cut + len(stderr_end):].lstrip(b"\n"))
+                    return Exchange(taken, err.decode("utf-8", "replace"), time.monotonic() - start)
+            elif self.ended:
                 self.close()
                 tail = self._err.decode("utf-8", "replace").strip()[-500:]
                 raise ConnectError(f"{self.what} ended before answering" + (f": {tail}" if tail else ""))
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline and answered is None:
                 killed = self._kill()
                 self.close()
                 raise CommandTimeout(f"{self.what} timed out after {timeout_s:g} s " + (
                     "(process group killed)" if killed else "(the device did not answer the kill)"))
-            out, err, self.ended = self._poll(min(0.1, deadline - now))
+            out, err, self.ended = self._poll(max(0.0, min(0.1, deadline - now)))
             self._out.feed(out)
             self._err += err
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devices.agent.serve import STDERR_END
 from devices.transport import LocalTransport, SSHTransport, Transport
 from devices.transport.base import Session
 from harness.config import Device
@@ -150,7 +151,7 @@ class DeviceRunner:
         timeout = float(job.settings["measure"]["timeout_s"]) + self.grace_s
         server = self._serve(agent)
         server.send_line(spec_path)
-        answer = server.read_until(_is_event("exit"), timeout_s=timeout)
+        answer = server.read_until(_is_event("exit"), timeout_s=timeout, stderr_end=STDERR_END.encode())
         if answer.stderr.strip():
             log.debug("agent stderr for %s on %s:\n%s", job.label(), self.device.name, answer.stderr.strip())
         events = parse_events("".join(answer.lines))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from agent_testlib import REPO, make_spec, write_classifier, write_spec
 
+from devices.agent.serve import STDERR_END
+
 
 def serve(tmp_path: Path, specs: list[dict], timeout: float = 120) -> tuple[int, list[dict], str]:
     paths = [write_spec(tmp_path, s, f"spec{i}.json") for i, s in enumerate(specs)]
@@ -36,7 +38,7 @@ def test_each_job_runs_in_its_own_forked_process(tmp_path: Path) -> None:
     model = write_classifier(tmp_path / "m.onnx")
     ok = make_spec(model, "sleep", job_id="a", runtime_options={"latency_ms": 1})
     bad = make_spec(model, "sleep", job_id="b", runtime_options={"latency_ms": 1, "fail_on": "load"})
-    code, events, _ = serve(tmp_path, [ok, bad, dict(ok, job_id="c")])
+    code, events, stderr = serve(tmp_path, [ok, bad, dict(ok, job_id="c")])
     assert code == 0 and events[0]["event"] == "ready"
     server_pid = events[0]["pid"]
     jobs = jobs_of(events)
@@ -46,6 +48,7 @@ def test_each_job_runs_in_its_own_forked_process(tmp_path: Path) -> None:
         ["facts", "progress", "progress", "progress", "result", "exit"],
     ]
     assert [j[-1]["code"] for j in jobs] == [0, 1, 0]
+    assert stderr.count(STDERR_END + "\n") == 3  # each job's stderr closed by the marker
     pids = [j[0]["pid"] for j in jobs]
     assert len(set(pids)) == 3 and server_pid not in pids  # a fresh process each time
     assert [j[-1]["pid"] for j in jobs] == pids

@@ -30,6 +30,7 @@ SERVER = textwrap.dedent("""
         print("echo", word, flush=True)
         print("note", word, file=sys.stderr, flush=True)
         print("end", flush=True)
+        print("-- end of note --", file=sys.stderr, flush=True)  # written after stdout's "end"
 """)
 
 
@@ -61,7 +62,7 @@ def test_requests_and_answers_over_one_process(transport: Transport, tmp_path: P
     s = start(transport, tmp_path)
     for word in ("one", "two words", "три"):
         s.send_line(word)
-        answer = s.read_until(is_end, timeout_s=30)
+        answer = s.read_until(is_end, timeout_s=30, stderr_end=b"-- end of note --")
         assert [line.rstrip("\n") for line in answer.lines] == [f"echo {word}", "end"]
         assert answer.stderr.strip() == f"note {word}"
         assert answer.duration_s < 30
