@@ -40,7 +40,10 @@ METRICS = (
     "throughput", "n_iters", "window_s", "p50_ci_lo_ms", "p50_ci_hi_ms",
     "peak_rss_mb", "rss_before_load_mb", "accuracy", "eval_n",
     "energy_mj", "avg_power_w", "throttled", "load_s", "first_infer_ms", "threads", "precision",
+    "engine_build_s", "repeats", "noisy", "unstable",
 )  # fmt: skip
+# Metric columns holding text: ``noisy`` and ``unstable`` are the reasons for the mark (NULL: no mark).
+TEXT_METRICS = ("precision", "noisy", "unstable")
 
 # What the store keeps about each built variant (its ``variants`` table; results join it).
 # ``precision`` there is the weights' precision; a result's ``precision`` is what the runtime ran.
@@ -48,6 +51,18 @@ VARIANT_COLUMNS = (
     "model", "chain", "sha256", "size_bytes", "params", "macs", "sparsity", "precision", "opset",
     "build_s", "host_accuracy", "agreement", "cosine",
 )  # fmt: skip
+
+
+@dataclass
+class Repeat:
+    """One timed window of a job in its own agent process (``measure.repeats``)."""
+
+    index: int
+    board: str | None
+    summary: dict[str, Any]  # the window's metrics and marks (JSON-friendly)
+    samples_ns: np.ndarray | None = None
+    started: float | None = None
+    finished: float | None = None
 
 
 @dataclass
@@ -62,6 +77,7 @@ class JobResult:
     facts: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     attempts: int = 1
+    repeats: list[Repeat] = field(default_factory=list)  # per-repeat results when the job ran several windows
 
     @classmethod
     def failed(cls, reason: str, **details: Any) -> JobResult:

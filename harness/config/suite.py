@@ -132,6 +132,17 @@ class MeasureSettings(Strict):
     timeout_s: float = Field(600.0, gt=0, description="A job taking longer fails with a timeout.")
     threads: int | Literal["auto"] = Field("auto", description="Inference threads; 'auto' = the runtime's default.")
     seed: int = Field(0, description="Seed of the random timing input.")
+    repeats: int = Field(
+        1, ge=1, le=100,
+        description="Timed windows per job, each in a fresh agent process (pyperf spreads values over fresh "
+        "processes: run-to-run noise lives there); the headline p50 is the median of the repeats' p50s.",
+    )  # fmt: skip
+    order: Literal["sequential", "interleaved"] = Field(
+        "sequential",
+        description="With repeats, 'interleaved' measures a board's jobs A B C C B A A B C ... so drift "
+        "(heat, other load) cannot pass for a difference between variants; 'sequential' runs each job's "
+        "repeats back to back.",
+    )  # fmt: skip
 
     @field_validator("threads")
     @classmethod
@@ -192,6 +203,20 @@ class Faults(Strict):
     )
 
 
+class LeaseSettings(Strict):
+    """The exclusive lease a job holds on its board (a lock in the board's work directory), so
+    two coordinators never measure one board at once."""
+
+    ttl_s: float = Field(
+        60.0, ge=5, description="A lease not renewed for this long has expired and may be taken over "
+        "(the coordinator renews it every ttl_s / 4 while a job runs).",
+    )  # fmt: skip
+    wait_s: float = Field(
+        1800.0, ge=0, description="How long a job waits for a board another coordinator holds before it is "
+        "stored as failed ('board busy').",
+    )  # fmt: skip
+
+
 class ReportSettings(Strict):
     """What ``harness report`` recommends against: per device and model, the most accurate
     variant whose p50 (and, when set, energy per inference) fits. ``--budget-ms`` and
@@ -222,6 +247,11 @@ class Suite(Strict):
     )
     retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
     faults: Faults = Field(default_factory=Faults, description="Marking boards down and re-probing them.")
+    lease: LeaseSettings = Field(default_factory=LeaseSettings, description="Exclusive use of a board per job.")
+    canary: bool = Field(
+        False, description="Measure a fixed built-in model first and last on every board: its drift across "
+        "nights tells board drift from a slower candidate.",
+    )  # fmt: skip
     gate: Policy | None = Field(None, description="Release policy (see 'harness gate').")
     report: ReportSettings | None = Field(None, description="Report settings: budgets of the recommendation table.")
 

@@ -12,6 +12,8 @@ from harness.config import Device
 from harness.records import Job, JobResult
 
 PROTOCOL = 1
+# Measure settings the coordinator acts on itself (how many processes, in which order): not the agent's.
+COORDINATOR_MEASURE_KEYS = ("repeats", "order")
 log = logging.getLogger("edge_harness.coordinator")
 
 
@@ -30,7 +32,7 @@ def telemetry_spec(device: Device) -> dict[str, Any]:
 def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tuple[int, ...],
               eval_path: str | None, fmt: str = "onnx", weights: str | None = None,
               telemetry: dict[str, Any] | None = None) -> dict[str, Any]:
-    measure = dict(job.settings["measure"])
+    measure = {k: v for k, v in job.settings["measure"].items() if k not in COORDINATOR_MEASURE_KEYS}
     if measure.get("threads") == "auto":
         measure["threads"] = None
     return {

@@ -10,11 +10,17 @@ from __future__ import annotations
 import sqlite3
 
 from harness.errors import SchemaVersionError
-from harness.records import METRICS
+from harness.records import METRICS, TEXT_METRICS
 
-_METRIC_COLUMNS = ",\n    ".join(
-    f"{name} {'TEXT' if name == 'precision' else 'REAL'}" for name in METRICS
-)
+
+def _column(name: str) -> str:
+    return f"{name} {'TEXT' if name in TEXT_METRICS else 'REAL'}"
+
+
+# The metric columns of v1; later versions add theirs with ALTER TABLE (the list is frozen).
+_V1_METRICS = METRICS[: METRICS.index("precision") + 1]
+_V4_METRICS = METRICS[len(_V1_METRICS):]
+_METRIC_COLUMNS = ",\n    ".join(_column(name) for name in _V1_METRICS)
 
 V1 = f"""
 CREATE TABLE runs (
@@ -112,7 +118,21 @@ CREATE TABLE verdicts (
 CREATE INDEX verdicts_candidate ON verdicts(candidate, created);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
+# v4: repeats (one row per timed window of a job, each in its own agent process; samples
+# keep one row per repeat), cold start's engine build time, the noisy/unstable marks.
+V4 = "\n".join(f"ALTER TABLE results ADD COLUMN {_column(name)};" for name in _V4_METRICS) + """
+CREATE TABLE repeats (
+    job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    repeat INTEGER NOT NULL,
+    board TEXT,
+    started REAL,
+    finished REAL,
+    summary_json TEXT NOT NULL,
+    PRIMARY KEY (job_id, repeat)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

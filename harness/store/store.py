@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness.errors import StoreError
 from harness.hashing import canonical_json
-from harness.records import METRICS, VARIANT_COLUMNS, Job, JobResult
+from harness.records import METRICS, TEXT_METRICS, VARIANT_COLUMNS, Job, JobResult, Repeat
 from harness.store.schema import migrate
 
 # Variant columns a result row carries, as (variants column, result column): renamed where
@@ -126,7 +126,8 @@ class Store:
         values = [*metrics.values(), variant_id, canonical_json(result.facts), canonical_json(result.details)]
         with self._tx() as c:
             c.execute("DELETE FROM results WHERE job_id=?", (job_id,))
-            c.execute("DELETE FROM samples WHERE job_id=?", (job_id,))
+            for rep in result.repeats:
+                self._put_repeat(c, job_id, rep)
             if variant_id is not None:
                 self._put_variant(c, variant_id, result.variant)
             if result.status == "ok" or variant_id is not None:
@@ -134,7 +135,8 @@ class Store:
                     f"INSERT INTO results (job_id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})",
                     (job_id, *values),
                 )
-            if result.samples_ns is not None and len(result.samples_ns):
+            if not result.repeats and result.samples_ns is not None and len(result.samples_ns):
+                c.execute("DELETE FROM samples WHERE job_id=?", (job_id,))
                 c.execute(
                     "INSERT INTO samples (job_id, repeat, n, data) VALUES (?, 0, ?, ?)",
                     (job_id, len(result.samples_ns), _pack(result.samples_ns)),
@@ -143,6 +145,33 @@ class Store:
                 "UPDATE jobs SET status=?, error=?, finished=?, attempts=max(attempts, ?) WHERE id=?",
                 (result.status, result.error, time.time(), result.attempts, job_id),
             )
+
+    def record_repeat(self, job_id: int, rep: Repeat) -> None:
+        """Keep one finished repeat as it lands: a sweep killed before the job's last repeat
+        resumes after it instead of measuring it again."""
+        with self._tx() as c:
+            self._put_repeat(c, job_id, rep)
+
+    @staticmethod
+    def _put_repeat(c: sqlite3.Connection, job_id: int, rep: Repeat) -> None:
+        c.execute(
+            "INSERT OR REPLACE INTO repeats (job_id, repeat, board, started, finished, summary_json) VALUES (?,?,?,?,?,?)",
+            (job_id, rep.index, rep.board, rep.started, rep.finished, canonical_json(rep.summary)),
+        )
+        if rep.samples_ns is not None and len(rep.samples_ns):
+            c.execute(
+                "INSERT OR REPLACE INTO samples (job_id, repeat, n, data) VALUES (?, ?, ?, ?)",
+                (job_id, rep.index, len(rep.samples_ns), _pack(rep.samples_ns)),
+            )
+
+    def stored_repeats(self, job_id: int) -> list[Repeat]:
+        """The repeats of a job kept so far, with their samples, in repeat order."""
+        rows = self._conn.execute(
+            "SELECT r.repeat, r.board, r.started, r.finished, r.summary_json, s.data FROM repeats r"
+            " LEFT JOIN samples s ON s.job_id = r.job_id AND s.repeat = r.repeat WHERE r.job_id=? ORDER BY r.repeat",
+            (job_id,),
+        ).fetchall()
+        return [Repeat(r[0], r[1], json.loads(r[4]), None if r[5] is None else _unpack(r[5]), r[2], r[3]) for r in rows]
 
     @staticmethod
     def _put_variant(c: sqlite3.Connection, variant_id: str, v: dict[str, Any]) -> None:
@@ -260,7 +289,7 @@ class Store:
             self._conn, params=(run, run, tag, tag),
         )
         numeric = [c for c in (*METRICS, "size_bytes", "params", "macs", "sparsity", "opset", "build_s", "host_accuracy",
-                               "agreement", "cosine") if c not in ("precision", "throttled")]
+                               "agreement", "cosine") if c not in (*TEXT_METRICS, "throttled")]
         df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
         df["throttled"] = df["throttled"].astype("boolean")
         return df
@@ -287,6 +316,18 @@ class Store:
             (run_id,),
         ).fetchall()
         return {board: json.loads(facts) for board, facts in rows if facts not in (None, "{}")}
+
+    def repeats(self, run: str | None = None, tag: str | None = None) -> pd.DataFrame:
+        """One row per stored repeat: the job's identity, board, times and the repeat's summary keys."""
+        rows = self._conn.execute(
+            "SELECT j.run_id, j.model, j.variant, j.device, j.runtime, j.id, p.repeat, p.board, p.started,"
+            " p.finished, p.summary_json FROM repeats p JOIN jobs j ON j.id = p.job_id JOIN runs r ON r.id = j.run_id"
+            " WHERE (? IS NULL OR r.id = ?) AND (? IS NULL OR r.tag = ?) ORDER BY r.started, j.id, p.repeat",
+            (run, run, tag, tag),
+        ).fetchall()
+        cols = ["run", "model", "variant", "device", "runtime", "job_id", "repeat", "board", "started", "finished"]
+        return pd.DataFrame([{**dict(zip(cols, r[:10], strict=True)), **json.loads(r[10])} for r in rows],
+                            columns=None if rows else cols)
 
     def samples(self, run: str | None = None, job_id: int | None = None) -> pd.DataFrame:
         """Per-iteration latencies, long form: run, model, variant, device, runtime, repeat, latency_ms."""
