@@ -14,9 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.config import Device, Suite
+from harness.config.suite import BuiltinModel
 from harness.errors import ConfigError
 from harness.records import Job
 from harness.variants.build import chain_runtimes, make_recipes, split_chain
+
+
+# The canary (``canary: true``): a fixed built-in model measured first and last on every board.
+# A real CNN rather than the tiny digits net: its latency moves with the board's memory and
+# compute (clocks, heat, other tenants), not with the agent's per-call overhead.
+CANARY = BuiltinModel(builtin="mobilenetv2-224", name="canary")
+CANARY_VARIANT = "fp32"
 
 
 @dataclass(frozen=True)
@@ -86,4 +94,22 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                     jobs.append(Job(model.label, variant, target, runtime, settings))
     if not jobs:
         raise ConfigError("the suite plans no job: " + "; ".join(dict.fromkeys(skipped)))
+    if suite.canary:
+        jobs += _canaries(suite, devices, boards)
     return Plan(tuple(jobs), tuple(dict.fromkeys(skipped)), tuple(devices), boards)
+
+
+def _canaries(suite: Suite, devices: Sequence[Device], boards: dict[tuple[str, str], tuple[str, ...]]) -> list[Job]:
+    """Two canary jobs per board (first and last), on the first of the suite's runtimes the board
+    offers, one window each (the pair is already two fresh processes)."""
+    out = []
+    for d in devices:
+        runtime = next((r for r in suite.runtimes if r in d.runtimes), None)
+        if runtime is None:
+            continue
+        boards[(d.name, runtime)] = (d.name,)
+        for when in ("first", "last"):
+            settings = {"measure": {**suite.measure.model_dump(), "repeats": 1},
+                        "runtime_options": suite.runtime_options.get(runtime, {}), "canary": when}
+            out.append(Job(CANARY.label, CANARY_VARIANT, d.name, runtime, settings))
+    return out

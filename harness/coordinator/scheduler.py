@@ -2,6 +2,8 @@
 
 Pure bookkeeping, no Ray and no I/O, so every fault path is tested without a fleet:
 
+- the scheduler hands out units (one timed window of a job, see units.py) in their order;
+  a ``final`` unit goes to a board only when nothing else is left for it;
 - a job may run on any of its candidate boards (the members of its pool that offer its
   runtime); a board runs one job at a time;
 - a job that failed for a transport reason goes back to the front of the queue and prefers
@@ -19,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from harness.records import Job
+from harness.coordinator.units import Unit
 
 
 @dataclass(frozen=True)
@@ -46,32 +48,34 @@ class Board:
 
 @dataclass
 class _Entry:
-    job: Job
+    unit: Unit
     candidates: tuple[str, ...]
     attempts: int = 0
     avoid: set[str] = field(default_factory=set)  # boards it already failed on
 
 
 class Scheduler:
-    def __init__(self, jobs: Iterable[Job], candidates: Mapping[tuple[str, str], tuple[str, ...]],
+    def __init__(self, units: Iterable[Unit], candidates: Mapping[tuple[str, str], tuple[str, ...]],
                  policy: FaultPolicy, clock: Callable[[], float]):
         """``candidates`` maps each (target, runtime) of the plan to the boards that may run it."""
         self.policy = policy
         self.clock = clock
-        self.queue: deque[_Entry] = deque(_Entry(j, tuple(candidates[(j.device, j.runtime)])) for j in jobs)
+        self.queue: deque[_Entry] = deque(
+            _Entry(u, tuple(candidates[(u.job.device, u.job.runtime)])) for u in units)
         self.boards = {b: Board(b) for names in candidates.values() for b in names}
         self._running: dict[str, _Entry] = {}
 
     # -- dispatch ------------------------------------------------------------------------
-    def next_job(self, board: str) -> Job | None:
-        """Claim the next queued job ``board`` can run, preferring jobs that did not fail there
-        (taken anyway when no other candidate of the job is alive)."""
+    def next_unit(self, board: str) -> Unit | None:
+        """Claim the next queued unit ``board`` can run, preferring units that did not fail there
+        (taken anyway when no other candidate of the unit is alive)."""
         b = self.boards[board]
         if b.state != "up":
             return None
         pick = None
-        for entry in self.queue:
-            if board not in entry.candidates:
+        mine = [e for e in self.queue if board in e.candidates]
+        for entry in mine:
+            if entry.unit.final and any(not e.unit.final for e in mine):
                 continue
             if board not in entry.avoid or not self._other_alive(entry, board):
                 pick = entry
@@ -82,7 +86,14 @@ class Scheduler:
         pick.attempts += 1
         b.state = "busy"
         self._running[board] = pick
-        return pick.job
+        return pick.unit
+
+    def cancel(self, job_key: str) -> int:
+        """Drop the queued units of a job (one of its repeats failed: it has failed); returns how many."""
+        doomed = [e for e in self.queue if e.unit.job.key == job_key]
+        for entry in doomed:
+            self.queue.remove(entry)
+        return len(doomed)
 
     def attempts(self, board: str) -> int:
         return self._running[board].attempts
@@ -148,15 +159,15 @@ class Scheduler:
         return min(times) if times else None
 
     # -- the end -------------------------------------------------------------------------
-    def stranded(self) -> list[tuple[Job, int, str]]:
-        """Remove and return queued jobs that no board left can run, with the reason."""
+    def stranded(self) -> list[tuple[Unit, int, str]]:
+        """Remove and return queued units that no board left can run, with the reason."""
         out = []
         for entry in list(self.queue):
             if any(self.boards[c].usable for c in entry.candidates):
                 continue
             self.queue.remove(entry)
             why = "; ".join(f"{c}: {self.boards[c].reason}" for c in entry.candidates)
-            out.append((entry.job, entry.attempts, f"no board left to run it ({why})"))
+            out.append((entry.unit, entry.attempts, f"no board left to run it ({why})"))
         return out
 
     @property

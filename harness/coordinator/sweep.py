@@ -20,11 +20,13 @@ from harness.coordinator.ray_session import ray_session
 from harness.coordinator.actors import DeviceActors
 from harness.coordinator.files import FileRef
 from harness.coordinator.runner import Payload
+from harness.coordinator.repeats import as_repeat, combine
 from harness.coordinator.scheduler import FaultPolicy, Scheduler
+from harness.coordinator.units import Unit, order_units, repeats_of
 from harness.errors import ConfigError
 from harness.hashing import canonical_json
-from harness.plan import Plan, make_plan, select_devices
-from harness.records import Job, JobResult
+from harness.plan import CANARY, CANARY_VARIANT, Plan, make_plan, select_devices
+from harness.records import Job, JobResult, Repeat
 from harness.store import Store
 
 log = logging.getLogger("edge_harness.coordinator")
@@ -85,7 +87,7 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     todo = [job for job in plan.jobs if job.key not in done]
     outcome = SweepOutcome(run_id, skipped=plan.skipped)
     progress = SweepProgress(total=len(todo), quiet=opts.quiet)
-    ctx = _Context(store, ids, run_id, outcome, progress)
+    ctx = _Context(store, ids, run_id, outcome, progress, {j.key: store.stored_repeats(ids[j.key]) for j in todo})
     with ray_session(opts.ray_address), progress:
         t0 = time.monotonic()
         agent = build_agent(opts.cache_dir / "agent")
@@ -107,6 +109,10 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
     models = [m for m in suite.models if any(j.model == m.label for j in todo)]
     built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
+    if any(j.model == CANARY.label for j in todo):
+        canary = build_all([CANARY], [CANARY_VARIANT], opts.cache_dir / "artifacts")
+        built.variants.update(canary.variants)
+        built.failures.update(canary.failures)
     outcome.timings_s["build"] = time.monotonic() - t0
 
     queue: list[Job] = []
@@ -182,6 +188,8 @@ class _Context:
     run_id: str
     outcome: SweepOutcome
     progress: SweepProgress
+    repeats: dict[str, list[Repeat]]  # job key -> its repeats measured so far (stored ones included)
+    closed: set[str] = field(default_factory=set)  # keys of jobs stored as ok or failed in this sweep
 
 
 def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[tuple[str, str], Built], suite: Suite,
@@ -196,27 +204,35 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
     payloads = _payloads(variants)
     actors.serve_files(list({f for p in payloads.values() for f in (p.artifact, p.eval, p.weights) if f is not None}))
     f = suite.faults
-    sched = Scheduler(jobs, plan.boards, FaultPolicy(suite.retries, f.down_after, f.reprobe_s, f.reprobe_max),
+    for job in jobs:  # every repeat already stored (a run killed before storing the job itself)
+        if ctx.repeats[job.key] and len(ctx.repeats[job.key]) >= repeats_of(job):
+            reps = ctx.repeats[job.key]
+            _finish(ctx, job, combine(reps, JobResult("ok", metrics=dict(reps[-1].summary))))
+    done = {key: [r.index for r in reps] for key, reps in ctx.repeats.items()}
+    units = order_units([j for j in jobs if j.key not in ctx.closed], suite.measure.order, done)
+    sched = Scheduler(units, plan.boards, FaultPolicy(suite.retries, f.down_after, f.reprobe_s, f.reprobe_max),
                       time.monotonic)
     for name, reason in actors.unplaceable.items():
         sched.give_up(name, reason)
-    running: dict[object, tuple[str, Job]] = {}
+    running: dict[object, tuple[str, Unit, float]] = {}
     probing: dict[object, str] = {}
     while not sched.idle:
-        for job, attempts, reason in sched.stranded():
-            _finish(ctx, job, JobResult("failed", reason, attempts=max(attempts, 1)))
+        for unit, attempts, reason in sched.stranded():
+            _finish(ctx, unit.job, JobResult("failed", reason, attempts=max(attempts, 1)))
         for name in sched.due_probes():
             log.info("re-probing %s", name)
             probing[actors.handles[name].probe.remote()] = name
         for name in actors.handles:
-            job = sched.next_job(name)
-            if job is None:
+            unit = sched.next_unit(name)
+            if unit is None:
                 continue
+            job = unit.job
             jid = ctx.ids[job.key]
-            ctx.store.job_started(jid, name)
-            ctx.progress.started(job, name)
-            ref = actors.handles[name].run_job.remote(job, f"{ctx.run_id}-{jid}", payloads[(job.model, job.variant)])
-            running[ref] = (name, job)
+            ctx.store.job_started(jid, name, first=not ctx.repeats[job.key])
+            ctx.progress.started(unit.job, name)
+            job_id = f"{ctx.run_id}-{jid}" + (f"-r{unit.repeat}" if repeats_of(job) > 1 else "")
+            ref = actors.handles[name].run_job.remote(job, job_id, payloads[(job.model, job.variant)])
+            running[ref] = (name, unit, time.time())
         if sched.idle:
             break
         pending = [*running, *probing]
@@ -230,8 +246,8 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
             if ref in probing:
                 _probed(sched, actors, probing.pop(ref), ref)
                 continue
-            name, job = running.pop(ref)
-            _job_done(sched, actors, ctx, name, job, ref)
+            name, unit, started = running.pop(ref)
+            _unit_done(sched, actors, ctx, name, unit, started, ref)
     ctx.outcome.down = sched.down_boards()
 
 
@@ -250,9 +266,11 @@ def _probed(sched: Scheduler, actors: DeviceActors, name: str, ref: object) -> N
     sched.probed(name, error)
 
 
-def _job_done(sched: Scheduler, actors: DeviceActors, ctx: _Context, name: str, job: Job, ref: object) -> None:
+def _unit_done(sched: Scheduler, actors: DeviceActors, ctx: _Context, name: str, unit: Unit, started: float,
+               ref: object) -> None:
     import ray
 
+    job = unit.job
     try:
         result: JobResult = ray.get(ref)
     except ray.exceptions.RayError as e:
@@ -264,12 +282,25 @@ def _job_done(sched: Scheduler, actors: DeviceActors, ctx: _Context, name: str, 
     if sched.boards[name].state == "down":
         log.warning("%s is down after %d failures in a row: %s", name, sched.policy.down_after, retryable)
     if verdict == "retry":
-        log.warning("retrying %s after a failure on %s: %s", job.label(), name, retryable)
+        log.warning("retrying %s after a failure on %s: %s", unit.label(), name, retryable)
         return
-    _finish(ctx, job, result)
+    if job.key in ctx.closed:
+        return  # a repeat of a job that has failed meanwhile (another repeat, on another board)
+    if result.status != "ok":
+        sched.cancel(job.key)
+        result.repeats = ctx.repeats[job.key]
+        _finish(ctx, job, result)
+        return
+    reps = ctx.repeats[job.key]
+    reps.append(as_repeat(result, unit.repeat, result.details.get("board", name), started, time.time()))
+    if len(reps) < repeats_of(job):
+        ctx.store.record_repeat(ctx.ids[job.key], reps[-1])
+        return
+    _finish(ctx, job, combine(reps, result))
 
 
 def _finish(ctx: _Context, job: Job, result: JobResult) -> None:
+    ctx.closed.add(job.key)
     ctx.store.record(ctx.ids[job.key], result)
     if result.status == "ok":
         ctx.outcome.ok += 1

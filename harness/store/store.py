@@ -113,10 +113,14 @@ class Store:
         rows = self._conn.execute("SELECT key, id FROM jobs WHERE run_id=?", (run_id,)).fetchall()
         return dict(rows)
 
-    def job_started(self, job_id: int, board: str) -> None:
+    def job_started(self, job_id: int, board: str, first: bool = True) -> None:
+        """A job's window starts on ``board``; ``first=False``: a later repeat of a job already started."""
         with self._tx() as c:
-            c.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1, board=? WHERE id=?",
-                      (time.time(), board, job_id))
+            if first:
+                c.execute("UPDATE jobs SET status='running', started=?, attempts=attempts+1, board=? WHERE id=?",
+                          (time.time(), board, job_id))
+            else:
+                c.execute("UPDATE jobs SET status='running' WHERE id=?", (job_id,))
 
     def record(self, job_id: int, result: JobResult) -> None:
         """Store a finished job: result, samples and status in one transaction."""

@@ -74,3 +74,24 @@ def test_a_pool_is_one_target_whose_jobs_may_run_on_any_member_offering_the_runt
 def test_a_pool_name_selects_its_members() -> None:
     assert [d.name for d in select_devices(POOL, suite(), names=("orin",))] == ["orin-01", "orin-02"]
     assert [d.name for d in select_devices(POOL, suite(devices={"names": ["orin"]}))] == ["orin-01", "orin-02"]
+
+
+def test_the_canary_is_planned_first_and_last_on_every_board_of_a_pool_too() -> None:
+    pool = (
+        Device(name="pi-1", kind="pi", host="pi1", pool="pis", runtimes=("onnxruntime",)),
+        Device(name="pi-2", kind="pi", host="pi2", pool="pis", runtimes=("onnxruntime",)),
+        Device(name="ov", kind="x86", host="ov", runtimes=("openvino",)),
+    )
+    plan = make_plan(suite(canary=True, measure={"repeats": 5}), pool)
+    canaries = [j for j in plan.jobs if j.model == "canary"]
+    assert {(j.device, j.runtime, j.settings["canary"]) for j in canaries} == {
+        (b, rt, when) for b, rt in (("pi-1", "onnxruntime"), ("pi-2", "onnxruntime"), ("ov", "openvino"))
+        for when in ("first", "last")}
+    assert all(j.settings["measure"]["repeats"] == 1 for j in canaries)  # first + last are already two processes
+    assert plan.boards[("pi-1", "onnxruntime")] == ("pi-1",) and plan.boards[("pis", "onnxruntime")] == ("pi-1", "pi-2")
+    assert not any(j.model == "canary" for j in make_plan(suite(), pool).jobs)
+
+
+def test_the_canary_name_is_reserved() -> None:
+    with pytest.raises(ValueError, match="reserved for the board canary"):
+        suite(models=[{"builtin": "digits-cnn", "name": "canary"}])

@@ -1,0 +1,75 @@
+"""A job's repeats (timed windows in fresh agent processes) folded into its headline result.
+
+Run-to-run noise lives between processes, not between iterations (MEASUREMENT.md, trap 1):
+so the headline p50 of a job with several repeats is the median of the repeats' p50s, and
+its confidence interval comes from the spread of those repeat values (distribution-free,
+order statistics of the median), not from the iterations of one window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devices.agent.stats import median_ci_ranks
+from harness.records import JobResult, Repeat
+
+# Per-window metrics folded by their median across repeats; the rest are handled below.
+_MEDIAN = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "throughput", "accuracy",
+           "energy_mj", "avg_power_w", "load_s", "first_infer_ms", "engine_build_s")  # fmt: skip
+_SUMMED = ("n_iters", "window_s")
+_SAME = ("threads", "precision", "eval_n", "rss_before_load_mb")
+# Details of one window worth keeping per repeat (the rest describes the board, kept once).
+_REPEAT_DETAILS = ("window", "stop", "board_state", "cooldown_s", "temp_before_c", "temp_after_c")
+
+
+def as_repeat(result: JobResult, index: int, board: str | None, started: float, finished: float) -> Repeat:
+    """One measured window, as the store keeps it."""
+    summary = {k: v for k, v in result.metrics.items() if v is not None}
+    summary.update({k: result.details[k] for k in _REPEAT_DETAILS if k in result.details})
+    return Repeat(index, board, summary, result.samples_ns, started, finished)
+
+
+def combine(repeats: list[Repeat], last: JobResult) -> JobResult:
+    """The job's result from all of its repeats (``last``: the newest window's full result,
+    whose facts and details describe the board). One repeat is its own headline."""
+    reps = sorted(repeats, key=lambda r: r.index)
+    if len(reps) == 1:
+        metrics = dict(last.metrics, repeats=1)
+        return JobResult("ok", metrics=metrics, samples_ns=last.samples_ns, variant=last.variant, facts=last.facts,
+                         details=last.details, attempts=last.attempts, repeats=reps)
+    s = [r.summary for r in reps]
+    metrics: dict[str, Any] = {}
+    for key in _MEDIAN:
+        values = [x[key] for x in s if x.get(key) is not None]
+        metrics[key] = float(np.median(values)) if values else None
+    for key in _SUMMED:
+        values = [x[key] for x in s if x.get(key) is not None]
+        metrics[key] = float(np.sum(values)) if values else None
+    for key in _SAME:
+        metrics[key] = last.metrics.get(key)
+    mins = [x["min_ms"] for x in s if x.get("min_ms") is not None]
+    maxs = [x["max_ms"] for x in s if x.get("max_ms") is not None]
+    peaks = [x["peak_rss_mb"] for x in s if x.get("peak_rss_mb") is not None]
+    metrics.update(min_ms=min(mins, default=None), max_ms=max(maxs, default=None),
+                   peak_rss_mb=max(peaks, default=None), throttled=any(bool(x.get("throttled")) for x in s),
+                   repeats=len(reps))
+    p50s = sorted(x["p50_ms"] for x in s if x.get("p50_ms") is not None)
+    if p50s:
+        lo, hi = median_ci_ranks(len(p50s))
+        metrics.update(p50_ci_lo_ms=p50s[lo], p50_ci_hi_ms=p50s[hi])
+    metrics["noisy"] = _marks(s, "noisy")
+    metrics["unstable"] = _marks(s, "unstable")
+    details = dict(last.details, repeats={"n": len(reps), "p50_ms": [x.get("p50_ms") for x in s],
+                                          "boards": sorted({r.board for r in reps if r.board})})
+    return JobResult("ok", metrics=metrics, variant=last.variant, facts=last.facts, details=details,
+                     attempts=last.attempts, repeats=reps)
+
+
+def _marks(summaries: list[dict[str, Any]], key: str) -> str | None:
+    """"2/5 repeats <key>: <first reason>", or None when no repeat carries the mark."""
+    reasons = [x[key] for x in summaries if x.get(key)]
+    if not reasons:
+        return None
+    return f"{len(reasons)}/{len(summaries)} repeats {key}: {reasons[0]}"

@@ -1,0 +1,69 @@
+"""Repeats in fresh processes, interleaved order and the board canary, through the real CLI
+(Ray, the local transport, the agent, ONNX Runtime, the SQLite store)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness.store
+from harness.cli import main
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache) -> dict:  # noqa: ANN001
+    tmp = tmp_path_factory.mktemp("repeats")
+    suite = tmp / "suite.yaml"
+    suite.write_text(textwrap.dedent("""
+        name: repeats
+        models:
+          - builtin: digits-cnn
+        variants: [fp32, int8-dynamic]
+        runtimes: [onnxruntime]
+        canary: true
+        measure: {warmup_iters: 5, warmup_s: 0.05, min_iters: 40, min_s: 0.2, timeout_s: 120,
+                  repeats: 3, order: interleaved}
+        """).lstrip())
+    inventory = tmp / "inventory.yaml"
+    inventory.write_text(f"devices:\n  - {{name: local, kind: local, workdir: {tmp / 'board'}, runtimes: [onnxruntime]}}\n")
+    cache_root = artifact_cache.root.parent
+    (cache_root / "artifacts").mkdir(exist_ok=True)
+    db = tmp / "h.db"
+    code = main(["sweep", str(suite), "--inventory", str(inventory), "--store", str(db), "--cache-dir", str(cache_root),
+                 "-q"])
+    with harness.store.open(db) as st:
+        return {"code": code, "results": st.results(), "repeats": st.repeats(), "samples": st.samples()}
+
+
+def test_each_job_runs_its_repeats_and_the_headline_is_their_median(sweep: dict) -> None:
+    assert sweep["code"] == 0
+    df, reps, samples = sweep["results"], sweep["repeats"], sweep["samples"]
+    digits = df[df.model == "digits-cnn"]
+    assert len(digits) == 2 and set(digits.status) == {"ok"} and set(digits.repeats) == {3.0}
+    for row in digits.itertuples():
+        mine = reps[reps.job_id == row.job_id]
+        assert sorted(mine.repeat) == [0, 1, 2]
+        assert row.p50_ms == pytest.approx(float(np.median(mine.p50_ms)))
+        assert mine.p50_ms.min() <= row.p50_ci_lo_ms <= row.p50_ms <= row.p50_ci_hi_ms <= mine.p50_ms.max()
+        assert row.n_iters == mine.n_iters.sum()
+        # one fresh process per repeat: each window's samples are kept apart
+        per_repeat = samples[samples.job_id == row.job_id].groupby("repeat").latency_ms.median()
+        assert per_repeat.to_numpy() == pytest.approx(mine.sort_values("repeat").p50_ms.to_numpy())
+
+
+def test_interleaved_order_alternates_and_the_canary_brackets_the_board(sweep: dict) -> None:
+    df, reps = sweep["results"], sweep["repeats"]
+    canary = df[df.model == "canary"].sort_values("started")
+    assert len(canary) == 2 and set(canary.status) == {"ok"} and set(canary.device) == {"local"}
+    order = reps.sort_values("started")
+    rows = df.set_index("job_id")
+    seq = [(rows.variant[r.job_id], r.repeat) for r in order.itertuples() if rows.model[r.job_id] == "digits-cnn"]
+    assert seq == [("fp32", 0), ("int8-dynamic", 0), ("int8-dynamic", 1), ("fp32", 1), ("fp32", 2), ("int8-dynamic", 2)]
+    digits_times = order[order.job_id.isin(df[df.model == "digits-cnn"].job_id)]
+    assert canary.started.iloc[0] <= digits_times.started.min()
+    assert canary.started.iloc[1] >= digits_times.finished.max()
