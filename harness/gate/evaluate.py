@@ -11,11 +11,24 @@ import pandas as pd
 
 from harness.config.gate import Drop, Increase, Policy
 from harness.errors import StoreError
-from harness.gate.stats import Estimate, benjamini_hochberg, compare, percentile_estimate, run_noise
+from harness.gate.stats import (
+    SESSION_NOISE_FLOOR,
+    Change,
+    Estimate,
+    benjamini_hochberg,
+    between_runs,
+    compare,
+    percentile_estimate,
+    pooled_variance,
+    repeats_estimate,
+    run_noise,
+)
+from harness.plan import CANARY
 from harness.store import Store
 
 CONFIG = ("model", "variant", "device", "runtime")
-VERDICTS = ("regression", "improvement", "inconclusive", "missing", "pass")
+# board-drift: a regression the board's canary shows too (measured relative to the canary, it is not one)
+VERDICTS = ("regression", "board-drift", "improvement", "inconclusive", "missing", "pass")
 # metric -> the percentile of the per-iteration samples, or the results column of a per-run value
 PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
 COLUMNS = {"energy_per_inference": "energy_mj", "peak_memory": "peak_rss_mb"}
@@ -36,6 +49,8 @@ class Verdict:
     p: float | None = None
     q: float | None = None
     note: str = ""
+    unstable: str | None = None  # why the candidate's or a baseline's measurement is unstable
+    board: str | None = None  # the board that measured the candidate
 
     @property
     def label(self) -> str:
@@ -75,6 +90,7 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
              noise_from: Sequence[str] = ()) -> GateResult:
     """``noise_from``: runs whose spread per configuration sets the run-to-run noise (default:
     the baselines themselves); never below the floor."""
+    reader = _Reader(store)
     cand = _ok(store, candidate)
     bases = [_ok(store, r) for r in baselines]
     history = [_ok(store, r) for r in noise_from] if noise_from else bases
@@ -90,7 +106,7 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
             result.verdicts.extend(Verdict(config, m, "missing", note=why) for m in rules)
             continue
         for metric, rule in rules.items():
-            v = _verdict(store, config, metric, rule, cand[key], have, [h[key] for h in history if key in h])
+            v = _verdict(reader, config, metric, rule, cand[key], have, [h[key] for h in history if key in h])
             if v is not None:
                 result.verdicts.append(v)
                 if v.p is not None:
@@ -98,38 +114,126 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
     for v, q in zip(tested, benjamini_hochberg([v.p for v in tested]), strict=True):
         v.q = q
         v.verdict = _decide(v, policy.fdr)
+    _board_drift(reader, result, candidate, list(baselines), list(noise_from) or list(baselines))
     return result
 
 
 def _ok(store: Store, run: str) -> dict[tuple[str, ...], pd.Series]:
+    """A run's measured configurations; the canary is the board's yardstick, not a configuration."""
     df = store.results(run=run)
-    df = df[df.status == "ok"]
+    df = df[(df.status == "ok") & (df.model != CANARY.label)]
     return {tuple(r[c] for c in CONFIG): r for _, r in df.iterrows()}
 
 
-def _verdict(store: Store, config: dict[str, str], metric: str, rule: Increase | Drop, cand: pd.Series,
+class _Reader:
+    """Per-repeat log percentiles of a result, read once per job (the history is read for every metric)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._samples: dict[int, pd.DataFrame] = {}
+
+    def repeat_logs(self, row: pd.Series, q: float) -> list[float]:
+        job_id = int(row.job_id)
+        if job_id not in self._samples:
+            self._samples[job_id] = self.store.samples(job_id=job_id)
+        df = self._samples[job_id]
+        return [float(np.log(np.percentile(g.latency_ms.to_numpy(), q))) for _, g in df.groupby("repeat")]
+
+    def estimate(self, row: pd.Series, q: float) -> Estimate:
+        """One window: its percentile and the batch-means error of its iterations."""
+        df = self._samples.get(int(row.job_id))
+        if df is None:
+            df = self._samples[int(row.job_id)] = self.store.samples(job_id=int(row.job_id))
+        return percentile_estimate(df.latency_ms.to_numpy(), q)
+
+
+def _latency(reader: _Reader, q: float, cand: list[pd.Series], bases: list[list[pd.Series]],
+             history: list[list[pd.Series]], metric: str) -> Change:
+    """Candidate vs baselines for one percentile. Each argument is a run's results for the
+    configuration (one row, or several for the canary's first and last windows); a row's
+    repeats and rows of one run both count as that run's fresh-process windows."""
+    c_logs = [x for r in cand for x in reader.repeat_logs(r, q)]
+    b_logs = [[x for r in b for x in reader.repeat_logs(r, q)] for b in bases]
+    if len(c_logs) >= 2 and all(len(b) >= 2 for b in b_logs):
+        seen = {int(r.job_id) for r in cand} | {int(r.job_id) for b in bases for r in b}
+        h_logs = [[x for r in h for x in reader.repeat_logs(r, q)] for h in history]
+        h_logs = [h for h, rows in zip(h_logs, history, strict=True) if len(h) >= 2
+                  and not {int(r.job_id) for r in rows} & seen]
+        within, _ = pooled_variance([c_logs, *b_logs, *h_logs])
+        runs = [*b_logs, *h_logs]
+        tau = between_runs([float(np.mean(h)) for h in runs], within, float(np.mean([len(h) for h in runs])),
+                           SESSION_NOISE_FLOOR)
+        return compare(repeats_estimate(c_logs, within), [repeats_estimate(b, within) for b in b_logs], tau)
+    c = reader.estimate(cand[0], q)
+    b = [reader.estimate(rows[0], q) for rows in bases]
+    col = RUN_VALUE[metric]
+    spread = [math.log(rows[0][col]) for rows in history if not pd.isna(rows[0][col]) and rows[0][col] > 0]
+    return compare(c, b, run_noise(spread if len(spread) >= 3 else [e.log_value for e in b]))
+
+
+def _verdict(reader: _Reader, config: dict[str, str], metric: str, rule: Increase | Drop, cand: pd.Series,
              bases: list[pd.Series], history: list[pd.Series]) -> Verdict | None:
     if isinstance(rule, Drop):
         return _accuracy(config, rule, cand, bases)
     if metric in PERCENTILES:
-        q = PERCENTILES[metric]
-        c = percentile_estimate(_samples(store, cand), q)
-        b = [percentile_estimate(_samples(store, r), q) for r in bases]
+        change = _latency(reader, PERCENTILES[metric], [cand], [[r] for r in bases], [[r] for r in history], metric)
     else:
         col = COLUMNS[metric]
         values = [cand[col], *(r[col] for r in bases)]
         if any(pd.isna(x) or x <= 0 for x in values):
             return None  # not measured on this board (no power sensor): nothing to gate
         c, b = Estimate(math.log(cand[col]), 0.0), [Estimate(math.log(r[col]), 0.0) for r in bases]
-    spread = [math.log(r[RUN_VALUE[metric]]) for r in history if not pd.isna(r[RUN_VALUE[metric]])
-              and r[RUN_VALUE[metric]] > 0]
-    change = compare(c, b, run_noise(spread if len(spread) >= 3 else [e.log_value for e in b]))
+        spread = [math.log(r[col]) for r in history if not pd.isna(r[col]) and r[col] > 0]
+        change = compare(c, b, run_noise(spread if len(spread) >= 3 else [e.log_value for e in b]))
+    marks = [str(r.unstable) for r in (cand, *bases) if isinstance(r.get("unstable"), str) and r.unstable]
     return Verdict(config, metric, "pass", threshold=rule.max_increase, ratio=change.ratio, ci=change.interval(),
-                   p=min(1.0, 2 * min(change.p_increase(), change.p_decrease())))
+                   p=min(1.0, 2 * min(change.p_increase(), change.p_decrease())),
+                   unstable=marks[0] if marks else None, board=_board(cand))
 
 
-def _samples(store: Store, row: pd.Series) -> np.ndarray:
-    return store.samples(job_id=int(row.job_id)).latency_ms.to_numpy()
+def _board(row: pd.Series) -> str:
+    board = row.get("board")
+    return str(board) if isinstance(board, str) and board else str(row.device)
+
+
+def _canaries(store: Store, run: str) -> dict[tuple[str, str], list[pd.Series]]:
+    """(board, runtime) -> the run's canary results (first and last)."""
+    df = store.results(run=run)
+    df = df[(df.status == "ok") & (df.model == CANARY.label)]
+    out: dict[tuple[str, str], list[pd.Series]] = {}
+    for _, r in df.iterrows():
+        out.setdefault((r.device, r.runtime), []).append(r)
+    return out
+
+
+def _board_drift(reader: _Reader, result: GateResult, candidate: str, baselines: list[str], noise: list[str]) -> None:
+    """A latency regression the candidate's board canary shows too is that board's drift if,
+    measured relative to the canary (the ratio of the two changes), it is within the limit."""
+    suspects = [v for v in result.verdicts if v.verdict == "regression" and v.metric in PERCENTILES]
+    if not suspects:
+        return
+    cand = _canaries(reader.store, candidate)
+    bases = [_canaries(reader.store, r) for r in baselines]
+    history = [_canaries(reader.store, r) for r in noise if r not in baselines]
+    for v in suspects:
+        key = (v.board or v.config["device"], v.config["runtime"])
+        key = key if key in cand else next((k for k in cand if k[0] == key[0]), key)
+        if key not in cand or not all(key in b for b in bases):
+            continue
+        metric = v.metric
+        drift = _latency(reader, PERCENTILES[metric], cand[key], [b[key] for b in bases],
+                         [h[key] for h in history if key in h], metric)
+        lo, _ = drift.interval()
+        if lo <= 1.0:
+            continue  # the canary did not move significantly: the regression is the candidate's
+        assert v.ratio is not None and v.threshold is not None
+        relative = v.ratio / drift.ratio
+        note = (f"the canary on {key[0]} moved {(drift.ratio - 1) * 100:+.1f}% too; relative to it the change is "
+                f"{(relative - 1) * 100:+.1f}%")
+        if relative <= 1 + v.threshold:
+            v.verdict, v.note = "board-drift", f"board drift: {note}"
+        else:
+            v.note = f"{note} (still past the limit)"
 
 
 def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[pd.Series]) -> Verdict | None:
@@ -144,11 +248,18 @@ def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[p
 
 
 def _decide(v: Verdict, fdr: float) -> str:
-    """Significant AND beyond the threshold; beyond it but not significant is inconclusive."""
+    """Significant AND beyond the threshold; beyond it but not significant is inconclusive.
+    An unstable measurement (MEASUREMENT.md: CV over trtexec's 2.5%, or pyperf's rules) only
+    counts when the change is far past the threshold: its whole interval beyond it."""
     assert v.ratio is not None and v.threshold is not None and v.q is not None
     worse, better = v.ratio > 1 + v.threshold, v.ratio < 1 / (1 + v.threshold)
     if not (worse or better):
         return "pass"
     if v.q > fdr:
         return "inconclusive"
+    if v.unstable and v.ci is not None:
+        far = v.ci[0] > 1 + v.threshold if worse else v.ci[1] < 1 / (1 + v.threshold)
+        if not far:
+            v.note = f"unstable ({v.unstable}): the change must clear the limit with its whole interval"
+            return "inconclusive"
     return "regression" if worse else "improvement"

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from harness.gate.evaluate import GateResult, Verdict
 
-_STYLE = {"regression": "red", "improvement": "green", "inconclusive": "yellow", "missing": "magenta", "pass": ""}
-_ORDER = {v: i for i, v in enumerate(("regression", "missing", "inconclusive", "improvement", "pass"))}
+_STYLE = {"regression": "red", "board-drift": "cyan", "improvement": "green", "inconclusive": "yellow",
+          "missing": "magenta", "pass": ""}
+_ORDER = {v: i for i, v in enumerate(("regression", "missing", "board-drift", "inconclusive", "improvement", "pass"))}
 
 
 def change_text(v: Verdict) -> str:
@@ -42,13 +43,14 @@ def headline(result: GateResult) -> str:
 
 
 def terminal_table(result: GateResult, show_pass: bool = False) -> Table:
-    table = Table("verdict", "configuration", "metric", "change", "95% CI", "limit", "q", title=escape(headline(result)))
+    table = Table("verdict", "configuration", "metric", "change", "95% CI", "limit", "q", "note",
+                  title=escape(headline(result)))
     for v in ordered(result):
         if v.verdict == "pass" and not show_pass:
             continue
         style = _STYLE[v.verdict]
         table.add_row(f"[{style}]{v.verdict}[/]" if style else v.verdict, escape(v.label), v.metric, change_text(v),
-                      interval_text(v), limit_text(v), "" if v.q is None else f"{v.q:.3g}")
+                      interval_text(v), limit_text(v), "" if v.q is None else f"{v.q:.3g}", escape(v.note))
     return table
 
 
@@ -60,7 +62,8 @@ def markdown(result: GateResult) -> str:
     lines = [f"### {_md(headline(result))}", "", "| verdict | configuration | metric | change | 95% CI | limit | note |",
              "|---|---|---|---|---|---|---|"]
     for v in ordered(result):
-        icon = {"regression": "❌", "missing": "⚠️", "inconclusive": "❔", "improvement": "✅", "pass": "✔️"}[v.verdict]
+        icon = {"regression": "❌", "missing": "⚠️", "board-drift": "🌡️", "inconclusive": "❔", "improvement": "✅",
+                "pass": "✔️"}[v.verdict]
         lines.append(f"| {icon} {v.verdict} | {_md(v.label)} | {v.metric} | {change_text(v)} | {interval_text(v)} | "
                      f"{limit_text(v)} | {_md(v.note)} |")
     return "\n".join(lines) + "\n"
@@ -76,7 +79,7 @@ def junit_xml(result: GateResult, strict: bool = False) -> bytes:
         if v.verdict == "regression" or (strict and v.verdict == "missing"):
             ET.SubElement(case, "failure", message=detail, type=v.verdict).text = detail
             failures += 1
-        elif v.verdict in ("missing", "inconclusive"):
+        elif v.verdict in ("missing", "inconclusive", "board-drift"):
             ET.SubElement(case, "skipped", message=detail)
             skipped += 1
         else:

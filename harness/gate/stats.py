@@ -11,6 +11,11 @@ the per-iteration samples. Two sources of noise enter the standard error:
   (MEASUREMENT.md, trap 1). That spread is measured from the baseline's history when there
   is one (the tag's previous runs) and never taken below a floor.
 
+With ``measure.repeats`` the runs carry that between-process spread themselves: each run is
+the mean of its repeats' log percentiles, the between-process variance is pooled over the
+candidate's, the baselines' and the history's repeats, and only the extra spread between
+runs (random effects) is taken from the history, with a smaller floor.
+
 A regression must be both significant (one-sided test of the effect against zero, with
 false-discovery control across every comparison of the gate) and larger than the policy's
 threshold, asv's rule of significance AND size.
@@ -29,6 +34,9 @@ BATCHES = 20
 # Run-to-run spread assumed when the history cannot show it: the smallest standard deviation
 # of a log latency percentile across fresh processes that the A/A benchmark found here.
 RUN_NOISE_FLOOR = 0.02
+# With repeats, the between-process spread is measured; what stays assumed is the extra
+# spread between runs (another night, another boot) beyond it.
+SESSION_NOISE_FLOOR = 0.005
 _Z = NormalDist()
 
 
@@ -53,6 +61,33 @@ def percentile_estimate(samples: np.ndarray, q: float, batches: int = BATCHES) -
         return Estimate(value, math.inf)
     per_batch = np.log([np.percentile(b, q) for b in np.array_split(x, k)])
     return Estimate(value, float(np.std(per_batch, ddof=1) / math.sqrt(k)))
+
+
+def repeats_estimate(logs: Sequence[float], within_var: float) -> Estimate:
+    """A run measured in several fresh processes: the mean of its repeats' log values, with the
+    standard error of that mean from ``within_var``, the between-process variance pooled
+    over many runs (five repeats alone would give a poor variance estimate)."""
+    return Estimate(float(np.mean(logs)), math.sqrt(within_var / len(logs)))
+
+
+def pooled_variance(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """Variance within groups (each run's repeats) pooled over all groups, and its degrees of freedom."""
+    ss, dof = 0.0, 0
+    for g in groups:
+        if len(g) >= 2:
+            x = np.asarray(g, dtype=np.float64)
+            ss += float(((x - x.mean()) ** 2).sum())
+            dof += len(g) - 1
+    return (ss / dof if dof else math.nan), dof
+
+
+def between_runs(run_means: Sequence[float], within_var: float, repeats: float, floor: float) -> float:
+    """Standard deviation of the run-level effect beyond what the repeats explain (random
+    effects, method of moments): var(run means) - within_var / repeats, floored."""
+    if len(run_means) < 3:
+        return floor
+    extra = float(np.var(run_means, ddof=1)) - within_var / repeats
+    return max(floor, math.sqrt(max(0.0, extra)))
 
 
 def run_noise(history_logs: Sequence[float], floor: float = RUN_NOISE_FLOOR) -> float:

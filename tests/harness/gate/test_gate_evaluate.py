@@ -110,3 +110,56 @@ def test_the_noise_comes_from_a_longer_history_than_the_baseline(store) -> None:
     assert by(alone, CONFIGS[0], "latency_p50") == "regression"
     noisy = evaluate(store, cand, quiet, DEFAULT, noise_from=history)
     assert by(noisy, CONFIGS[0], "latency_p50") in ("inconclusive", "pass")
+
+
+def _verdict(result, config: tuple, metric: str = "latency_p50"):  # noqa: ANN001, ANN202
+    return next(v for v in result.verdicts if tuple(v.config.values()) == config and v.metric == metric)
+
+
+def test_repeats_carry_the_between_process_noise_into_the_interval(store) -> None:  # noqa: ANN001
+    """Five windows in fresh processes whose level moves by 6%: the iterations of one window
+    cannot see that noise, the repeats can. A 10% change is no regression on such evidence,
+    while a 40% one is."""
+    rng = np.random.default_rng(10)
+    base = add_run(store, rng, repeats=5, process_noise=0.06, run_noise=0.0)
+    cand = add_run(store, rng, repeats=5, process_noise=0.06, run_noise=0.0, slow={CONFIGS[0]: 1.10, CONFIGS[1]: 1.4})
+    result = evaluate(store, cand, [base], DEFAULT)
+    modest, large = _verdict(result, CONFIGS[0]), _verdict(result, CONFIGS[1])
+    assert modest.verdict in ("inconclusive", "pass") and large.verdict == "regression"
+    width = modest.ci[1] / modest.ci[0]
+    assert 1.08 < width < 1.35  # ~2 x 1.96 x 6% x sqrt(2/5), not the iterations' ~1%
+    assert {v.verdict for v in result.verdicts if v.metric == "latency_p50"} <= {"pass", "inconclusive", "regression"}
+
+
+def test_repeats_with_little_process_noise_detect_a_ten_percent_slowdown(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(11)
+    history = [add_run(store, rng, repeats=5, process_noise=0.01, run_noise=0.003) for _ in range(5)]
+    cand = add_run(store, rng, repeats=5, process_noise=0.01, run_noise=0.003, slow={CONFIGS[2]: 1.10})
+    result = evaluate(store, cand, history, DEFAULT)
+    assert _verdict(result, CONFIGS[2]).verdict == "regression"
+    assert {_verdict(result, c).verdict for c in (CONFIGS[0], CONFIGS[1], CONFIGS[3])} == {"pass"}
+
+
+def test_an_unstable_measurement_must_clear_the_limit_with_its_whole_interval(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(12)
+    mark = "cv 4.1% > 2.5% (trtexec)"
+    base = add_run(store, rng, run_noise=0.0)
+    cand = add_run(store, rng, run_noise=0.0, slow={CONFIGS[0]: 1.07, CONFIGS[1]: 1.6},
+                   unstable={CONFIGS[0]: mark, CONFIGS[1]: mark})
+    result = evaluate(store, cand, [base], DEFAULT)
+    near, far = _verdict(result, CONFIGS[0]), _verdict(result, CONFIGS[1])
+    assert near.verdict == "inconclusive" and mark in near.note and near.ci[0] < 1.05
+    assert far.verdict == "regression"
+
+
+def test_a_slowdown_the_boards_canary_shows_too_is_board_drift(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(13)
+    base = add_run(store, rng, run_noise=0.0, canary={"orin": 1.0, "pi": 1.0})
+    cand = add_run(store, rng, run_noise=0.0, canary={"orin": 1.2, "pi": 1.0},
+                   slow={CONFIGS[0]: 1.2, CONFIGS[1]: 1.6, CONFIGS[2]: 1.2})
+    result = evaluate(store, cand, [base], DEFAULT)
+    drift, worse, pi = _verdict(result, CONFIGS[0]), _verdict(result, CONFIGS[1]), _verdict(result, CONFIGS[2])
+    assert drift.verdict == "board-drift" and "canary on orin moved +" in drift.note
+    assert worse.verdict == "regression" and "still past the limit" in worse.note  # +60% vs the canary's +20%
+    assert pi.verdict == "regression"  # pi's canary did not move
+    assert not any(v.config["model"] == "canary" for v in result.verdicts)
