@@ -11,15 +11,22 @@ window >= 200 iterations and >= 3 s) measures four configurations over many roun
   latency (a chain of MatMuls fed by the input, added to the output times zero, so no
   runtime can fold it away). The true slowdown is measured from the runs themselves.
 
-Every round is one stored run per kind (A, and B every other round), configurations
-interleaved, A and B alternating order (A B | B A). Then the real gate code judges:
+Two measurement modes side by side, at the same timed time per job (issue 9):
+
+- ``r1``: one timed window (the defaults: warm-up >= 10 iterations and 1 s, window >= 200
+  iterations and >= 3 s);
+- ``r5``: five windows in five fresh processes (``measure.repeats: 5``), each a fifth as long
+  (>= 40 iterations and >= 0.6 s, warm-up 0.2 s), folded as the sweep folds them.
+
+Every round is one stored run per kind and mode (A, and B every other round), configurations
+interleaved, kinds and modes alternating order (A B | B A). Then the real gate code judges:
 
 - A/A: each A run from round 6 on against (1) the previous A run, (2) the previous five
   (a tag's history): false positives = regressions reported (target <= 1%);
 - detection: each B run against the five A runs before it: regressions found on the slowed
   configuration's latency_p50 (target >= 95%).
 
-    .venv/bin/python benchmarks/gate_error_rates.py [--rounds 56] [--json FILE]
+    .venv/bin/python benchmarks/gate_error_rates.py [--rounds 56] [--modes r1,r5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ CONFIGS = [("mobilenetv2-224", "fp32", "onnxruntime"), ("mobilenetv2-224", "int8
 MEASURE = {"warmup_iters": 10, "warmup_s": 1.0, "min_iters": 200, "min_s": 3.0, "max_iters": None,
            "timeout_s": 600, "threads": None, "seed": 0}  # the agent's defaults; --threads pins the runtime's
 OPTIONS = {"openvino": {"inference_precision": "f32"}}
+# mode -> (repeats, what the mode changes in MEASURE): the same timed seconds per job.
+MODES = {"r1": (1, {}), "r5": (5, {"min_iters": 40, "min_s": 0.6, "warmup_s": 0.2})}
 
 
 def slowed_copy(src: Path, dst: Path, blocks: int, size: int = 64) -> Path:
@@ -100,10 +109,10 @@ def calibrate(src: Path, runtime: str, work: Path, p50: callable, target: float 
 
 
 def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, work: Path, job: str,  # noqa: ANN201
-            min_s: float | None = None):
+            min_s: float | None = None, **overrides: float):
     from harness.coordinator.protocol import parse_events, result_from_events
 
-    settings = dict(MEASURE, min_s=min_s or MEASURE["min_s"])
+    settings = dict(MEASURE, min_s=min_s or MEASURE["min_s"], **overrides)
     spec = {"protocol": 1, "job_id": job, "runtime": runtime,
             "artifact": {"path": str(artifact), "format": "onnx", "sha256": None},
             "input": {"shape": list(shape), "dtype": "float32"}, "eval": None, "measure": settings,
@@ -121,6 +130,8 @@ def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, w
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=56)
+    ap.add_argument("--modes", default="r1,r5", help=f"measurement modes, of {', '.join(MODES)}")
+    ap.add_argument("--configs", type=int, default=len(CONFIGS), help="how many of the configurations to measure")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--min-s", type=float, default=MEASURE["min_s"], help="timed window (default: the agent's 3 s)")
     ap.add_argument("--threads", type=int, default=None, help="inference threads (default: the runtime's own)")
@@ -131,10 +142,13 @@ def main() -> None:
         return
     MEASURE["min_s"] = args.min_s
     MEASURE["threads"] = args.threads
+    modes = args.modes.split(",")
+    configs = CONFIGS[: args.configs]
 
     import harness.store
     from devices.bundle import build_agent
     from harness.config.suite import BuiltinModel
+    from harness.coordinator.repeats import as_repeat, combine
     from harness.records import Job
     from harness.variants import ArtifactCache, build_variant
     from harness.zoo import resolve_model
@@ -143,7 +157,7 @@ def main() -> None:
     cache = ArtifactCache(Path("~/.cache/edge-harness/artifacts").expanduser())
     agent = build_agent(work / "agent")
     arts: dict[tuple, tuple[Path, Path, tuple[int, ...]]] = {}
-    for model, chain, runtime in CONFIGS:
+    for model, chain, runtime in configs:
         v = build_variant(resolve_model(BuiltinModel(builtin=model), cache), chain, cache)
         shape = tuple(v.input_shape)
 
@@ -156,21 +170,30 @@ def main() -> None:
 
     store = harness.store.open(work / "gate.db")
     t0 = time.monotonic()
+    wall = dict.fromkeys(modes, 0.0)
     for r in range(args.rounds):
         kinds = ["A", "B"] if r % 2 == 0 else ["B", "A"]
         for kind in kinds:
             if kind == "B" and (r < 5 or r % 2):
                 continue
-            run = store.create_run(suite="gate-bench", config={}, tag=kind)
-            jobs = [Job(m, c, "local", rt, {"measure": MEASURE}) for m, c, rt in CONFIGS]
-            ids = store.add_jobs(run, jobs)
-            for job, cfg in zip(jobs, CONFIGS, strict=True):
-                a, b, shape = arts[cfg]
-                res = measure(agent, a if kind == "A" else b, shape, cfg[2], work, f"{run}-{job.key}")
-                store.job_started(ids[job.key], "local")
-                store.record(ids[job.key], res)
-            store.finish_run(run, "ok")
-        print(f"round {r + 1}/{args.rounds} done at {time.monotonic() - t0:.0f} s", flush=True)
+            for mode in modes if r % 2 == 0 else modes[::-1]:
+                repeats, overrides = MODES[mode]
+                run = store.create_run(suite="gate-bench", config={}, tag=f"{kind}-{mode}")
+                jobs = [Job(m, c, "local", rt, {"measure": {**MEASURE, **overrides, "repeats": repeats}})
+                        for m, c, rt in configs]
+                ids = store.add_jobs(run, jobs)
+                for job, cfg in zip(jobs, configs, strict=True):
+                    a, b, shape = arts[cfg]
+                    store.job_started(ids[job.key], "local")
+                    t1 = time.monotonic()
+                    windows = [measure(agent, a if kind == "A" else b, shape, cfg[2], work, f"{run}-{job.key}-{i}",
+                                       **overrides) for i in range(repeats)]
+                    wall[mode] += time.monotonic() - t1
+                    reps = [as_repeat(w, i, "local", 0.0, 0.0) for i, w in enumerate(windows)]
+                    store.record(ids[job.key], combine(reps, windows[-1]))
+                store.finish_run(run, "ok")
+        print(f"round {r + 1}/{args.rounds} done at {time.monotonic() - t0:.0f} s "
+              f"(wall per mode: {', '.join(f'{m} {w:.0f} s' for m, w in wall.items())})", flush=True)
 
     store.close()
     analyze(work / "gate.db", args.json)
@@ -180,39 +203,59 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
     """The gate's verdicts on the stored rounds: A/A false positives, detection per configuration."""
     import harness.store
     from harness.config.gate import DEFAULT
-    from harness.gate.evaluate import evaluate
 
     policy = DEFAULT.model_copy(update={"latency_p99": None, "energy_per_inference": None, "peak_memory": None,
                                         "accuracy": None})  # latency_p50 +5%: the gate's headline metric
     store = harness.store.open(db)
     runs = store.runs().sort_values("started")
-    a_runs = runs[runs.tag == "A"].run.tolist()
+    out: dict = {"db": str(db)}
+    tags = sorted({t[2:] for t in runs.tag if t.startswith("A-")}) or [""]
+    for mode in tags:
+        suffix = f"-{mode}" if mode else ""
+        print(f"## mode {mode or 'r1'}")
+        out[mode or "r1"] = _analyze_mode(store, runs, policy, suffix)
+    store.close()
+    if json_out:
+        json_out.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _analyze_mode(store, runs, policy, suffix: str) -> dict:  # noqa: ANN001
+    from harness.gate.evaluate import evaluate
+
+    a_runs = runs[runs.tag == f"A{suffix}"].run.tolist()
     starts = dict(zip(runs.run, runs.started, strict=True))
-    out: dict = {"db": str(db), "a_runs": len(a_runs)}
+    out: dict = {"a_runs": len(a_runs)}
     for label, k in (("previous run", 1), ("previous 5 runs", 5)):
-        flags = total = 0
+        flags = total = inconclusive = 0
         for i in range(5, len(a_runs)):
             res = evaluate(store, a_runs[i], a_runs[i - k:i], policy, a_runs[max(0, i - 20):i])
             total += len(res.verdicts)
             flags += res.count("regression")
-        out[f"aa_vs_{k}"] = {"comparisons": total, "regressions": flags, "rate": flags / max(total, 1)}
-        print(f"A/A vs {label}: {flags} regressions in {total} comparisons = {flags / max(total, 1):.2%}")
+            inconclusive += res.count("inconclusive")
+        out[f"aa_vs_{k}"] = {"comparisons": total, "regressions": flags, "rate": flags / max(total, 1),
+                             "inconclusive": inconclusive}
+        print(f"A/A vs {label}: {flags} regressions in {total} comparisons = {flags / max(total, 1):.2%} "
+              f"({inconclusive} inconclusive)")
     df = store.results()
+    df = df[df.tag.isin([f"A{suffix}", f"B{suffix}"])]
     per: dict[str, dict] = {}
-    for run in runs[runs.tag == "B"].run:
+    for run in runs[runs.tag == f"B{suffix}"].run:
         earlier = [a for a in a_runs if starts[a] < starts[run]]
         for v in evaluate(store, run, earlier[-5:], policy, earlier[-20:]).verdicts:
             key = f"{v.config['model']}/{v.config['variant']}/{v.config['runtime']}"
-            d = per.setdefault(key, {"comparisons": 0, "regressions": 0})
+            d = per.setdefault(key, {"comparisons": 0, "regressions": 0, "inconclusive": 0})
             d["comparisons"] += 1
             d["regressions"] += v.verdict == "regression"
+            d["inconclusive"] += v.verdict == "inconclusive"
     for key, d in per.items():
         m, c, rt = key.split("/")
         sel = df[(df.model == m) & (df.variant == c) & (df.runtime == rt)]
-        a, b = sel[sel.tag == "A"].p50_ms, sel[sel.tag == "B"].p50_ms
+        a, b = sel[sel.tag == f"A{suffix}"].p50_ms, sel[sel.tag == f"B{suffix}"].p50_ms
         d["true_slowdown"] = round(b.median() / a.median(), 4)
         d["run_to_run_cv_A"] = round(a.std() / a.mean(), 4)
         d["rate"] = d["regressions"] / max(d["comparisons"], 1)
+        d["unstable_share"] = round(float(sel.unstable.notna().mean()), 3) if "unstable" in sel else None
         print(f"detection {key}: {d['regressions']}/{d['comparisons']} = {d['rate']:.0%} "
               f"(true slowdown {d['true_slowdown']:.3f}, run-to-run CV of p50 {d['run_to_run_cv_A']:.2%})")
     near = [d for d in per.values() if 1.08 <= d["true_slowdown"] <= 1.12]
@@ -221,9 +264,6 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
         out["detection_of_true_8_to_12_pct"] = {"comparisons": n, "regressions": hit, "rate": hit / n}
         print(f"detection where the true slowdown is 8-12%: {hit}/{n} = {hit / n:.1%}")
     out["detection"] = per
-    store.close()
-    if json_out:
-        json_out.write_text(json.dumps(out, indent=1))
     return out
 
 

@@ -19,19 +19,29 @@ from reports import fmt
 
 __all__ = [
     "ACCURACY_AXIS",
+    "COLD_START_AXIS",
+    "COLD_START_PARTS",
+    "DERIVED_AXES",
     "ENERGY_AXIS",
+    "ENGINE_BUILD_AXIS",
+    "FIRST_INFER_AXIS",
     "LATENCY_AXIS",
+    "LOAD_AXIS",
     "MEMORY_AXIS",
+    "P90_AXIS",
     "P99_AXIS",
     "SIZE_AXIS",
     "TREND_AXES",
     "X_AXES",
     "Axis",
     "ErrorBars",
+    "add_derived",
 ]
 
 #: Error bars of an x quantity: (plus, minus) arrays for the given points.
 ErrorBars = Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray]]
+#: How a derived quantity is computed from stored columns (vectorised; NaN where unknown).
+Derive = Callable[[pd.DataFrame], pd.Series]
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,9 @@ class Axis:
         gate: the gate's metric name for the quantity ("" when the gate does not judge it).
         format: formatter of one value for tables and hover text.
         relative: changes are relative (%); False: absolute, in display units (points).
+        derive: for a quantity the store does not keep as a column (cold start), how to
+            compute ``column`` from the columns in ``sources``; None for stored columns.
+        sources: the stored columns ``derive`` reads.
     """
 
     column: str
@@ -61,6 +74,8 @@ class Axis:
     gate: str = ""
     format: fmt.Formatter = fmt.plain
     relative: bool = True
+    derive: Derive | None = None
+    sources: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -85,6 +100,8 @@ SIZE_AXIS = Axis("size_bytes", "artifact size (MiB)", 1.0 / (1 << 20), False, la
 LATENCY_AXIS = Axis("p50_ms", "p50 latency (ms)", 1.0, False, _latency_error, "p50",
                     gate="latency_p50", format=fmt.ms)  # fmt: skip
 # No error bars on the tail: a std around p99 would suggest a precision it does not have.
+P90_AXIS = Axis("p90_ms", "p90 latency (ms)", 1.0, False, None, "p90", "p90 latency",
+                "latency_p90", fmt.ms)  # fmt: skip
 P99_AXIS = Axis("p99_ms", "p99 latency (ms)", 1.0, False, None, "p99", "p99 latency",
                 "latency_p99", fmt.ms)  # fmt: skip
 # No error bars: the agent integrates power over the whole window, one number per job.
@@ -93,7 +110,45 @@ ENERGY_AXIS = Axis("energy_mj", "energy per inference (mJ)", 1.0, False, None, "
 MEMORY_AXIS = Axis("peak_rss_mb", "peak memory (MB)", 1.0, False, None, "peak memory",
                    "peak memory", "peak_memory", fmt.mb)  # fmt: skip
 
+
+# Cold start: what a user waits for before the first answer, apart from steady-state latency.
+# The three parts are stored; their sum is derived. A TensorRT engine is built once per
+# (model, board, TensorRT version) and then cached, so its build time is shown next to the
+# cold start, never inside it. Older runs (and other runtimes) have NULL: the value is NaN.
+LOAD_AXIS = Axis("load_s", "model load (s)", 1.0, False, None, "model load", format=fmt.seconds)
+FIRST_INFER_AXIS = Axis("first_infer_ms", "first inference (ms)", 1.0, False, None, "first inference",
+                        format=fmt.ms)  # fmt: skip
+ENGINE_BUILD_AXIS = Axis("engine_build_s", "engine build (s)", 1.0, False, None, "engine build",
+                         format=fmt.seconds)  # fmt: skip
+
+
+def _cold_start(df: pd.DataFrame) -> pd.Series:
+    """Seconds from loading the model to the first answer: load + first inference."""
+    return pd.to_numeric(df["load_s"], errors="coerce") + pd.to_numeric(df["first_infer_ms"], errors="coerce") / 1e3
+
+
+COLD_START_AXIS = Axis("cold_start_s", "cold start (s)", 1.0, False, None,
+                       "cold start", "cold start (load + first inference)", format=fmt.seconds,
+                       derive=_cold_start, sources=("load_s", "first_infer_ms"))  # fmt: skip
+#: The stored parts of a cold start, in the order tables and hovers show them.
+COLD_START_PARTS: tuple[Axis, ...] = (LOAD_AXIS, FIRST_INFER_AXIS, ENGINE_BUILD_AXIS)
+
 #: x axes of the Pareto charts, in page order (accuracy, or size without an eval set, on y).
-X_AXES: tuple[Axis, ...] = (LATENCY_AXIS, P99_AXIS, ENERGY_AXIS, MEMORY_AXIS, SIZE_AXIS)
+X_AXES: tuple[Axis, ...] = (LATENCY_AXIS, P99_AXIS, ENERGY_AXIS, MEMORY_AXIS, COLD_START_AXIS, SIZE_AXIS)
 #: Rows of a trend chart and columns of the run-to-run comparison, in page order.
-TREND_AXES: tuple[Axis, ...] = (LATENCY_AXIS, P99_AXIS, ENERGY_AXIS, MEMORY_AXIS, ACCURACY_AXIS)
+TREND_AXES: tuple[Axis, ...] = (LATENCY_AXIS, P90_AXIS, P99_AXIS, ENERGY_AXIS, MEMORY_AXIS, COLD_START_AXIS,
+                                ACCURACY_AXIS)  # fmt: skip
+#: Every axis whose column is computed rather than stored.
+DERIVED_AXES: tuple[Axis, ...] = tuple(
+    dict.fromkeys(a for a in (*X_AXES, *TREND_AXES) if a.derive is not None)
+)
+
+
+def add_derived(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every derived axis' column computed (in place; NaN when a source is absent)."""
+    for axis in DERIVED_AXES:
+        if all(c in df.columns for c in axis.sources):
+            df[axis.column] = axis.derive(df).astype("float64")  # type: ignore[misc]
+        else:
+            df[axis.column] = np.nan
+    return df

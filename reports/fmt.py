@@ -29,11 +29,13 @@ __all__ = [
     "Formatter",
     "esc",
     "integer",
+    "interval",
     "is_missing",
     "mb",
     "mib",
     "mj",
     "ms",
+    "p50_detail",
     "pct",
     "per_s",
     "plain",
@@ -170,6 +172,29 @@ def yes_no(value: Any) -> str:
     if is_missing(value):
         return MISSING
     return "yes" if bool(value) else "no"
+
+
+def interval(lo: Any, hi: Any, unit: Formatter = ms) -> str:
+    """A confidence interval ``12.1–12.6 ms`` (one unit at the end), or MISSING."""
+    a, b = _num(lo), _num(hi)
+    if a is None or b is None:
+        return MISSING
+    text = unit(b)
+    number, _, suffix = text.partition(" ")
+    return f"{unit(a).partition(' ')[0]}–{number}{' ' + suffix if suffix else ''}"
+
+
+def p50_detail(repeats: Any, ci_lo: Any, ci_hi: Any) -> str:
+    """What a headline p50 is: `` (median of 5 repeats) [95% CI 12.1–12.6 ms]``.
+
+    The part on repeats appears when the p50 is the median of two or more timed windows
+    (each in a fresh process); the CI when both ends are known. Empty when neither is
+    (older runs). HTML- and plotly-safe: numbers only.
+    """
+    n = _num(repeats)
+    text = f" (median of {n:.0f} repeats)" if n is not None and n >= 2 else ""
+    ci = interval(ci_lo, ci_hi)
+    return text + (f" [95% CI {ci}]" if ci != MISSING else "")
 
 
 def plain(value: Any) -> str:

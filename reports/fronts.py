@@ -13,6 +13,9 @@ Why the traces look the way they do:
   page's ``data-*`` attributes.
 - **Hover text is pre-formatted** with the same formatters as the tables (one unit and
   precision everywhere) and passed through ``fmt.plot_text``; the template only indexes it.
+  It says what the p50 is (the median of N repeats, its 95% CI), the cold start apart from
+  the steady state (load + first inference, and a TensorRT engine build), and the noisy or
+  unstable mark with the board's reason; a marked point also gets an orange ring.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ import pandas as pd
 import plotly.colors
 import plotly.graph_objects as go
 
-from reports import fmt
-from reports.axes import LATENCY_AXIS, Axis
+from reports import fmt, marks
+from reports.axes import COLD_START_AXIS, ENGINE_BUILD_AXIS, FIRST_INFER_AXIS, LATENCY_AXIS, LOAD_AXIS, Axis
 from reports.pareto import pareto_front
 from reports.plotstyle import axis_style, base_layout
 from reports.sections.base import throttled_mask
 
 __all__ = [
     "FRONT_NAME",
+    "MARKED_LEGEND",
     "THROTTLED_LEGEND",
     "RuntimeStyle",
     "build_figure",
@@ -41,15 +45,17 @@ __all__ = [
 
 FRONT_NAME = "Pareto front"
 THROTTLED_LEGEND = "throttled during the window"
+MARKED_LEGEND = "unstable or noisy window"
 _THROTTLED_RING = {"symbol": "circle-open", "size": 20, "color": "#d62728", "line": {"width": 2.5}}
+_MARKED_RING = {"symbol": "diamond-open", "size": 17, "color": "#e67e22", "line": {"width": 2}}
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon")
 _HOVER = (
     "<b>%{customdata[0]}</b><br>recipe: %{customdata[10]}%{customdata[12]}"
-    "<br>runtime: %{customdata[1]}<br>p50: %{customdata[2]}"
+    "<br>runtime: %{customdata[1]}<br>p50: %{customdata[2]}%{customdata[13]}"
     "<br>p99: %{customdata[3]}<br>CV: %{customdata[4]}<br>accuracy: %{customdata[5]}"
     "<br>size: %{customdata[6]}<br>peak memory: %{customdata[11]}"
     "<br>energy: %{customdata[7]}<br>avg power: %{customdata[8]}"
-    "%{customdata[9]}<extra></extra>"
+    "%{customdata[14]}%{customdata[9]}<extra></extra>"
 )
 # Values span this ratio or more -> log axis, so fast int8 points do not pile up at 0.
 _LOG_AXIS_RATIO = 50.0
@@ -81,14 +87,36 @@ def recipe_chain(variant: object) -> str:
 
 
 def _hover_extra(rec: Mapping[str, object], throttled: bool) -> str:
-    """Optional hover lines: the board of a pool device, and the throttling warning."""
+    """Optional hover lines: the board of a pool device, the throttling warning, the marks."""
     extra = ""
     board = rec.get("board")
     if not fmt.is_missing(board) and str(board) != rec["device"]:
         extra += f"<br>board: {fmt.plot_text(board)}"
     if throttled:
         extra += "<br><b>THROTTLED</b> during the timed window"
-    return extra
+    return extra + marks.hover_lines(rec)
+
+
+def _p50_detail(rec: Mapping[str, object]) -> str:
+    """`` (median of 5 repeats) [95% CI ...]`` after the p50, or ""; numbers only."""
+    return fmt.p50_detail(rec.get("repeats"), rec.get("p50_ci_lo_ms"), rec.get("p50_ci_hi_ms"))
+
+
+def _cold_start_lines(rec: Mapping[str, object]) -> str:
+    """Cold start apart from the steady state: ``<br>cold start: 0.945 s (load ... + first
+    inference ...)`` and ``<br>engine build: ...``, each part only when it was measured."""
+    parts = [f"{a.label} {a.format(rec.get(a.column))}" for a in (LOAD_AXIS, FIRST_INFER_AXIS)
+             if not fmt.is_missing(rec.get(a.column))]  # fmt: skip
+    total = rec.get(COLD_START_AXIS.column)
+    text = ""
+    if not fmt.is_missing(total):
+        text = f"<br>cold start: {COLD_START_AXIS.format(total)} ({' + '.join(parts)})"
+    elif parts:
+        text = f"<br>cold start: {', '.join(parts)}"
+    build = rec.get(ENGINE_BUILD_AXIS.column)
+    if not fmt.is_missing(build):
+        text += f"<br>{ENGINE_BUILD_AXIS.label}: {ENGINE_BUILD_AXIS.format(build)} (once, then cached)"
+    return text
 
 
 def _variant_id(rec: Mapping[str, object]) -> str:
@@ -101,7 +129,7 @@ def _hover_data(points: pd.DataFrame) -> list[list[str]]:
     """Pre-formatted, plotly-escaped hover fields (same units as the tables).
 
     Indices 0-9 are the original fields; later ones are appended so templates and tests
-    that index them keep their meaning.
+    that index them keep their meaning: 13 what the p50 is (repeats, CI), 14 cold start.
     """
     return [
         [
@@ -118,6 +146,8 @@ def _hover_data(points: pd.DataFrame) -> list[list[str]]:
             fmt.plot_text(recipe_chain(r["variant"])),
             fmt.mb(r["peak_rss_mb"]),
             _variant_id(r),
+            _p50_detail(r),
+            _cold_start_lines(r),
         ]
         for r, throttled in zip(points.to_dict("records"), throttled_mask(points), strict=True)
     ]
@@ -163,6 +193,27 @@ def _throttled_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Sc
                 marker=_THROTTLED_RING,
                 hoverinfo="skip",  # the ringed point's own hover says THROTTLED
                 meta={"runtime": str(runtime), "role": "ring"},
+            )
+        )
+    return rings
+
+
+def _marked_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Scatter]:
+    """An orange diamond around every point marked noisy or unstable, as the throttled rings."""
+    mask = marks.marked_mask(points)
+    rings = []
+    for runtime, sub in points[mask].groupby("runtime", sort=True):
+        rings.append(
+            go.Scatter(
+                x=(sub[x.column] * x.scale).tolist(),
+                y=y.loc[sub.index].tolist(),
+                mode="markers",
+                name=MARKED_LEGEND,
+                legendgroup="marked",
+                showlegend=not rings,
+                marker=_MARKED_RING,
+                hoverinfo="skip",  # the point's own hover names the mark and its reason
+                meta={"runtime": str(runtime), "role": "mark-ring"},
             )
         )
     return rings
@@ -252,6 +303,7 @@ def build_figure(
         style = styles.get(str(runtime), RuntimeStyle("#444", "circle"))
         traces.append(_runtime_trace(sub, str(runtime), x, y, style))
     traces += _throttled_traces(points, x, y)
+    traces += _marked_traces(points, x, y)
     traces += _fronts(points, x, axis, y, styles)
     x_type = "log" if _log_scale(points[x.column]) else "linear"
     layout = base_layout(

@@ -16,6 +16,11 @@ Definitions used by both sections:
   (``2026-11-23``), which keeps each of its ~200,000 points at 13 bytes instead of 22.
 - "Latest" is the report's run (by default the tag's newest run); "previous" the run of
   the tag started just before it.
+- The board canary (``reports.canary``) is no configuration: it is left out of the
+  trends, the regressions and the comparison, and :func:`canary_table` gives its own
+  per-board view (first and last p50 of each run, their ratio).
+- Columns newer stores added (``p90_ms``, the cold-start parts, ``started``) may be
+  absent from older or hand-made frames: they are read as missing, never an error.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.axes import TREND_AXES
+from reports.axes import TREND_AXES, add_derived
+from reports.canary import canary_pairs, without_canary
 from reports.sections.base import IDENTITY_COLUMNS, UNKNOWN, ReportError
 
 __all__ = [
     "HistoryData",
+    "canary_table",
     "compare_latest",
     "load_history",
     "metric_table",
@@ -40,8 +47,13 @@ __all__ = [
 ID = list(IDENTITY_COLUMNS)
 METRIC_COLUMNS = [a.column for a in TREND_AXES]
 GATE_TO_COLUMN = {a.gate: a.column for a in TREND_AXES if a.gate}
-_RESULT_KEEP = ["run", *ID, "status", *METRIC_COLUMNS]
+#: Stored columns the trend metrics are read or derived from.
+_STORED = list(dict.fromkeys(c for a in TREND_AXES for c in (a.sources if a.derive else (a.column,))))
+#: What every history must have (what the first dashboard read); the rest may be absent.
+_RESULT_REQUIRED = ["run", *ID, "status", "p50_ms", "p99_ms", "energy_mj", "peak_rss_mb", "accuracy"]
+_RESULT_OPTIONAL = [c for c in (*_STORED, "started") if c not in _RESULT_REQUIRED]
 _VERDICT_KEEP = ["candidate", *ID, "metric", "verdict", "ratio", "ci_lo", "ci_hi", "threshold"]
+_VERDICT_OPTIONAL = ["note", "q", "gate_id", "created", "baselines"]
 
 
 def _identity(values: pd.Series) -> pd.Series:
@@ -50,14 +62,20 @@ def _identity(values: pd.Series) -> pd.Series:
     return text.mask(text.isna() | (text == ""), UNKNOWN).astype(object)
 
 
-def _frame(df: pd.DataFrame | None, columns: list[str], what: str) -> pd.DataFrame:
-    """A private copy with exactly ``columns`` (missing ones are an error, extras dropped)."""
+def _frame(df: pd.DataFrame | None, columns: list[str], what: str, optional: list[str] | None = None) -> pd.DataFrame:
+    """A private copy with exactly ``columns`` and ``optional`` (missing required ones are an
+    error, missing optional ones are added as NaN, extras dropped)."""
+    optional = optional or []
     if df is None:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in (*columns, *optional)})
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ReportError(f"history {what} are missing columns {missing}")
-    return df[columns].copy()
+    out = df[columns + [c for c in optional if c in df.columns]].copy()
+    for col in optional:
+        if col not in out.columns:
+            out[col] = np.nan
+    return out
 
 
 def _x_positions(started: pd.Series) -> pd.Series:
@@ -78,7 +96,8 @@ class HistoryData:
         tag: the tag the runs share.
         runs: one row per run with ``run`` and ``started`` (epoch seconds); sorted oldest
             first here, and given an ``x`` column (the chart position).
-        results: one row per job: ``run``, identity, ``status`` and the trend metrics.
+        results: one row per job: ``run``, identity, ``status`` and the trend metrics (the
+            derived ones, cold start, computed here from their stored parts), ``started``.
         verdicts: the latest gate's verdicts per candidate run (``store.verdicts``).
     """
 
@@ -94,13 +113,15 @@ class HistoryData:
         runs["started"] = pd.to_numeric(runs["started"], errors="coerce")
         runs = runs.sort_values(["started", "run"], kind="stable").reset_index(drop=True)
         runs["x"] = _x_positions(runs["started"])
-        results = _frame(self.results, _RESULT_KEEP, "results")
+        results = _frame(self.results, _RESULT_REQUIRED, "results", _RESULT_OPTIONAL)
         results = results[results["run"].isin(runs["run"])]
         for col in ID:
             results[col] = _identity(results[col])
         results["status"] = results["status"].astype("string").str.strip().str.lower().fillna("failed")
-        results[METRIC_COLUMNS] = results[METRIC_COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
-        verdicts = _frame(self.verdicts, _VERDICT_KEEP, "verdicts")
+        numeric = [*_STORED, "started"]
+        results[numeric] = results[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+        results = add_derived(results)
+        verdicts = _frame(self.verdicts, _VERDICT_KEEP, "verdicts", _VERDICT_OPTIONAL)
         verdicts = verdicts[verdicts["candidate"].isin(runs["run"])]
         for col in ID:
             verdicts[col] = _identity(verdicts[col])
@@ -137,9 +158,25 @@ def load_history(store: Any, tag: str, until: str | None = None) -> HistoryData:
 
 
 def _medians(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (run, configuration) the median of each trend metric over its ok jobs."""
-    ok = results[results["status"] == "ok"]
+    """Per (run, configuration) the median of each trend metric over its ok jobs (no canary)."""
+    ok = without_canary(results[results["status"] == "ok"])
     return ok.groupby(["run", *ID], sort=False)[METRIC_COLUMNS].median()
+
+
+def canary_table(history: HistoryData) -> pd.DataFrame:
+    """Per run and board, the canary's first and last job (see ``reports.canary.canary_pairs``).
+
+    Returns:
+        One row per (run, device) that ran the canary, runs oldest first, with the run's
+        ``x``; empty when no run of the history had a canary.
+    """
+    pairs = canary_pairs(history.results, by=("run", "device"))
+    if pairs.empty:
+        return pairs.assign(x=pd.Series(dtype=object))
+    order = pd.Series(np.arange(len(history.runs)), index=history.runs["run"])
+    pairs = pairs.assign(_o=pairs["run"].map(order)).sort_values(["device", "_o"], kind="stable")
+    pairs = pairs.merge(history.runs[["run", "x"]], on="run", how="left")
+    return pairs.drop(columns="_o").reset_index(drop=True)
 
 
 def metric_table(history: HistoryData) -> pd.DataFrame:
@@ -206,7 +243,7 @@ def compare_latest(history: HistoryData) -> pd.DataFrame:
         metric). Sorted: configurations with regressions first, then by identity.
     """
     latest, previous = history.latest, history.previous
-    jobs = history.results[history.results["run"].isin([latest, previous])]
+    jobs = without_canary(history.results[history.results["run"].isin([latest, previous])])
     seen = jobs.assign(ok=jobs["status"].eq("ok")).groupby([*ID, "run"])["ok"].any().unstack("run")
     frame = pd.DataFrame(index=seen.index)
     medians = _medians(jobs)

@@ -77,6 +77,9 @@ form.filters fieldset{border:1px solid #d8dde6;border-radius:4px;padding:2px 8px
 form.filters legend{font-weight:600;padding:0 4px}form.filters label{margin-right:10px}
 form.filters output{color:#666}
 td.regression{background:#fde0e0}td.improvement{background:#e3f4e6}
+td.missing{background:#f6e3f6}td.drift{background:#e0f2f7}
+.badge.unstable{background:#e67e22;color:#fff}.badge.noisy{background:#7b5ea7;color:#fff}
+tr.marked td{background:#fff8ec}tr.canary td{color:#5f6b7a}span.marks{border-bottom:1px dotted #888}
 tr.has-regression td:first-child{border-left:3px solid #d62728}
 td small{color:#555}
 """

@@ -8,6 +8,15 @@
 - Inputs have the real input shape and are bound once (optimum-benchmark PR #188).
 - The timed loop calls nothing but the clock and the runtime's own inference call, so a
   bare ``session.run`` loop is no faster.
+- With ``measure.target`` the window also waits until the percentile is known
+  (``earlystop.py``): ``target_loop`` checks the interval every so often between two
+  iterations, outside their clock reads, and the check's time is taken out of the window.
+  Without a target, ``timed_loop`` is the same fast loop as before.
+- Board state (``boardstate.py``, ``measure.quiet``) is read after the load and before
+  warm-up, waiting for a quiet board; the result carries it and the ``noisy`` mark.
+- The window's start and end on the board's wall clock (``time.time()`` read just outside
+  the first and last timed iteration) go to the result's ``window``, so windows of other
+  coordinators on the same board can be compared.
 - Telemetry (``telemetry/session.py``): cooldown and the idle power baseline come before
   the load; the power sampler runs only around the timed loop, with a thermal/clock
   snapshot on each side; its failures are reasons in the result, never job errors.
@@ -16,38 +25,27 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .accuracy import check_eval_set, load_eval_set, top1_accuracy
+from .boardstate import BoardState
 from .digest import sha256_file
+from .earlystop import stop_record
 from .errors import AgentError, ArtifactIncompatible, MeasurementError
+from .loops import TARGET_TIME_SHARE, TARGET_TIME_SHARE_EVAL, Deadline, InferFn, target_loop, timed_loop, warmup_loop
 from .memory import read_memory
 from .runtimes.base import Runtime
 from .spec import JobSpec
-from .stats import as_int_list, summarize
-from .telemetry.session import JobTelemetry
+from .stats import as_int_list, summarize, unstable_reason
+from .telemetry.session import JobTelemetry, clean
 
-InferFn = Callable[[], Any]
+__all__ = ["Deadline", "InferFn", "make_input", "run_job", "target_loop", "timed_loop", "warmup_loop"]
 
-
-class Deadline:
-    """The job's time limit, counted from agent start; loops compare ``end_ns`` inline."""
-
-    def __init__(self, timeout_s: float, start_ns: Optional[int] = None):
-        self.timeout_s = timeout_s
-        self.start_ns = time.perf_counter_ns() if start_ns is None else start_ns
-        self.end_ns = self.start_ns + int(timeout_s * 1e9)
-
-    def fail(self, phase: str) -> None:
-        raise MeasurementError("timed out after %g s in phase %s" % (self.timeout_s, phase))
-
-    def check(self, phase: str) -> None:
-        if time.perf_counter_ns() > self.end_ns:
-            self.fail(phase)
+# The wait for a quiet board takes at most this share of the time left (and measure.quiet.wait_s).
+QUIET_TIME_SHARE = 0.25
 
 
 def make_input(shape: Tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
@@ -57,53 +55,6 @@ def make_input(shape: Tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
         return np.ascontiguousarray(rng.standard_normal(shape).astype(dtype))
     high = 128 if dtype == "int8" else 256
     return np.ascontiguousarray(rng.randint(0, high, size=shape).astype(dtype))
-
-
-def warmup_loop(fn: InferFn, min_iters: int, min_s: float, deadline: Deadline, start_ns: int, done: int = 1) -> int:
-    """Run ``fn`` until both ``min_iters`` (counting ``done`` already run) and ``min_s``
-    since ``start_ns`` are reached; return the total iteration count."""
-    clock = time.perf_counter_ns
-    min_ns = int(min_s * 1e9)
-    end_ns = deadline.end_ns
-    n = done
-    t = clock()
-    while n < min_iters or t - start_ns < min_ns:
-        fn()
-        n += 1
-        t = clock()
-        if t > end_ns:
-            deadline.fail("warmup")
-    return n
-
-
-def timed_loop(
-    fn: InferFn, min_iters: int, min_s: float, max_iters: Optional[int], deadline: Deadline
-) -> Tuple[List[int], int]:
-    """Per-inference durations (ns) and the window's wall time (ns).
-
-    Stops when n >= min_iters AND elapsed >= min_s, or at max_iters. Everything is bound to
-    a local first; the bookkeeping happens outside the two clock reads.
-    """
-    clock = time.perf_counter_ns
-    samples: List[int] = []
-    append = samples.append
-    min_ns = int(min_s * 1e9)
-    cap = sys.maxsize if max_iters is None else max_iters
-    end_ns = deadline.end_ns
-    n = 0
-    start = clock()
-    t1 = start
-    while True:
-        t0 = clock()
-        fn()
-        t1 = clock()
-        append(t1 - t0)
-        n += 1
-        if n >= cap or (n >= min_iters and t1 - start >= min_ns):
-            break
-        if t1 > end_ns:
-            deadline.fail("timed")
-    return samples, t1 - start
 
 
 def _check_artifact(spec: JobSpec) -> None:
@@ -138,6 +89,7 @@ def run_job(
     deadline: Deadline,
     rss_before_load_mb: Optional[float],
     telemetry: Optional[JobTelemetry] = None,
+    board: Optional[BoardState] = None,
 ) -> Dict[str, Any]:
     """Measure one job and return its ``result`` event; raise AgentError on failure.
 
@@ -145,6 +97,8 @@ def run_job(
     ``telemetry`` (default: built from ``spec.telemetry`` on this board's /sys) cools the
     board down, takes the idle baseline before the load, and samples power only around
     the timed loop; its failures become reason strings in the result, never errors.
+    ``board`` (default: this board's /proc) reads the board state before the window when
+    ``measure.quiet`` is set.
     """
     ms = spec.measure
     _check_artifact(spec)
@@ -169,6 +123,15 @@ def run_job(
         _guard(lambda: runtime.prepare(x), ArtifactIncompatible, "%s rejected the input" % runtime.name)
         fn = runtime.infer_fn()
 
+        board_state: Optional[Dict[str, Any]] = None
+        noisy: Optional[str] = None
+        if ms.quiet is not None:
+            on_phase("board_state")
+            left_s = (deadline.end_ns - time.perf_counter_ns()) / 1e9
+            probe = board if board is not None else BoardState()
+            board_state, noisy = probe.settle(ms.quiet, max(0.0, min(ms.quiet.wait_s, left_s * QUIET_TIME_SHARE)))
+            deadline.check("board_state")
+
         on_phase("warmup")
         w0 = time.perf_counter_ns()
         _guard(fn, MeasurementError, "inference failed in phase warmup")
@@ -178,10 +141,22 @@ def run_job(
         warm_ns = time.perf_counter_ns() - w0
 
         on_phase("timed")
+        marks: List[float] = []
+        target = ms.target
         tel.start_window()
         try:
-            samples, window_ns = _guard(lambda: timed_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline),
-                                        MeasurementError, "inference failed in phase timed")
+            if target is None:
+                samples, window_ns = _guard(
+                    lambda: timed_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, marks),
+                    MeasurementError, "inference failed in phase timed")
+                mins_met = len(samples) >= ms.min_iters and window_ns >= int(ms.min_s * 1e9)
+                stop = stop_record("min_reached" if mins_met else "max_iters")
+            else:
+                share = TARGET_TIME_SHARE if spec.eval_path is None else TARGET_TIME_SHARE_EVAL
+                samples, window_ns, reason, checks = _guard(
+                    lambda: target_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, target, share, marks),
+                    MeasurementError, "inference failed in phase timed")
+                stop = stop_record(reason, samples, target, checks)
         finally:
             tel.stop_window()
         mem = read_memory()  # peak of load + inference, before the eval set is read
@@ -198,11 +173,17 @@ def run_job(
         runtime.close()
         tel.close()
 
+    latency = summarize(samples, window_ns / 1e9)
     result = {
         "event": "result",
         "job_id": spec.job_id,
-        "latency": summarize(samples, window_ns / 1e9),
+        "latency": latency,
         "samples_ns": as_int_list(samples),
+        "stop": clean(stop),
+        "window": {"start_unix": marks[0], "end_unix": marks[-1]},
+        "board_state": clean(board_state),
+        "noisy": noisy,
+        "unstable": unstable_reason(latency, samples),
         "warmup": {"iters": warm_iters, "s": warm_ns / 1e9},
         "load_s": load_ns / 1e9,
         "first_infer_ms": first_ns / 1e6,

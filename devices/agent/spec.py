@@ -11,6 +11,13 @@ Measurement defaults, and where they come from:
 - ``min_iters`` 200 / ``min_s`` 3.0: trtexec's >= 3 s window; 200 iterations so p99 has a
   few samples beyond it (MLPerf LoadGen wants >= 662 for a p99 it trusts).
 - ``timeout_s`` 600: a job that has not finished in 10 minutes is stuck.
+- ``target`` None: the window stops on ``min_iters``/``min_s`` alone; an object
+  ``{percentile, rel_error, confidence}`` (defaults 99, 0.02, 0.95) keeps it going until the
+  percentile's confidence interval is that tight (``earlystop.py``).
+- ``quiet`` None: the board's state is not read; an object ``{max_other_cpu_pct: 25,
+  max_load_per_cpu: 1.0, min_free_mb: 100, wait_s: 30}`` reads it before the window, waits
+  for a quiet board and marks the result ``noisy`` otherwise (``boardstate.py``). A spec
+  without the key (an older coordinator) gets today's behaviour: neither is done.
 """
 
 from __future__ import annotations
@@ -34,14 +41,41 @@ _MEASURE_DEFAULTS: Dict[str, Any] = {
     "timeout_s": 600.0,
     "threads": None,
     "seed": 0,
+    "target": None,
+    "quiet": None,
 }
+# Sub-keys of measure.target and measure.quiet with their defaults (missing sub-keys take these).
+_TARGET_DEFAULTS: Dict[str, float] = {"percentile": 99.0, "rel_error": 0.02, "confidence": 0.95}
+_QUIET_DEFAULTS: Dict[str, float] = {"max_other_cpu_pct": 25.0, "max_load_per_cpu": 1.0, "min_free_mb": 100.0,
+                                     "wait_s": 30.0}
 _TOP_KEYS = ("protocol", "job_id", "runtime", "artifact", "input", "eval", "measure", "runtime_options", "telemetry")
 _REQUIRED = ("protocol", "job_id", "runtime", "artifact", "input")
 
 
 @dataclass(frozen=True)
+class TargetSettings:
+    """``measure.target``: stop once the percentile's interval at ``confidence`` lies within
+    ``rel_error`` of its estimate on both sides (``earlystop.py``)."""
+
+    percentile: float  # in (0, 100)
+    rel_error: float  # > 0
+    confidence: float  # in (0, 1)
+
+
+@dataclass(frozen=True)
+class QuietSettings:
+    """``measure.quiet``: what counts as a quiet board, and how long to wait for one."""
+
+    max_other_cpu_pct: float  # other processes' CPU use, % of all CPUs
+    max_load_per_cpu: float  # 1-minute load average / CPUs
+    min_free_mb: float  # MemAvailable
+    wait_s: float
+
+
+@dataclass(frozen=True)
 class MeasureSettings:
-    """How long to warm up and measure; the loop stops when BOTH minimums are met."""
+    """How long to warm up and measure; the loop stops when BOTH minimums are met (and,
+    with a ``target``, once the percentile is known too)."""
 
     warmup_iters: int
     warmup_s: float
@@ -51,6 +85,8 @@ class MeasureSettings:
     timeout_s: float
     threads: Optional[int]
     seed: int
+    target: Optional[TargetSettings] = None
+    quiet: Optional[QuietSettings] = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +146,50 @@ def _positive(value: Optional[float], name: str, allow_zero: bool = True) -> Non
         raise ProtocolError("spec key measure.%s must be %s, got %r" % (name, ">= 0" if allow_zero else "> 0", value))
 
 
+def _number(obj: Dict[str, Any], key: str, where: str) -> float:
+    value = _get(obj, key, where, (int, float))
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ProtocolError("spec key %s%s must be a finite number, got %r" % (where, key, value))
+    return float(value)
+
+
+def _subsection(given: Dict[str, Any], key: str, defaults: Dict[str, float]) -> Optional[Dict[str, float]]:
+    """``measure.<key>``: null (off) or an object of numbers; missing sub-keys take defaults."""
+    value = given.get(key)
+    if value is None:
+        return None
+    where = "measure.%s." % key
+    if not isinstance(value, dict):
+        raise ProtocolError("spec key measure.%s must be an object or null, got %r" % (key, value))
+    unknown = sorted(set(value) - set(defaults))
+    if unknown:
+        raise ProtocolError("unknown spec key %s%s (allowed: %s)" % (where, unknown[0], ", ".join(defaults)))
+    return {k: (_number(value, k, where) if k in value else float(defaults[k])) for k in defaults}
+
+
+def _parse_target(given: Dict[str, Any]) -> Optional[TargetSettings]:
+    t = _subsection(given, "target", _TARGET_DEFAULTS)
+    if t is None:
+        return None
+    if not 0 < t["percentile"] < 100:
+        raise ProtocolError("spec key measure.target.percentile must be in (0, 100), got %r" % t["percentile"])
+    if not t["rel_error"] > 0:
+        raise ProtocolError("spec key measure.target.rel_error must be > 0, got %r" % t["rel_error"])
+    if not 0 < t["confidence"] < 1:
+        raise ProtocolError("spec key measure.target.confidence must be in (0, 1), got %r" % t["confidence"])
+    return TargetSettings(**t)
+
+
+def _parse_quiet(given: Dict[str, Any]) -> Optional[QuietSettings]:
+    q = _subsection(given, "quiet", _QUIET_DEFAULTS)
+    if q is None:
+        return None
+    for key, value in q.items():
+        if value < 0:
+            raise ProtocolError("spec key measure.quiet.%s must be >= 0, got %r" % (key, value))
+    return QuietSettings(**q)
+
+
 def parse_spec(raw: Dict[str, Any]) -> JobSpec:
     """Validate a raw spec dict into a JobSpec; any fault is a ProtocolError saying which key."""
     protocol = _get(raw, "protocol", "", (int,))
@@ -151,9 +231,14 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
             raise ProtocolError("spec key eval.max_samples must be >= 1 or null, got %r" % eval_max)
 
     ms = dict(_MEASURE_DEFAULTS)
+    target: Optional[TargetSettings] = None
+    quiet: Optional[QuietSettings] = None
     if raw.get("measure") is not None:
         given = _section(raw, "measure", tuple(_MEASURE_DEFAULTS))
+        target, quiet = _parse_target(given), _parse_quiet(given)
         for key in given:
+            if key in ("target", "quiet"):
+                continue
             nullable = _MEASURE_DEFAULTS[key] is None
             types = (int, float) if key in ("warmup_s", "min_s", "timeout_s") else (int,)
             ms[key] = _get(given, key, "measure.", types, nullable=nullable)
@@ -188,6 +273,8 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
             timeout_s=float(ms["timeout_s"]),
             threads=ms["threads"],
             seed=int(ms["seed"]),
+            target=target,
+            quiet=quiet,
         ),
         runtime_options=dict(options),
         telemetry=parse_telemetry(raw.get("telemetry")),

@@ -91,3 +91,66 @@ def summarize(samples_ns: Sequence[int], window_s: Optional[float] = None) -> Di
 def as_int_list(samples_ns: Sequence[int]) -> List[int]:
     """Plain ints for JSON (numpy ints are not JSON serialisable)."""
     return [int(v) for v in samples_ns]
+
+
+# The ``unstable`` mark. trtexec warns "GPU compute time is unstable, with coefficient of
+# variance = X%" when the CV exceeds kUNSTABLE_PERF_REPORTING_THRESHOLD, which is 1.0% in
+# TensorRT's samples/common/sampleReporting.cpp (GPU compute time, population std); we
+# apply it to host-side per-inference latency, where a CPU's scheduling noise alone is
+# above 1%, so the bar is the 2.5% of shared/MEASUREMENT.md.
+CV_LIMIT = 0.025
+# pyperf ``format_checks`` (pyperf/_cli.py, "WARNING: the benchmark result may be unstable"):
+# the standard deviation is >= 10% of the mean, or the minimum or the maximum is >= 50% away
+# from the mean. pyperf applies them to values that each average >= 100 ms of loops, not to
+# single calls (one stall of one inference would trip them on every CPU result): given the
+# samples, the rules see the means of consecutive chunks of >= PYPERF_VALUE_S each.
+PYPERF_STD_LIMIT = 0.10
+PYPERF_MINMAX_LIMIT = 0.50
+PYPERF_VALUE_S = 0.1
+
+
+def pyperf_values(samples_ns: Sequence[int], value_s: float = PYPERF_VALUE_S) -> np.ndarray:
+    """Means (ms) of consecutive chunks of the window, each lasting >= ``value_s`` (pyperf's
+    values); one inference per value when inferences are that long already."""
+    x = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    if len(x) == 0:
+        return x
+    per = max(1, int(math.ceil(value_s * 1e3 / max(float(x.mean()), 1e-9))))
+    k = len(x) // per
+    if k == 0:
+        return np.array([float(x.mean())])
+    return x[: k * per].reshape(k, per).mean(axis=1)
+
+
+def unstable_reason(summary: Dict[str, object], samples_ns: Optional[Sequence[int]] = None) -> Optional[str]:
+    """Why a window's latencies are unstable (every rule that trips, with its numbers), or
+    None. ``summary`` is ``summarize``'s output (mean_ms, std_ms, cv, min_ms, max_ms): the CV
+    rule reads it; pyperf's rules read the chunk means of ``samples_ns`` when given (else the
+    summary's own spread: values that are already per-process or >= 100 ms each)."""
+    mean = summary.get("mean_ms")
+    if not isinstance(mean, (int, float)) or mean <= 0:
+        return None
+    reasons = []
+    cv = summary.get("cv")
+    if isinstance(cv, (int, float)) and cv > CV_LIMIT:
+        reasons.append("CV %.1f%% > %.1f%% (trtexec-style CV rule)" % (cv * 100, CV_LIMIT * 100))
+    std, low, high, unit = summary.get("std_ms"), summary.get("min_ms"), summary.get("max_ms"), ""
+    if samples_ns is not None:
+        values = pyperf_values(samples_ns)
+        if len(values) < 2:
+            std = low = high = None
+        else:
+            mean, std, low, high = float(values.mean()), float(values.std(ddof=1)), float(values.min()), float(values.max())
+            unit = " over %d values of >= %g s" % (len(values), PYPERF_VALUE_S)
+    if isinstance(std, (int, float)) and std >= PYPERF_STD_LIMIT * mean:
+        reasons.append("std %.4g ms is %.0f%% of the mean %.4g ms (pyperf: >= %.0f%%%s)"
+                       % (std, std / mean * 100, mean, PYPERF_STD_LIMIT * 100, unit))
+    for name, value in (("minimum", low), ("maximum", high)):
+        if not isinstance(value, (int, float)):
+            continue
+        off = (value - mean) / mean
+        if abs(off) >= PYPERF_MINMAX_LIMIT:
+            reasons.append("%s %.4g ms is %.0f%% %s than the mean %.4g ms (pyperf: >= %.0f%%%s)"
+                           % (name, value, abs(off) * 100, "greater" if off > 0 else "smaller", mean,
+                              PYPERF_MINMAX_LIMIT * 100, unit))
+    return "; ".join(reasons) if reasons else None

@@ -115,6 +115,31 @@ ModelRef = Annotated[
 ]
 
 
+class Target(Strict):
+    """Stop the timed window once a percentile is known this well (the agent's
+    ``earlystop.py``): its distribution-free interval at ``confidence`` must lie within
+    ``rel_error`` of the estimate on both sides. ``min_iters`` and ``min_s`` still come first."""
+
+    percentile: float = Field(99.0, gt=0, lt=100, description="The percentile to pin down, e.g. 99.")
+    rel_error: float = Field(
+        0.02, gt=0, description="Both ends of the interval within this fraction of the estimate (0.02 = 2%)."
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="Coverage of the order-statistics interval.")
+
+
+class Quiet(Strict):
+    """What a quiet board is, read just before each timed window (the agent's ``boardstate.py``);
+    above any threshold the agent waits up to ``wait_s``, then measures anyway and marks the
+    result ``noisy`` with the reason."""
+
+    max_other_cpu_pct: float = Field(25.0, ge=0, description="Other processes' CPU use, % of all CPUs, over 1 s.")
+    max_load_per_cpu: float = Field(1.0, ge=0, description="1-minute load average per CPU.")
+    min_free_mb: float = Field(100.0, ge=0, description="Available memory (MemAvailable), MB.")
+    wait_s: float = Field(
+        30.0, ge=0, description="How long to wait for a quiet board (also bounded by a quarter of the job's time left)."
+    )
+
+
 class MeasureSettings(Strict):
     """How one job is timed.
 
@@ -132,6 +157,17 @@ class MeasureSettings(Strict):
     timeout_s: float = Field(600.0, gt=0, description="A job taking longer fails with a timeout.")
     threads: int | Literal["auto"] = Field("auto", description="Inference threads; 'auto' = the runtime's default.")
     seed: int = Field(0, description="Seed of the random timing input.")
+    target: Target | None = Field(
+        None,
+        description="Keep the timed window going until this percentile's confidence interval is tight "
+        "(after min_iters and min_s; capped by max_iters, else by 80% of the time left, 50% with an eval set). "
+        "null: stop on min_iters and min_s alone.",
+    )  # fmt: skip
+    quiet: Quiet | None = Field(
+        default_factory=Quiet,
+        description="Read the board's load before each window, wait for a quiet board, mark the result 'noisy' "
+        "otherwise. null: not read.",
+    )  # fmt: skip
     repeats: int = Field(
         1, ge=1, le=100,
         description="Timed windows per job, each in a fresh agent process (pyperf spreads values over fresh "
@@ -266,6 +302,8 @@ class Suite(Strict):
     @classmethod
     def _unique_labels(cls, models: tuple[ModelRef, ...]) -> tuple[ModelRef, ...]:
         labels = [m.label for m in models]
+        if "canary" in labels:
+            raise ValueError("the model name 'canary' is reserved for the board canary ('canary: true'); pick another name")
         for label in labels:
             if labels.count(label) > 1:
                 raise ValueError(f"two models are named {label!r}; give one a different 'name'")

@@ -22,6 +22,9 @@ TELEMETRY_DETAILS = (
     "peak_power_w", "idle_power_w", "power_source", "power_reason", "throttle_reason", "cooldown_s",
     "cooldown_timed_out", "temp_before_c", "temp_after_c", "ram_delta_mb", "telemetry",
 )  # fmt: skip
+# Result keys about the timed window kept in the details: why it stopped (and the target's
+# interval), the board's state before it, its start and end on the board's clock.
+WINDOW_DETAILS = ("stop", "board_state", "window")
 
 
 def telemetry_spec(device: Device) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def result_from_events(events: list[dict[str, Any]], exit_code: int, stderr: str
             return JobResult("failed", f"{event.get('kind', 'AgentError')}: {event.get('message', '')}", facts=facts)
         if event["event"] == "result":
             details = {"runtime": event.get("runtime"), "warmup": event.get("warmup"),
-                       **{k: event[k] for k in TELEMETRY_DETAILS if k in event}}
+                       **{k: event[k] for k in TELEMETRY_DETAILS + WINDOW_DETAILS if k in event}}
             return JobResult("ok", metrics=_metrics(event), samples_ns=np.asarray(event.get("samples_ns", []), dtype=np.int64),
                              facts=facts, details=details)
     tail = stderr.strip().splitlines()[-5:]
@@ -90,4 +93,9 @@ def _metrics(event: dict[str, Any]) -> dict[str, Any]:
     for key in ("peak_rss_mb", "rss_before_load_mb", "accuracy", "eval_n", "load_s", "first_infer_ms", "threads",
                 "precision", "energy_mj", "avg_power_w", "throttled"):
         out[key] = event.get(key)
+    for key in ("noisy", "unstable"):  # the mark's reason, or None (an older agent sends neither)
+        value = event.get(key)
+        out[key] = value if isinstance(value, str) and value else None
+    options = (event.get("runtime") or {}).get("options") or {}
+    out["engine_build_s"] = options.get("engine_build_s") if isinstance(options, dict) else None  # TensorRT only
     return out

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from devices.agent.stats import median_ci_ranks
+from devices.agent.stats import median_ci_ranks, unstable_reason
 from harness.records import JobResult, Repeat
 
 # Per-window metrics folded by their median across repeats; the rest are handled below.
@@ -60,11 +60,21 @@ def combine(repeats: list[Repeat], last: JobResult) -> JobResult:
         lo, hi = median_ci_ranks(len(p50s))
         metrics.update(p50_ci_lo_ms=p50s[lo], p50_ci_hi_ms=p50s[hi])
     metrics["noisy"] = _marks(s, "noisy")
-    metrics["unstable"] = _marks(s, "unstable")
+    metrics["unstable"] = "; ".join(m for m in (_between(p50s), _marks(s, "unstable")) if m) or None
     details = dict(last.details, repeats={"n": len(reps), "p50_ms": [x.get("p50_ms") for x in s],
                                           "boards": sorted({r.board for r in reps if r.board})})
     return JobResult("ok", metrics=metrics, variant=last.variant, facts=last.facts, details=details,
                      attempts=last.attempts, repeats=reps)
+
+
+def _between(p50s: list[float]) -> str | None:
+    """pyperf's rules where pyperf applies them: to values from fresh processes (the repeats' p50s)."""
+    if len(p50s) < 2:
+        return None
+    x = np.asarray(p50s)
+    why = unstable_reason({"mean_ms": float(x.mean()), "std_ms": float(x.std(ddof=1)), "cv": None,
+                           "min_ms": float(x.min()), "max_ms": float(x.max())})
+    return None if why is None else f"between repeats: {why}"
 
 
 def _marks(summaries: list[dict[str, Any]], key: str) -> str | None:

@@ -4,7 +4,8 @@ Why an explicit table (not a subclass scan as asv's ``util.iter_subclasses`` doe
 page must not change because some module happened to be imported. Adding a section is
 its file plus one line in ``_REGISTERED``; the page shows them in ``order``. The history
 sections (changes, trends) render only when the context carries a history, so a run page
-and a history dashboard share one registry and one order.
+and a history dashboard share one registry and one order. Sections whose data a run does
+not have (gate verdicts, a canary, repeats) omit themselves.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from reports.sections.base import (
     ReportSection,
     SectionOutput,
 )
+from reports.sections.canary import CanarySection
 from reports.sections.changes import ChangesSection
 from reports.sections.facts import FactsSection
 from reports.sections.failures import FailuresSection
+from reports.sections.gate import GateSection
 from reports.sections.pareto import ParetoSection
 from reports.sections.recommend import RecommendSection
+from reports.sections.repeats import RepeatsSection
 from reports.sections.results import ResultsSection
 from reports.sections.summary import SummarySection
 from reports.sections.trends import TrendsSection
@@ -37,11 +41,14 @@ __all__ = [
 
 _REGISTERED: tuple[type[ReportSection], ...] = (
     SummarySection,
+    GateSection,
     FailuresSection,
+    CanarySection,
     RecommendSection,
     ChangesSection,
     TrendsSection,
     ParetoSection,
+    RepeatsSection,
     ResultsSection,
     FactsSection,
 )

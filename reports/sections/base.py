@@ -21,7 +21,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from harness.errors import HarnessError
+from reports import marks
+from reports.axes import add_derived
 from reports.budget import Budget, resolve_budget
+from reports.canary import without_canary
 
 if TYPE_CHECKING:
     from reports.history import HistoryData
@@ -29,7 +32,10 @@ if TYPE_CHECKING:
 __all__ = [
     "IDENTITY_COLUMNS",
     "NUMERIC_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "REPEAT_COLUMNS",
     "RESULT_COLUMNS",
+    "VERDICT_COLUMNS",
     "Block",
     "ReportContext",
     "ReportError",
@@ -52,6 +58,22 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "n_iters", "peak_rss_mb", "accuracy", "energy_mj", "avg_power_w", "size_bytes",
     "params", "macs", "threads", "load_s", "first_infer_ms",
 )  # fmt: skip
+
+#: Columns newer stores add (schema v4) and older runs or hand-made frames may lack: added as
+#: missing when absent, so every section can read them. ``noisy``/``unstable`` hold the
+#: reason of the mark (None: no mark); ``repeats`` how many timed windows the headline
+#: aggregates (missing or 1: one); ``started`` the job's start (epoch seconds).
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "noisy", "unstable", "repeats", "p50_ci_lo_ms", "p50_ci_hi_ms", "engine_build_s", "started", "board",
+)  # fmt: skip
+_OPTIONAL_NUMERIC: tuple[str, ...] = ("repeats", "p50_ci_lo_ms", "p50_ci_hi_ms", "engine_build_s", "started")
+#: Columns of the gate's verdicts (``Store.verdicts``) the page reads; absent ones are added as missing.
+VERDICT_COLUMNS: tuple[str, ...] = (
+    "gate_id", "created", "candidate", "model", "variant", "device", "runtime", "metric", "verdict", "threshold",
+    "ratio", "ci_lo", "ci_hi", "p", "q", "note",
+)  # fmt: skip
+#: Columns of the per-repeat frame (``Store.repeats``) the page reads.
+REPEAT_COLUMNS: tuple[str, ...] = ("model", "variant", "device", "runtime", "repeat", "p50_ms")
 
 #: Columns that name a job; a missing value becomes this placeholder so grouping keeps it.
 IDENTITY_COLUMNS: tuple[str, ...] = ("model", "variant", "device", "runtime")
@@ -85,6 +107,10 @@ class ReportContext:
         budget: limits for the recommendation table; None: the run's suite ``report:``
             settings (see ``reports.budget.resolve_budget``).
         history: a tag's runs for the trend and comparison sections; None on a run page.
+        verdicts: the latest gate's verdicts of this run (``Store.verdicts(run=...)``); None:
+            not loaded (a dashboard then takes its latest run's verdicts from ``history``).
+        repeats: one row per timed window of this run's jobs (``Store.repeats(run=...)``),
+            with at least :data:`REPEAT_COLUMNS`; None: not loaded.
     """
 
     results: pd.DataFrame
@@ -92,6 +118,8 @@ class ReportContext:
     facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     budget: Budget | None = None
     history: HistoryData | None = None
+    verdicts: pd.DataFrame | None = None
+    repeats: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.results, pd.DataFrame):
@@ -103,13 +131,24 @@ class ReportContext:
                 "results query, or add the columns filled with None"
             )
         df = self.results.copy(deep=True)
-        for col in NUMERIC_COLUMNS:
+        for col in OPTIONAL_COLUMNS:
+            if col not in df.columns:
+                df[col] = None
+        for col in (*NUMERIC_COLUMNS, *_OPTIONAL_NUMERIC):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
         for col in IDENTITY_COLUMNS:
             df[col] = [UNKNOWN if _blank(v) else str(v) for v in df[col]]
         df["status"] = ["failed" if _blank(v) else str(v).strip().lower() for v in df["status"]]
         df["throttled"] = pd.array([_tristate(v) for v in df["throttled"]], dtype="boolean")
-        object.__setattr__(self, "results", df)
+        for mark in marks.MARKS:
+            df[mark.column] = marks.normalise(df[mark.column])
+        object.__setattr__(self, "results", add_derived(df))
+        object.__setattr__(self, "verdicts", _optional_frame(self.verdicts, VERDICT_COLUMNS, "verdicts"))
+        object.__setattr__(self, "repeats", _optional_frame(self.repeats, (), "repeats"))
+        if self.repeats is not None and len(self.repeats):
+            missing = [c for c in REPEAT_COLUMNS if c not in self.repeats.columns]
+            if missing:
+                raise ReportError(f"repeats are missing columns {missing}; build them with the store's repeats query")
         if self.budget is None:
             object.__setattr__(self, "budget", resolve_budget(dict(self.run_info or {})))
         object.__setattr__(self, "run_info", _freeze(dict(self.run_info or {})))
@@ -124,6 +163,29 @@ class ReportContext:
     def failed(self) -> pd.DataFrame:
         """Rows whose job did not finish (status other than ``ok``)."""
         return self.results[self.results["status"] != "ok"]
+
+    @property
+    def measured(self) -> pd.DataFrame:
+        """Every row but the board canary's (``reports.canary``): the models under test."""
+        return without_canary(self.results)
+
+    @property
+    def measured_ok(self) -> pd.DataFrame:
+        """Ok rows of the models under test: what fronts and recommendations compare."""
+        return without_canary(self.ok)
+
+
+def _optional_frame(df: pd.DataFrame | None, columns: tuple[str, ...], what: str) -> pd.DataFrame | None:
+    """A private copy of an optional frame with ``columns`` present (added as missing), or None."""
+    if df is None:
+        return None
+    if not isinstance(df, pd.DataFrame):
+        raise ReportError(f"{what} must be a pandas DataFrame, got {type(df)!r}")
+    out = df.copy(deep=True)
+    for col in columns:
+        if col not in out.columns:
+            out[col] = None
+    return out
 
 
 def throttled_mask(df: pd.DataFrame) -> pd.Series:

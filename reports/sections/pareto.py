@@ -13,6 +13,12 @@ another is visible at a glance. A chart whose quantity nobody measured (no power
 no RSS) is left out, with one note per device for energy. A model without an eval set has
 no accuracy: its charts put artifact size on y instead (both minimised) and say so, and
 the size-vs-size chart is dropped. A point measured while the board throttled is ringed.
+
+Cold start (model load + first inference) is an x axis of its own: a serverless or
+on-demand deployment pays it on every start, and it ranks variants differently from the
+steady-state p50 (a TensorRT engine loads slowly and runs fast). It is drawn where it was
+measured; older runs have none. The board canary (``reports.canary``) is not a
+candidate and never enters a chart or a front.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import pandas as pd
 from reports import fmt
 from reports.axes import (
     ACCURACY_AXIS,
+    COLD_START_AXIS,
     ENERGY_AXIS,
     LATENCY_AXIS,
     MEMORY_AXIS,
@@ -54,15 +61,17 @@ __all__ = [
 
 NO_EVAL_NOTE = "no eval set: accuracy unknown"
 #: x axes drawn only where something was measured; p50 and p99 are always attempted.
-_OPTIONAL_X = frozenset({ENERGY_AXIS.column, MEMORY_AXIS.column, SIZE_AXIS.column})
+_OPTIONAL_X = frozenset({ENERGY_AXIS.column, MEMORY_AXIS.column, COLD_START_AXIS.column, SIZE_AXIS.column})
 _INTRO = (
     '<p class="note">Each point is one (variant, runtime) job; accuracy is on y, and each chart '
     "of a model puts another cost on x: p50 and p99 latency, energy per inference (where the "
-    "board measured power), peak memory and artifact size. The dashed step line is the "
+    "board measured power), peak memory, cold start (model load + first inference, where "
+    "measured) and artifact size. The dashed step line is the "
     "Pareto front over every runtime of the board, its points labelled with the variant; "
     "each runtime's own front is in the legend. Error bars: &plusmn;1 std of latency, or "
     "p50&rarr;p90 where std is missing. A red ring marks a job during which the board "
-    "throttled or changed clocks.</p>"
+    "throttled or changed clocks, an orange diamond one whose window was unstable or whose "
+    "board was busy (noisy); the hover says why. The board canary is not plotted.</p>"
 )
 
 
@@ -94,12 +103,13 @@ class ParetoSection(ReportSection):
 
     def render(self, ctx: ReportContext) -> SectionOutput:
         """A filterable block per device, a heading and a grid of charts per model."""
-        ok = ctx.ok
+        ok = ctx.measured_ok
         if ok.empty:
             return SectionOutput(('<p class="note">No successful jobs to plot.</p>',))
-        styles = runtime_styles(list(ctx.results["runtime"]))
+        measured = ctx.measured
+        styles = runtime_styles(list(measured["runtime"]))
         blocks: list[Block] = [_INTRO]
-        models_by_device = ctx.results.groupby("device", sort=True)["model"].unique()
+        models_by_device = measured.groupby("device", sort=True)["model"].unique()
         for device, models in models_by_device.items():
             device = str(device)
             blocks += [f'<div class="group"{data_attrs(device=device)}>', f"<h3>{fmt.esc(device)}</h3>"]

@@ -10,6 +10,7 @@ and at most that budget. Among the fitting jobs the highest accuracy wins; ties 
 lower p50, then to the variant and runtime names (so the page is deterministic). A model
 without an eval set has no accuracy to rank by: its fastest fitting job is shown and
 marked so. When nothing fits, the row says so and names the fastest job, the closest miss.
+The board canary (``reports.canary``) is never a candidate.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports import fmt
+from reports import fmt, marks
 from reports.budget import Budget
 from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
@@ -87,6 +88,8 @@ def _pick_cells(rec: dict) -> tuple[Cell, ...]:
     numbers = (Cell(fmt.ms(rec["p50_ms"]), True), Cell(fmt.pct(rec["accuracy"]), True),
                Cell(fmt.mj(rec["energy_mj"]), True))  # fmt: skip
     badge = f" {THROTTLED_BADGE}" if rec["throttled"] is True else ""
+    mark = marks.badges(rec)
+    badge += f" {mark}" if mark else ""
     if not rec["fits"]:
         miss = (f'<span class="failed">none fits</span>; fastest: {fmt.esc(rec["variant"])} on '
                 f"{fmt.esc(rec['runtime'])}{badge}")  # fmt: skip
@@ -106,9 +109,9 @@ class RecommendSection(ReportSection):
         """A hint when no budget is set; else one row per (device, model)."""
         budget = ctx.budget
         if budget is None or budget.empty:
-            return SectionOutput((_HINT,) if len(ctx.results) else ())
-        ok = ctx.ok
-        all_pairs = ctx.results[["device", "model"]].drop_duplicates()
+            return SectionOutput((_HINT,) if len(ctx.measured) else ())
+        ok = ctx.measured_ok
+        all_pairs = ctx.measured[["device", "model"]].drop_duplicates()
         picks = recommend(ok, budget) if len(ok) else ok.assign(fits=False, ranked_by_accuracy=False)
         picks = all_pairs.merge(picks, on=["device", "model"], how="left").sort_values(["device", "model"])
         rows = []

@@ -5,13 +5,22 @@ this table is the complete record a reader can check a chart against. A failed j
 its row, and its error goes on a full-width row underneath, so it is not lost in a column.
 A throttled job's row is tinted and badged: its latency and energy describe a slowed
 board, which a reader comparing variants must see without scanning to a yes/no column.
+The noisy and unstable marks get the same treatment (a badge whose tooltip is the reason,
+``reports.marks``). The p50 cell says what the headline is (the median of N repeats, with
+its 95% CI) in its tooltip, and the CI has its own column. Cold start (load, first
+inference, their sum, and a TensorRT engine build) sits apart from the steady-state
+latency columns. The board canary's rows are kept (this is the complete record) and set
+in grey.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from reports import fmt
+from reports import fmt, marks
+from reports.canary import CANARY_MODEL
 from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.table import Cell, Row, html_table
@@ -26,14 +35,34 @@ def _throttled_cell(value: object) -> str:
     return THROTTLED_BADGE if value is True else fmt.yes_no(value)
 
 
+def _ci_cell(rec: Mapping[str, Any]) -> str:
+    return fmt.interval(rec["p50_ci_lo_ms"], rec["p50_ci_hi_ms"])
+
+
+def _p50_title(rec: Mapping[str, Any]) -> str:
+    detail = fmt.p50_detail(rec["repeats"], rec["p50_ci_lo_ms"], rec["p50_ci_hi_ms"])
+    return f"p50{detail}" if detail else ""
+
+
 @dataclass(frozen=True)
 class Column:
-    """One table column: header text, source column, formatter, alignment."""
+    """One table column: header text, source column, formatter, alignment.
+
+    ``render`` (a whole record -> escaped HTML) replaces ``format`` for cells built from
+    several columns; ``title`` (record -> raw text, escaped here) adds a tooltip.
+    """
 
     header: str
     source: str
     format: fmt.Formatter
     numeric: bool = True
+    render: Callable[[Mapping[str, Any]], str] | None = None
+    title: Callable[[Mapping[str, Any]], str] | None = None
+
+    def cell(self, rec: Mapping[str, Any], css: str = "") -> Cell:
+        text = self.render(rec) if self.render is not None else self.format(rec[self.source])
+        tip = self.title(rec) if self.title is not None else ""
+        return Cell(text, numeric=self.numeric, css=css, attrs=f' title="{fmt.esc(tip)}"' if tip else "")
 
 
 #: Column order of the table; identity first, then latency, then resources and cost.
@@ -45,7 +74,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("Precision", "precision", fmt.plain, False),
     Column("Threads", "threads", fmt.integer),
     Column("Status", "status", fmt.plain, False),
-    Column("p50", "p50_ms", fmt.ms),
+    Column("Marks", "marks", fmt.plain, False, render=marks.badges),
+    Column("p50", "p50_ms", fmt.ms, title=_p50_title),
+    Column("p50 95% CI", "p50_ci", fmt.plain, render=_ci_cell),
+    Column("Repeats", "repeats", fmt.integer),
     Column("p90", "p90_ms", fmt.ms),
     Column("p95", "p95_ms", fmt.ms),
     Column("p99", "p99_ms", fmt.ms),
@@ -64,6 +96,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("MACs", "macs", fmt.si),
     Column("Load", "load_s", fmt.seconds),
     Column("First infer", "first_infer_ms", fmt.ms),
+    Column("Cold start", "cold_start_s", fmt.seconds),
+    Column("Engine build", "engine_build_s", fmt.seconds),
 )
 
 _SORT = ["device", "model", "variant", "runtime"]
@@ -83,18 +117,13 @@ class ResultsSection(ReportSection):
             return SectionOutput()
         df = df.sort_values(_SORT, kind="stable")
         rows: list[Row] = []
-        for rec in df.to_dict("records"):
+        marked = marks.marked_mask(df).tolist()
+        for rec, is_marked in zip(df.to_dict("records"), marked, strict=True):
             failed = rec["status"] != "ok"
-            cells = tuple(
-                Cell(
-                    c.format(rec[c.source]),
-                    numeric=c.numeric,
-                    css="status-failed" if failed and c.source == "status" else "",
-                )
-                for c in COLUMNS
-            )
+            cells = tuple(c.cell(rec, "status-failed" if failed and c.source == "status" else "") for c in COLUMNS)
             attrs = data_attrs(device=rec["device"], model=rec["model"], runtime=rec["runtime"])
-            rows.append(Row(cells, css=_row_css(failed, rec["throttled"] is True), attrs=attrs))
+            css = _row_css(failed, rec["throttled"] is True, is_marked, rec["model"] == CANARY_MODEL)
+            rows.append(Row(cells, css=css, attrs=attrs))
             if failed:
                 error = rec["error"]
                 text = fmt.esc(error) if not fmt.is_missing(error) else "no error recorded"
@@ -103,5 +132,6 @@ class ResultsSection(ReportSection):
         return SectionOutput((html_table(headers, rows, css="results"),))
 
 
-def _row_css(failed: bool, throttled: bool) -> str:
-    return "failed" if failed else "throttled" if throttled else ""
+def _row_css(failed: bool, throttled: bool, marked: bool, canary: bool) -> str:
+    state = "failed" if failed else "throttled" if throttled else "marked" if marked else ""
+    return f"{state} canary".strip() if canary else state

@@ -2,7 +2,8 @@
 
 First on the page because the reader's first question is "did the run complete?": it
 shows the run's metadata, ok/failed counts, and per-device job counts. The second is
-"can I trust the numbers?", so it also counts the results measured on a throttled board.
+"can I trust the numbers?", so it also counts the results measured on a throttled board
+and those marked unstable or noisy (the reasons in the line's tooltip).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports import fmt
+from reports import fmt, marks
 from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput, throttled_mask
 from reports.table import Cell, Row, html_table, key_value_table
@@ -89,6 +90,7 @@ class SummarySection(ReportSection):
             ("Runtimes", _names(df["runtime"])),
         ]
         items += _throttled_item(ctx.ok)
+        items += marks.count_item(ctx.ok)
         blocks = [key_value_table(items)]
         if len(df):
             rows = []

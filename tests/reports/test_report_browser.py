@@ -29,11 +29,15 @@ import pytest
 from cdp import Browser
 from history_data import CONFIGS, EVIL_DEVICE, TAG, fill_store
 from report_data import FACTS, RUN_INFO, make_row, synthetic_results
+from v4_data import BOARDS, EVIL_NOTE, NOISY_REASON, UNSTABLE_REASON, fill_v4_store
 
 from harness.cli import main as harness_main
+from harness.store import open as open_store
+from reports import load_context
 from reports.budget import Budget
 from reports.html import write_report
 from reports.sections.base import RESULT_COLUMNS, ReportContext
+from reports.sections.trends import CANARY_TITLE
 
 CHROMIUM = "/usr/bin/chromium"
 EVIL_MODEL = "<script>alert(1)</script>"
@@ -109,10 +113,10 @@ def test_figures_render_offline_in_chromium(tmp_path: Path) -> None:
     ctx = ReportContext(pd.concat([synthetic_results(), evil], ignore_index=True), RUN_INFO, FACTS)
     report = write_report(ctx, tmp_path / "report.html")
     expected = report.read_text(encoding="utf-8").count('class="plotly-graph-div"')
-    # Per (device, model): p50, p99, memory, and size where accuracy is known (resnet18, the
-    # evil model); energy on the jetson and the evil board (the Pi has no power sensor).
-    # jetson 5 + 4, Pi 4 + 3, evil board 5 (with a throttled ring).
-    assert expected == 21
+    # Per (device, model): p50, p99, memory, cold start, and size where accuracy is known
+    # (resnet18, the evil model); energy on the jetson and the evil board (the Pi has no
+    # power sensor). jetson 6 + 5, Pi 5 + 4, evil board 6 (with a throttled ring).
+    assert expected == 26
 
     dom = dump_dom(report, tmp_path / "profile")
     scan = FigureScan()
@@ -214,8 +218,9 @@ def test_run_page_filters_in_chromium(chromium: str, tmp_path: Path, save_screen
         linked = open_page(browser, f"{page.as_uri()}#{urlencode({'device': EVIL_DEVICE})}")
         shown = [c for c in linked["charts"] if not c["hidden"]]
         assert shown and {c["device"] for c in shown} == {EVIL_DEVICE}
-        assert len(shown) == sum(c["device"] == EVIL_DEVICE for c in linked["charts"]) == 5
-        assert linked["status"] == f"5 of {len(linked['charts'])} charts shown"
+        # p50, p99, energy, memory, cold start, size
+        assert len(shown) == sum(c["device"] == EVIL_DEVICE for c in linked["charts"]) == 6
+        assert linked["status"] == f"6 of {len(linked['charts'])} charts shown"
         assert all(r["hidden"] == (r["device"] != EVIL_DEVICE) for r in linked["rows"])
 
         browser.navigate("about:blank")
@@ -257,12 +262,12 @@ def test_history_dashboard_in_chromium(chromium: str, tmp_path: Path, save_scree
         assert state["figures"] == len(state["charts"]) and all(c["drawn"] for c in state["charts"])
         trends = [c for c in state["charts"] if c["section"] == "sec-trends"]
         assert sorted((c["device"], c["model"]) for c in trends) == [(EVIL_DEVICE, "resnet18"), ("orin", "resnet18")]
-        # The gate's regressions (night 4, configuration 1: p50 and p99) were drawn as markers.
+        # The gate's regressions (night 4, configuration 1: p50, p90 and p99) were drawn as markers.
         marks = browser.evaluate("""(() => [...document.querySelectorAll('#sec-trends .js-plotly-plot')]
             .flatMap((gd) => gd.calcdata.filter((cd) => (cd[0].trace.meta || {}).role === 'regression')
             .map((cd) => [cd[0].trace.yaxis, cd.length, Number.isFinite(cd[0].y),
                           gd.querySelector('.legend').textContent.includes('gate regression')])))()""")
-        assert marks == [["y", 1, True, True], ["y2", 1, True, True]]
+        assert marks == [["y", 1, True, True], ["y2", 1, True, True], ["y3", 1, True, True]]
 
         assert browser.evaluate(click_js("runtime", "openvino")) is False
         state = browser.evaluate(STATE_JS)
@@ -274,3 +279,86 @@ def test_history_dashboard_in_chromium(chromium: str, tmp_path: Path, save_scree
         browser.evaluate(click_js("runtime", "openvino"))
         assert browser.console_errors() == []
         save_screenshot(browser, "history-page.png")
+
+
+# -- schema v4: marks, cold start, repeats, the canary and the gate on the page ------------
+
+#: Every figure as [section id, title, drawn].
+FIGURES_JS = """[...document.querySelectorAll('.js-plotly-plot')].map((gd) =>
+  [gd.closest('section').id, gd.layout.title.text, !!gd.querySelector('svg.main-svg')])"""
+
+
+def hover_js(title: str, variant: str, runtime: str) -> str:
+    """Hover one Pareto point (found by title, variant and runtime) and return the hover box's text.
+    plotly ignores a hover within 50 ms of the previous one, hence the pause first."""
+    return f"""(async () => {{
+  await new Promise((done) => setTimeout(done, 120));
+  const gd = [...document.querySelectorAll('#sec-pareto .js-plotly-plot')]
+    .find((g) => g.layout.title.text === {json.dumps(title)});
+  const curve = gd.data.findIndex((t) => (t.meta || {{}}).role === 'points'
+    && t.meta.runtime === {json.dumps(runtime)});
+  const point = gd.data[curve].customdata.findIndex((row) => row[0] === {json.dumps(variant)});
+  Plotly.Fx.hover(gd, [{{curveNumber: curve, pointNumber: point}}]);
+  const box = gd.querySelector('.hoverlayer');
+  return box ? box.textContent : null;
+}})()"""
+
+
+def test_v4_pages_in_chromium(chromium: str, tmp_path: Path, save_screenshot) -> None:  # noqa: ANN001
+    db = tmp_path / "v4.db"
+    runs = fill_v4_store(db, 4, slow_from=3)
+    with open_store(db) as store:
+        run_page = write_report(load_context(store, runs[-1], budget_ms=100.0), tmp_path / "run.html")
+        dash = write_report(load_context(store, runs[-1], history_tag=TAG), tmp_path / "dash.html")
+    with Browser(chromium, tmp_path / "profile") as browser:
+        state = open_page(browser, run_page.as_uri())
+        assert browser.console_errors() == []
+        n_figures = run_page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
+        assert state["figures"] == n_figures and state["scripts"] == 2 + n_figures
+        figures = browser.evaluate(FIGURES_JS)
+        assert all(drawn for _, _, drawn in figures)
+        assert ["sec-pareto", "resnet18 on orin: cold start (load + first inference)", True] in figures
+        assert ["sec-repeats", "resnet18 on orin: p50 of each repeat", True] in figures
+        # The hover of a marked point shows the board's reason as text; no markup came of it.
+        text = browser.evaluate(hover_js("resnet18 on orin", "fp32", "onnxruntime"))
+        assert f"UNSTABLE: {UNSTABLE_REASON}" in text and "cold start: 0.945 s" in text
+        text = browser.evaluate(hover_js("resnet18 on orin", "fp32", "openvino"))
+        assert f"NOISY: {NOISY_REASON}" in text and "engine build: 31.5 s" in text and "[95% CI" in text
+        text = browser.evaluate(hover_js("resnet18 on orin", "int8", "onnxruntime"))
+        assert "(median of 5 repeats)" in text
+        assert browser.evaluate("document.querySelectorAll('script').length") == 2 + n_figures
+        badges = browser.evaluate("[...document.querySelectorAll('#sec-results .badge')].map((b) => b.title)")
+        assert badges == [f"unstable: {UNSTABLE_REASON}", f"noisy: {NOISY_REASON}"]
+        gate = browser.evaluate("[...document.querySelectorAll('#sec-gate tbody tr')]"
+                                ".map((r) => r.cells[0].textContent)")
+        assert gate[:3] == ["regression"] * 3 and gate.count("pass") == 11
+        assert browser.evaluate("document.querySelector('#sec-gate tbody tr').cells[10].textContent") == EVIL_NOTE
+        canary = browser.evaluate("[...document.querySelectorAll('#sec-canary tbody tr')].map((r) => r.hidden)")
+        assert canary == [False] * len(BOARDS)
+        assert browser.evaluate(click_js("model", "canary")) is False  # the canary's rows follow the model filter
+        canary = browser.evaluate("[...document.querySelectorAll('#sec-canary tbody tr')].map((r) => r.hidden)")
+        assert canary == [True] * len(BOARDS)
+        browser.evaluate("document.getElementById('eh-filters-reset').click()")
+        assert browser.console_errors() == []
+        save_screenshot(browser, "v4-run-page.png")
+
+        browser.navigate("about:blank")
+        state = open_page(browser, dash.as_uri())
+        assert browser.console_errors() == []
+        assert state["figures"] == len(browser.evaluate(FIGURES_JS))
+        assert all(drawn for _, _, drawn in browser.evaluate(FIGURES_JS))
+        lines = browser.evaluate(f"""(() => {{
+          const gd = [...document.querySelectorAll('#sec-trends .js-plotly-plot')]
+            .find((g) => g.layout.title.text === {json.dumps(CANARY_TITLE)});
+          return gd.calcdata.map((cd) => [cd[0].trace.yaxis, cd.length,
+                                          cd.filter((p) => Number.isFinite(p.y)).length]);
+        }})()""")
+        assert lines == [["y", 4, 4], ["y2", 4, 4]] * len(BOARDS)  # p50 and drift rows, a line per board
+        chart = next(c for c in state["charts"] if c["model"] == "canary")
+        assert chart["section"] == "sec-trends" and chart["drawn"] and not chart["hidden"]
+        browser.evaluate(click_js("model", "canary"))
+        chart = next(c for c in browser.evaluate(STATE_JS)["charts"] if c["model"] == "canary")
+        assert chart["hidden"]
+        browser.evaluate(click_js("model", "canary"))
+        assert browser.console_errors() == []
+        save_screenshot(browser, "v4-dashboard.png")

@@ -20,6 +20,7 @@ from report_data import (
 from reports import fmt
 from reports.html import render_report
 from reports.sections.base import RESULT_COLUMNS, ReportContext, throttled_mask
+from reports.axes import COLD_START_AXIS
 from reports.sections.pareto import (
     ACCURACY_AXIS,
     ENERGY_AXIS,
@@ -71,12 +72,13 @@ def test_energy_chart_exactly_where_measured(ctx: ReportContext) -> None:
     figs = figures_by_device(ctx)
     assert sorted(figs) == sorted(DEVICES)
     # resnet18 has accuracy (a size chart too); yolo-det has none (size is its y already).
-    with_energy = [LATENCY_AXIS.title, P99_AXIS.title, ENERGY_AXIS.title, MEMORY_AXIS.title]
+    # Every job measured its cold start (load + first inference): a chart of its own.
+    with_energy = [LATENCY_AXIS.title, P99_AXIS.title, ENERGY_AXIS.title, MEMORY_AXIS.title, COLD_START_AXIS.title]
     assert x_titles(figs[SENSOR_DEVICE]) == [*with_energy, SIZE_AXIS.title, *with_energy]
     without = [t for t in with_energy if t != ENERGY_AXIS.title]
     assert x_titles(figs[NO_SENSOR_DEVICE]) == [*without, SIZE_AXIS.title, *without]
     page = render_report(ctx, sections=["pareto"])
-    assert page.count('class="plotly-graph-div"') == 9 + 7
+    assert page.count('class="plotly-graph-div"') == 11 + 9
     # Same runtime styles in both kinds of chart.
     latency, energy = figs[SENSOR_DEVICE][0], figs[SENSOR_DEVICE][2]
     assert is_energy(energy) and not is_energy(latency)
@@ -100,8 +102,8 @@ def test_partial_energy_note_names_models_once() -> None:
     page = render_report(ReportContext(frame(*rows)), sections=["pareto"])
     assert page.count("energy not measured on pool&lt;1&gt; for b, c: no energy chart") == 1
     assert "no power sensor" not in page and "pool<1>" not in page
-    # Per model p50, p99, peak memory and size; energy for "a" only.
-    assert page.count('class="plotly-graph-div"') == 3 * 4 + 1
+    # Per model p50, p99, peak memory, cold start and size; energy for "a" only.
+    assert page.count('class="plotly-graph-div"') == 3 * 5 + 1
 
 
 def test_device_with_only_failed_jobs_gets_no_energy_note(results: pd.DataFrame) -> None:
@@ -148,9 +150,9 @@ def test_energy_chart_in_section_uses_size_without_eval_set() -> None:
                             size_bytes=size)
                    for (v, p, e, _), size in zip(KNOWN, sizes, strict=True)])  # fmt: skip
     figs = ParetoSection().render(ReportContext(rows)).figures
-    # p50, p99, energy, memory: size is on y, so there is no size-vs-size chart.
-    assert [f.layout.yaxis.title.text for f in figs] == [SIZE_AXIS.title] * 4
-    assert [is_energy(f) for f in figs] == [False, False, True, False]
+    # p50, p99, energy, memory, cold start: size is on y, so there is no size-vs-size chart.
+    assert [f.layout.yaxis.title.text for f in figs] == [SIZE_AXIS.title] * 5
+    assert [is_energy(f) for f in figs] == [False, False, True, False, False]
     assert figs[2].layout.title.text.endswith(
         "energy per inference (no eval set: accuracy unknown)"
     )

@@ -64,14 +64,15 @@ def test_page_is_complete(ctx: ReportContext, tmp_path: Path) -> None:
     assert NO_EVAL_NOTE in page
     assert 'class="section-error"' not in page
     ids = figure_ids(page)
-    # Per (device, model) p50, p99 and memory charts, size where accuracy is known (one
-    # model), energy per model where a sensor was (one device).
+    # Per (device, model) p50, p99, memory and cold start charts, size where accuracy is
+    # known (one model), energy per model where a sensor was (one device).
     energy_devices = len(DEVICES) - 1
-    expected = len(DEVICES) * (len(MODELS) * 3 + 1) + energy_devices * len(MODELS)
+    expected = len(DEVICES) * (len(MODELS) * 4 + 1) + energy_devices * len(MODELS)
     assert len(ids) == expected == len(set(ids))
     assert f"no power sensor on {NO_SENSOR_DEVICE}: energy not measured" in page
     for section in SECTIONS.values():
-        if section.name not in ("changes", "trends"):  # those need a history
+        # changes and trends need a history; gate, canary and repeats data this run lacks.
+        if section.name not in ("changes", "trends", "gate", "canary", "repeats"):
             assert f'id="sec-{section.name}"' in page
     ours = page.replace(plotly.offline.get_plotlyjs(), "")  # the bundle names a topojson CDN
     assert "cdn.plot.ly" not in ours and "src=" not in ours and "https://" not in ours
@@ -170,7 +171,8 @@ def test_registry_order_and_duplicates() -> None:
     orders = [cls.order for cls in SECTIONS.values()]
     assert orders == sorted(orders)
     assert list(SECTIONS) == [
-        "summary", "failures", "recommend", "changes", "trends", "pareto", "results", "facts",
+        "summary", "gate", "failures", "canary", "recommend", "changes", "trends", "pareto", "repeats", "results",
+        "facts",
     ]  # fmt: skip
 
     class Dup(ReportSection):

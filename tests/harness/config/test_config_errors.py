@@ -168,3 +168,31 @@ def test_bad_recipe_definitions(tmp_path: Path, recipes: str, words: str) -> Non
     path = write(tmp_path, f"name: s\nmodels: [{{builtin: digits-cnn}}]\nrecipes:\n  {recipes}\n")
     e = error_of(load_suite, path)
     assert words in str(e) and e.location == f"{path}:4" and e.field.startswith("recipes")
+
+
+def test_measure_target_and_quiet(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, GOOD_SUITE))
+    assert suite.measure.target is None  # stop on min_iters and min_s alone
+    q = suite.measure.quiet  # read the board before each window by default
+    assert (q.max_other_cpu_pct, q.max_load_per_cpu, q.min_free_mb, q.wait_s) == (25, 1.0, 100, 30)
+    text = GOOD_SUITE + "measure: {target: {percentile: 90, rel_error: 0.05}, quiet: null}\n"
+    suite = load_suite(write(tmp_path, text))
+    assert suite.measure.quiet is None
+    t = suite.measure.target
+    assert (t.percentile, t.rel_error, t.confidence) == (90, 0.05, 0.95)
+
+
+@pytest.mark.parametrize(
+    ("measure", "field", "words"),
+    [
+        ("{target: {percentile: 100}}", "measure.target.percentile", "less than 100"),
+        ("{target: {rel_error: 0}}", "measure.target.rel_error", "greater than 0"),
+        ("{target: {confidence: 1}}", "measure.target.confidence", "less than 1"),
+        ("{target: {pct: 99}}", "measure.target.pct", "unknown key"),
+        ("{quiet: {wait_s: -1}}", "measure.quiet.wait_s", "greater than or equal to 0"),
+        ("{quiet: {max_load: 2}}", "measure.quiet.max_load", "unknown key"),
+    ],
+)
+def test_measure_target_and_quiet_errors(tmp_path: Path, measure: str, field: str, words: str) -> None:
+    err = error_of(load_suite, write(tmp_path, GOOD_SUITE + f"measure: {measure}\n"))
+    assert field in str(err) and words in str(err)

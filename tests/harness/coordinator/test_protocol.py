@@ -75,3 +75,42 @@ def test_telemetry_fields_are_kept_in_the_details() -> None:
     assert (r.metrics["energy_mj"], r.metrics["avg_power_w"], r.metrics["throttled"]) == (1.5, 4.2, True)
     assert r.details["throttle_reason"] == "clock dropped" and r.details["power_source"] == "ina3221"
     assert r.details["idle_power_w"] == 3.1 and r.details["telemetry"]["cooldown"] == {"cooldown_s": 0}
+
+
+def test_marks_window_details_and_engine_build_time() -> None:
+    stop = {"reason": "target", "percentile": 99, "interval_ms": [2.9, 3.05], "confidence": 0.95, "rel_error": 0.017}
+    board = {"other_cpu_pct": 40.0, "load_per_cpu": 0.2, "waited_s": 30.0}
+    event = dict(RESULT, noisy="other processes used 40.0% of the CPUs (max_other_cpu_pct 25)",
+                 unstable="CV 50.0% > 2.5% (trtexec-style CV rule)", stop=stop, board_state=board,
+                 window={"start_unix": 1700000000.5, "end_unix": 1700000003.5},
+                 runtime={"name": "tensorrt", "version": "10.3", "options": {"engine_build_s": 41.5}})
+    r = result_from_events(parse_events(lines(FACTS, event)), 0, "")
+    assert r.metrics["noisy"].startswith("other processes") and r.metrics["unstable"].startswith("CV 50.0%")
+    assert r.metrics["engine_build_s"] == 41.5
+    assert r.details["stop"] == stop and r.details["board_state"] == board
+    assert r.details["window"] == {"start_unix": 1700000000.5, "end_unix": 1700000003.5}
+
+
+def test_an_older_agent_gives_no_marks() -> None:
+    r = result_from_events(parse_events(lines(FACTS, dict(RESULT, runtime={"name": "onnxruntime", "options": {}}))),
+                           0, "")
+    assert r.metrics["noisy"] is None and r.metrics["unstable"] is None and r.metrics["engine_build_s"] is None
+    assert not {"stop", "board_state", "window"} & set(r.details)
+    r = result_from_events(parse_events(lines(FACTS, dict(RESULT, noisy="", unstable=None))), 0, "")
+    assert r.metrics["noisy"] is None and r.metrics["engine_build_s"] is None
+
+
+def test_suite_target_and_quiet_reach_the_agent_intact() -> None:
+    from devices.agent.spec import QuietSettings, TargetSettings, parse_spec
+    from harness.config.suite import MeasureSettings
+
+    for measure, target, quiet in [
+        (MeasureSettings(), None, QuietSettings(25.0, 1.0, 100.0, 30.0)),
+        (MeasureSettings.model_validate({"target": {"percentile": 95, "rel_error": 0.05, "confidence": 0.9},
+                                         "quiet": None}), TargetSettings(95.0, 0.05, 0.9), None),
+        (MeasureSettings.model_validate({"target": {}, "quiet": {"wait_s": 0, "min_free_mb": 512}}),
+         TargetSettings(99.0, 0.02, 0.95), QuietSettings(25.0, 1.0, 512.0, 0.0)),
+    ]:
+        job = Job("m", "fp32", "local", "onnxruntime", {"measure": measure.model_dump(), "runtime_options": {}})
+        spec = parse_spec(json.loads(json.dumps(make_spec(job, "j", "/a.onnx", "0" * 64, (1, 3), None))))
+        assert (spec.measure.target, spec.measure.quiet) == (target, quiet)

@@ -28,6 +28,8 @@ def test_headline_is_the_median_of_the_repeats_with_their_spread_as_interval() -
     assert out.samples_ns is None and [r.index for r in out.repeats] == [0, 1, 2, 3, 4]
     assert out.repeats[3].summary["window"] == {"start_unix": 1.0, "end_unix": 2.0}
     assert out.details["repeats"]["p50_ms"] == [10.0, 12.0, 11.0, 30.0, 10.5]
+    # the 30 ms window is >= 50% above the repeats' mean: pyperf's rule, on per-process values
+    assert out.metrics["unstable"].startswith("between repeats: std") and "maximum 30 ms" in out.metrics["unstable"]
 
 
 def test_marks_say_how_many_repeats_carried_them() -> None:
@@ -43,3 +45,9 @@ def test_one_repeat_is_its_own_headline() -> None:
     out = combine([as_repeat(r, 0, "b1", 0.0, 1.0)], r)
     assert out.metrics["p50_ci_lo_ms"] == 9.9 and out.metrics["repeats"] == 1
     assert out.samples_ns is r.samples_ns and len(out.repeats) == 1
+
+
+def test_steady_repeats_are_not_marked() -> None:
+    results = [window(p) for p in (10.0, 10.2, 9.9)]
+    out = combine([as_repeat(r, i, "b1", 0.0, 1.0) for i, r in enumerate(results)], results[-1])
+    assert out.metrics["unstable"] is None and out.metrics["noisy"] is None
