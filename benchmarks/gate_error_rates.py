@@ -85,6 +85,9 @@ def slowed_copy(src: Path, dst: Path, blocks: int, size: int = 64) -> Path:
     return dst
 
 
+MAX_BLOCKS = 400
+
+
 def calibrate(src: Path, runtime: str, work: Path, p50: callable, target: float = 0.10) -> tuple[Path, int, float]:
     """Blocks for ~``target`` extra latency, timed by the agent itself (min of 5 runs per point, so a
     noisy moment does not set the dose): the branch's fixed cost and its cost per block are
@@ -98,12 +101,14 @@ def calibrate(src: Path, runtime: str, work: Path, p50: callable, target: float 
 
     base = cal(src)
     p_lo, p_hi = cal(slowed(4)), cal(slowed(24))
-    per = max((p_hi - p_lo) / 20, 1e-6)
+    # A noisy moment can make the two points equal: bound the cost per block from below and the
+    # dose from above (each block is a 16 KB initializer; an unbounded dose fills the memory).
+    per = max((p_hi - p_lo) / 20, 1e-3 * base)
     fixed = p_lo - base - 4 * per
-    blocks = max(1, round((target * base - fixed) / per))
+    blocks = min(MAX_BLOCKS, max(1, round((target * base - fixed) / per)))
     ratio = cal(slowed(blocks)) / base
     if ratio > 1 and abs(ratio - 1 - target) > 0.02:
-        blocks = max(1, round(blocks * target / (ratio - 1)))
+        blocks = min(MAX_BLOCKS, max(1, round(blocks * target / (ratio - 1))))
         ratio = cal(slowed(blocks)) / base
     return slowed(blocks), blocks, ratio
 

@@ -115,13 +115,25 @@ class BoardState:
             errors.append("%s: %s" % (what, describe(exc)))
             return None
 
-    def sample(self) -> Dict[str, Any]:
-        """One reading: other processes' CPU use over ``sample_s``, load, memory."""
+    def begin(self) -> Dict[str, Any]:
+        """Start a reading now; ``sample(since=...)`` ends it. The warm-up runs in between, so a
+        quiet board costs no extra second: this process's own CPU time is taken out anyway."""
         errors: List[str] = []
         root = self.root
-        cpu0 = self._try("/proc/stat", lambda: read_cpu_jiffies(root), errors)
-        own0 = self._try("/proc/self/stat", lambda: read_own_jiffies(root), errors)
-        self._sleep(self.sample_s)
+        return {"cpu": self._try("/proc/stat", lambda: read_cpu_jiffies(root), errors),
+                "own": self._try("/proc/self/stat", lambda: read_own_jiffies(root), errors),
+                "t": self._clock(), "errors": errors}
+
+    def sample(self, since: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """One reading: other processes' CPU use over at least ``sample_s`` (from ``since``,
+        a ``begin()``, when given), load, memory."""
+        start = since if since is not None else self.begin()
+        errors = list(start["errors"])
+        root = self.root
+        cpu0, own0 = start["cpu"], start["own"]
+        rest = self.sample_s - (self._clock() - start["t"])
+        if rest > 0:
+            self._sleep(rest)
         cpu1 = self._try("/proc/stat", lambda: read_cpu_jiffies(root), []) if cpu0 is not None else None
         own1 = self._try("/proc/self/stat", lambda: read_own_jiffies(root), []) if own0 is not None else None
         other: Optional[float] = None
@@ -167,19 +179,22 @@ class BoardState:
             out.append("available memory %.0f MB (min_free_mb %g)" % (mem, quiet.min_free_mb))
         return out
 
-    def settle(self, quiet: Any, max_wait_s: float) -> Tuple[Dict[str, Any], Optional[str]]:
-        """(board_state, noisy): read the state, and while a threshold is past, re-read it
-        (each reading takes ``sample_s``) as long as ``max_wait_s`` allows. ``noisy`` is None
-        when the last reading was quiet or nothing could be read. Never raises."""
+    def settle(self, quiet: Any, max_wait_s: float,
+               since: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Optional[str]]:
+        """(board_state, noisy): read the state (the first reading from ``since``), and while a
+        threshold is past, re-read it (each reading takes ``sample_s``) as long as ``max_wait_s``
+        allows; ``checks`` > 1 in the state says it waited. ``noisy`` is None when the last
+        reading was quiet or nothing could be read. Never raises."""
         try:
-            return self._settle(quiet, max_wait_s)
+            return self._settle(quiet, max_wait_s, since)
         except Exception as exc:  # a bug here must not fail the job
             return {"reason": "board state unreadable: %s" % describe(exc), "waited_s": 0.0}, None
 
-    def _settle(self, quiet: Any, max_wait_s: float) -> Tuple[Dict[str, Any], Optional[str]]:
+    def _settle(self, quiet: Any, max_wait_s: float,
+                since: Optional[Dict[str, Any]]) -> Tuple[Dict[str, Any], Optional[str]]:
         errors: List[str] = []
         clocks = self._try("clock state", lambda: clock_state(self.root, self.runner), errors) or {}
-        state = self.sample()
+        state = self.sample(since)
         checks = 1
         first_done = self._clock()
         why = self.breaches(state, quiet)

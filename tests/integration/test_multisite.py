@@ -35,7 +35,7 @@ def test_site_devices_are_driven_from_their_site_node(ssh_lab, artifact_cache, t
     inventory.write_text(json.dumps({"devices": devices}))
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: sites\nmodels: [{builtin: digits-cnn}]\nvariants: [fp32]\nruntimes: [sleep]\n"
-                     "measure: {warmup_iters: 2, warmup_s: 0.0, min_iters: 10, min_s: 0.3, timeout_s: 60}\n")
+                     "measure: {warmup_iters: 2, warmup_s: 0.0, min_iters: 10, min_s: 0.3, timeout_s: 60, quiet: null}\n")
     cache = artifact_cache.root.parent
     (cache / "artifacts").mkdir(exist_ok=True)
     db = tmp_path / "h.db"

@@ -39,7 +39,7 @@ def test_sigkill_then_resume(tmp_path: Path, artifact_cache) -> None:  # noqa: A
         variants: {VARIANTS}
         runtimes: [sleep]
         runtime_options: {{sleep: {{latency_ms: 2}}}}
-        measure: {{warmup_iters: 2, warmup_s: 0.0, min_iters: 10, min_s: 1.5, timeout_s: 60}}
+        measure: {{warmup_iters: 2, warmup_s: 0.0, min_iters: 10, min_s: 1.5, timeout_s: 60, quiet: null}}
         """))
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(f"devices:\n  - {{name: local, kind: local, workdir: {tmp_path / 'board'}, runtimes: [sleep]}}\n")

@@ -40,7 +40,8 @@ def write_sweep(tmp: Path, hosts: list[LabHost], *, min_s: float = 3.0, timeout_
     suite.write_text(
         f"name: faults\nmodels: [{{builtin: digits-cnn}}]\nvariants: {json.dumps(variants)}\nruntimes: [sleep]\n"
         f"runtime_options: {{sleep: {{latency_ms: 2}}}}\nretries: 2\nfaults: {faults}\n"
-        f"measure: {{warmup_iters: 2, warmup_s: 0.0, min_iters: 10, min_s: {min_s}, timeout_s: {timeout_s}}}\n"
+        f"measure: {{warmup_iters: 2, warmup_s: 0.0, min_iters: 10, min_s: {min_s}, timeout_s: {timeout_s}, "
+        f"quiet: null}}\n"
     )
     return suite, inventory
 

@@ -15,7 +15,7 @@ from harness.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
-FAST = "measure: {warmup_iters: 5, warmup_s: 0.1, min_iters: 50, min_s: 0.3, timeout_s: 120}"
+FAST = "measure: {warmup_iters: 5, warmup_s: 0.1, min_iters: 50, min_s: 0.3, timeout_s: 120, quiet: null}"
 
 
 def write_suite(tmp_path: Path, body: str) -> Path:

@@ -27,7 +27,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache) -> dict:  # 
         runtimes: [onnxruntime]
         canary: true
         measure: {warmup_iters: 5, warmup_s: 0.05, min_iters: 40, min_s: 0.2, timeout_s: 120,
-                  repeats: 3, order: interleaved}
+                  repeats: 3, order: interleaved, quiet: {wait_s: 0}}
         """).lstrip())
     inventory = tmp / "inventory.yaml"
     inventory.write_text(f"devices:\n  - {{name: local, kind: local, workdir: {tmp / 'board'}, runtimes: [onnxruntime]}}\n")

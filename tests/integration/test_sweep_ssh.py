@@ -19,7 +19,7 @@ from harness.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
-FAST = "measure: {warmup_iters: 5, warmup_s: 0.1, min_iters: 30, min_s: 0.2, timeout_s: 120}"
+FAST = "measure: {warmup_iters: 5, warmup_s: 0.1, min_iters: 30, min_s: 0.2, timeout_s: 120, quiet: null}"
 
 
 @pytest.fixture(scope="module")

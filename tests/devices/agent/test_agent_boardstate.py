@@ -189,13 +189,14 @@ def sleep_spec(tmp_path: Path, **measure: object) -> dict:
     return lib.make_spec(model, runtime="sleep", runtime_options={"latency_ms": 0.5}, measure=m)
 
 
-def test_run_job_reads_the_board_before_warmup_and_marks_noisy(tmp_path: Path) -> None:
+def test_run_job_reads_the_board_across_warmup_waits_rewarms_and_marks_noisy(tmp_path: Path) -> None:
     board = FakeBoard(tmp_path / "root", [(300, 100, 0, 3.0, 4_000_000)])
     spec = parse_spec(sleep_spec(tmp_path, quiet={"wait_s": 2}))
     phases: list = []
     res = run_job(spec, SleepRuntime({"latency_ms": 0.5}), {}, phases.append, Deadline(60), None, None,
                   board.probe())
-    assert phases[:3] == ["load", "board_state", "warmup"]
+    # the first reading spans the warm-up; the board stayed busy, so it waited and warmed up again
+    assert phases[:5] == ["load", "warmup", "board_state", "warmup", "timed"]
     assert res["noisy"].startswith("other processes used 75.0% of the CPUs")
     bs = res["board_state"]
     assert bs["waited_s"] == 2.0 and bs["checks"] == 3 and bs["other_cpu_pct"] == 75.0
@@ -248,3 +249,13 @@ def test_spec_quiet_errors_name_the_key(tmp_path: Path, quiet: object, needle: s
     with pytest.raises(ProtocolError) as e:
         parse_spec(sleep_spec(tmp_path, quiet=quiet))
     assert needle in str(e.value)
+
+
+def test_a_quiet_board_costs_no_extra_time_and_no_second_warmup(tmp_path: Path) -> None:
+    board = FakeBoard(tmp_path / "root", [(0, 100, 0, 0.1, 4_000_000)])
+    spec = parse_spec(sleep_spec(tmp_path, quiet={"wait_s": 2}))
+    phases: list = []
+    res = run_job(spec, SleepRuntime({"latency_ms": 0.5}), {}, phases.append, Deadline(60), None, None,
+                  board.probe())
+    assert phases[:4] == ["load", "warmup", "board_state", "timed"]
+    assert res["noisy"] is None and res["board_state"]["checks"] == 1 and res["board_state"]["waited_s"] == 0.0
