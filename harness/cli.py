@@ -92,17 +92,12 @@ def _write_report(store, run_id: str, path: Path | None, *, history_tag: str | N
     override the suite's ``report:`` settings field by field."""
     import re
 
-    from reports.budget import resolve_budget
-    from reports.history import load_history
+    from reports.context import load_context
     from reports.html import write_report
-    from reports.sections import ReportContext
 
     name = f"history-{re.sub(r'[^A-Za-z0-9._-]+', '_', history_tag)}" if history_tag else run_id
     path = path or store.path.parent / "reports" / f"{name}.html"
-    info = store.run_info(run_id)
-    ctx = ReportContext(results=store.results(run=run_id), run_info=info, facts=store.facts(run_id),
-                        budget=resolve_budget(info, budget_ms, budget_mj),
-                        history=load_history(store, history_tag, until=run_id) if history_tag else None)
+    ctx = load_context(store, run_id, history_tag=history_tag, budget_ms=budget_ms, budget_mj=budget_mj)
     return write_report(ctx, path).resolve()
 
 
@@ -199,6 +194,28 @@ def cmd_inventory_check(args: argparse.Namespace) -> int:
     return EXIT_OK if all(c.ok for c in checks) else EXIT_JOBS_FAILED
 
 
+def cmd_lease_break(args: argparse.Namespace) -> int:
+    import os
+
+    from devices.agent.lease import holder_text
+    from devices.bundle import build_agent
+    from harness.config import load_inventory
+    from harness.errors import ConfigError
+    from harness.fleet.leases import break_lease
+
+    devices = {d.name: d for d in load_inventory(args.inventory).resolved()}
+    if args.device not in devices:
+        raise ConfigError(f"unknown device {args.device!r}; the inventory has: {', '.join(devices)}", field="DEVICE")
+    event = break_lease(devices[args.device], build_agent(args.cache_dir / "agent"), dict(os.environ), args.timeout)
+    holder = event.get("holder")
+    if holder:
+        out.print(f"{escape(args.device)}: freed the lease held by {escape(holder_text(holder))} "
+                  f"(job {escape(str(holder.get('job_id')))})")
+    else:
+        out.print(f"{escape(args.device)}: the lease was free")
+    return EXIT_OK
+
+
 def _must_exist(store: Path) -> None:
     from harness.errors import StoreError
 
@@ -257,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
         "gate", help="pass or fail a candidate run against a baseline run or tag",
         description="Compare every (model, variant, device, runtime) of the candidate with the baseline (a run, or "
                     "the latest runs of a tag) under the policy; each metric is pass, regression, improvement, "
-                    "inconclusive or missing. Exit 1 on any regression (and on missing with --strict), 0 otherwise.")
+                    "inconclusive, missing or board-drift (a slowdown the board's canary shows too). Exit 1 on any "
+                    "regression (and on missing with --strict), 0 otherwise.")
     g.add_argument("--candidate", required=True, metavar="RUN", help="run id, unique prefix or 'latest'")
     g.add_argument("--baseline", required=True, metavar="RUN_OR_TAG", help="a run, or a tag (its last 5 runs)")
     g.add_argument("--policy", type=Path, help="policy YAML (default: the candidate suite's 'gate:')")
@@ -303,6 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
     ic.add_argument("--timeout", type=float, default=30.0, help="seconds per command on a device (default 30)")
     cache_arg(ic)
     ic.set_defaults(func=cmd_inventory_check)
+
+    le = sub.add_parser("lease", help="the exclusive lease a job holds on its board")
+    le_sub = le.add_subparsers(dest="lease_command", required=True, metavar="ACTION")
+    lb = le_sub.add_parser(
+        "break", help="free a board by hand, whoever holds it",
+        description="Remove the board's lease (who holds it: 'harness inventory check'). Only for a holder known "
+                    "to be gone: a lease whose coordinator stopped renewing it expires on its own after the "
+                    "suite's lease.ttl_s, and breaking a live one lets two coordinators measure at once.")
+    lb.add_argument("device", help="the device's name in the inventory")
+    lb.add_argument("--inventory", type=Path, help="inventory file (default: this machine only)")
+    lb.add_argument("--timeout", type=float, default=30.0, help="seconds per command on the device (default 30)")
+    cache_arg(lb)
+    lb.set_defaults(func=cmd_lease_break)
     return p
 
 

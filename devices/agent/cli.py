@@ -1,5 +1,6 @@
-"""Command line: ``measure SPEC.json``, ``serve`` (forks one ``measure`` per spec path read
-on stdin; see serve.py) and ``probe [--runtimes a,b]``.
+"""Command line: ``measure SPEC.json``, ``serve`` (forks one ``measure`` per job request read
+on stdin; see serve.py), ``probe [--runtimes a,b]`` and ``lease show|break --dir DIR`` (the
+board's lease, see lease.py: who holds it, or free it by hand).
 
 stdout carries only JSON lines (one event each, flushed); logs go to stderr. Exit codes:
 0 a result was emitted (or probe ran), 1 an error event was emitted, 2 usage error.
@@ -20,6 +21,7 @@ import time
 import traceback
 from typing import IO, Any, Dict, List, Optional
 
+from . import lease
 from .errors import AgentError, MeasurementError, ProtocolError, RuntimeUnavailable
 from .facts import default_probe_names, host_facts, measure_facts, probe_facts
 from .measure import Deadline, run_job
@@ -82,9 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     m = sub.add_parser("measure", help="measure one job described by a JSON spec")
     m.add_argument("spec", help="path of the spec JSON file")
-    sub.add_parser("serve", help="read spec paths on stdin, measure each in a forked process")
+    sub.add_parser("serve", help="read job requests on stdin, measure each in a forked process")
     pr = sub.add_parser("probe", help="report host facts and runtime availability")
     pr.add_argument("--runtimes", default=None, help="comma-separated runtime names (default: all real ones)")
+    le = sub.add_parser("lease", help="show the board's lease, or break it (free the board by hand)")
+    le.add_argument("action", choices=["show", "break"])
+    le.add_argument("--dir", required=True, help="the work directory that holds the lease")
     return p
 
 
@@ -166,6 +171,28 @@ def probe(runtimes: Optional[str], emit: Emitter) -> int:
     return 0
 
 
+def lease_command(action: str, lease_dir: str, emit: Emitter) -> int:
+    """One ``lease`` event: state free, held or stale (show; a stale one says why), broken or
+    free (break), and the holder."""
+    stale = None
+    try:
+        if action == "break":
+            holder = lease.break_lease(lease_dir)
+            state = "free" if holder is None else "broken"
+        else:
+            holder = lease.show(lease_dir)
+            stale = None if holder is None else lease.vacancy(holder, time.time())
+            state = "free" if holder is None else "stale" if stale else "held"
+    except OSError as exc:
+        emit({"event": "error", "kind": "LeaseError", "message": "lease in %s: %s" % (lease_dir, exc)})
+        return 1
+    event: Dict[str, Any] = {"event": "lease", "state": state, "holder": holder}
+    if stale:
+        event["reason"] = stale
+    emit(event)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int:
     """Entry point. ``out`` given (tests): events go there and fd 1 is left alone."""
     parser = _parser()
@@ -181,6 +208,8 @@ def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int
     emit = Emitter(claim_stdout() if real else out)  # type: ignore[arg-type]
     if args.command == "probe":
         return probe(args.runtimes, emit)
+    if args.command == "lease":
+        return lease_command(args.action, args.dir, emit)
     if args.command == "serve":
         return serve(sys.stdin, emit, lambda path: measure(path, emit, watchdog=True))
     return measure(args.spec, emit, watchdog=real)

@@ -92,24 +92,35 @@ class Session(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def read_until(self, done: Callable[[str], bool], timeout_s: float, stderr_end: bytes | None = None) -> Exchange:
+    def read_until(self, done: Callable[[str], bool], timeout_s: float, stderr_end: bytes | None = None,
+                   heartbeat: tuple[float, Callable[[], None]] | None = None,
+                   restart: tuple[Callable[[str], bool], float] | None = None) -> Exchange:
         """Stdout lines up to the first for which ``done`` is true.
 
         stdout and stderr travel apart (sshd forwards each pipe as it reads it), so an answer's
         stderr may still be on its way when its last stdout line arrives: with ``stderr_end``,
         the server's marker line closing each answer's stderr, the read also waits (up to
         STDERR_WAIT_S) for that marker, and the stderr returned stops there.
+        ``heartbeat`` (interval_s, send): ``send()`` is called every interval while the read
+        waits, so the server knows its requester lives (the board's lease; the loop polls at
+        least every 0.1 s, so no thread is needed). ``restart`` (starts, timeout_s): a line for
+        which ``starts`` is true restarts the clock with that timeout (a job that waited for its
+        board gets its full time once it runs).
         Raises ``CommandTimeout`` (the process group killed, the session closed) or
         ``ConnectError`` when the command or the connection ended first.
         """
         start = time.monotonic()
         deadline = start + timeout_s
+        beat = start + heartbeat[0] if heartbeat else float("inf")
         taken: list[str] = []
         answered: float | None = None
         while True:
             while answered is None and self._out.lines:
                 line = self._out.lines.pop(0)
                 taken.append(line)
+                if restart is not None and restart[0](line):
+                    timeout_s = restart[1]
+                    deadline = time.monotonic() + timeout_s
                 if done(line):
                     answered = time.monotonic()
             if answered is not None:
@@ -128,7 +139,10 @@ class Session(ABC):
                 self.close()
                 raise CommandTimeout(f"{self.what} timed out after {timeout_s:g} s " + (
                     "(process group killed)" if killed else "(the device did not answer the kill)"))
-            out, err, self.ended = self._poll(max(0.0, min(0.1, deadline - now)))
+            if heartbeat is not None and answered is None and now >= beat:
+                heartbeat[1]()
+                beat = now + heartbeat[0]
+            out, err, self.ended = self._poll(max(0.0, min(0.1, deadline - now, beat - now)))
             self._out.feed(out)
             self._err += err
 

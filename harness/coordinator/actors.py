@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness.config import Device
+from harness.config.suite import LeaseSettings
 from harness.coordinator.files import FileRef, FileServer, Stager
+from harness.coordinator.lease import LeaseTerms
+from harness.coordinator.notices import Notices
 from harness.coordinator.runner import DeviceRunner
 
 # Each actor holds a sliver of its site's resource: 10 000 boards fit behind one ``site:X: 1``.
@@ -20,9 +23,11 @@ SITE_SHARE = 1e-4
 
 class DeviceActors:
     def __init__(self, devices: tuple[Device, ...], agent: FileRef, driver_env: dict[str, str], stage_dir: str,
-                 grace_s: float):
+                 grace_s: float, lease: LeaseSettings, owner: str):
         """Start every board's actor and let it connect and start its agent server right away:
-        started before the variants are built, that start-up overlaps the build."""
+        started before the variants are built, that start-up overlaps the build. Each job
+        holds its board's lease on ``lease``'s terms, in the name of ``owner`` (the run) and of
+        this process (the driver)."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -32,6 +37,8 @@ class DeviceActors:
         self._stager = Stager(self._server, self.home, stage_dir)
         self._args = (agent, driver_env)
         self._grace_s = grace_s
+        self._lease = LeaseTerms.of(lease, owner)
+        self._notices = ray.remote(num_cpus=0)(Notices).options(scheduling_strategy=self._pin_home).remote()
         self._cls = ray.remote(num_cpus=0, max_restarts=0)(DeviceRunner)
         self.devices = {d.name: d for d in devices}
         sites = {k for k in ray.cluster_resources() if k.startswith("site:")}
@@ -52,7 +59,8 @@ class DeviceActors:
             opts: dict[str, Any] = {"resources": {f"site:{d.site}": SITE_SHARE}}
         else:
             opts = {"scheduling_strategy": self._pin_home}
-        handle = self._cls.options(**opts).remote(d, *self._args, self._stager, self._grace_s)
+        handle = self._cls.options(**opts).remote(d, *self._args, self._stager, self._grace_s, self._lease,
+                                                  self._notices)
         handle.warm.remote()  # actor calls run in order: the first job waits for it
         self.handles[name] = handle
         return handle
@@ -62,6 +70,12 @@ class DeviceActors:
         import ray
 
         ray.get(self._server.register.remote(files))
+
+    def notes(self) -> dict[str, str | None]:
+        """The boards' notes posted since the last call (None: that board's note is cleared)."""
+        import ray
+
+        return ray.get(self._notices.drain.remote())
 
     def kill_all(self) -> None:
         import ray

@@ -1,4 +1,9 @@
-"""The sweep's terminal progress: a rich bar on stderr plus one line per finished job."""
+"""The sweep's terminal progress: a rich bar on stderr plus one line per finished job.
+
+The bar's text says what is being measured and, while it lasts, each board's note (a board
+another coordinator holds: "board X: waiting, held by OWNER@HOST since ..."); a new note is
+also printed once as a line, so logs without a live bar (CI) show the wait too.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ class SweepProgress:
             console=self.console, transient=True,
         )  # fmt: skip
         self._task = self._bar.add_task("starting", total=total)
+        self._what = "starting"
+        self._notes: dict[str, str] = {}
 
     def __enter__(self) -> SweepProgress:
         self._bar.start()
@@ -28,11 +35,26 @@ class SweepProgress:
         self._bar.stop()
 
     def phase(self, text: str) -> None:
-        self._bar.update(self._task, description=escape(text))
+        self._describe(text)
 
     def started(self, job: Job, board: str) -> None:
         where = "" if board == job.device else f" (board {board})"
-        self._bar.update(self._task, description=escape(f"measuring {job.label()}{where}"))
+        self._describe(f"measuring {job.label()}{where}")
+
+    def notes(self, changes: dict[str, str | None]) -> None:
+        """Boards' notes from the runners: a text sets the board's note, None clears it."""
+        for board, note in changes.items():
+            if note is None:
+                self._notes.pop(board, None)
+            elif self._notes.get(board) != note:
+                self._notes[board] = note
+                self.console.print(f"[yellow]board {escape(board)}:[/] {escape(note)}", highlight=False)
+        self._describe(self._what)
+
+    def _describe(self, what: str) -> None:
+        self._what = what
+        text = "; ".join([what, *(f"board {b}: {n}" for b, n in sorted(self._notes.items()))])
+        self._bar.update(self._task, description=escape(text))
 
     def finished(self, job: Job, result: JobResult) -> None:
         m = result.metrics

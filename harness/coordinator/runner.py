@@ -18,6 +18,7 @@ from devices.transport.base import Session
 from harness.config import Device
 from harness.config.inventory import DEFAULTS
 from harness.coordinator.files import FileRef, Stager
+from harness.coordinator.lease import LeaseTerms, LeaseWatch, board_busy
 from harness.coordinator.protocol import make_spec, parse_events, result_from_events, telemetry_spec
 from harness.errors import AgentError, ConnectError, HarnessError, TransportError
 from harness.records import Job, JobResult
@@ -68,13 +69,18 @@ def agent_python(device: Device) -> str:
 
 class DeviceRunner:
     """Holds one board's connection. ``grace_s``: the agent enforces measure.timeout_s itself;
-    the transport kills the job this much later, so a hung agent or a cut link cannot hang the sweep."""
+    the transport kills the job this much later, so a hung agent or a cut link cannot hang the sweep.
+    ``lease``: each job holds the board's lease (another coordinator may want the board too);
+    ``notices``: the driver's ``Notices`` actor, told when a job waits for a held board."""
 
-    def __init__(self, device: Device, agent: FileRef, driver_env: dict[str, str], stager: Stager, grace_s: float):
+    def __init__(self, device: Device, agent: FileRef, driver_env: dict[str, str], stager: Stager, grace_s: float,
+                 lease: LeaseTerms | None = None, notices: Any = None):
         self.device = device
         self.agent = agent
         self.stager = stager
         self.grace_s = grace_s
+        self.lease = lease or LeaseTerms()
+        self.notices = notices
         self.transport = open_transport(device, driver_env)
         self.python = agent_python(device)
         self._connected = False
@@ -150,14 +156,31 @@ class DeviceRunner:
         t.write_text(spec_path, json.dumps(spec, indent=1))
         timeout = float(job.settings["measure"]["timeout_s"]) + self.grace_s
         server = self._serve(agent)
-        server.send_line(spec_path)
-        answer = server.read_until(_is_event("exit"), timeout_s=timeout, stderr_end=STDERR_END.encode())
+        server.send_line(self.lease.job_line(spec_path, job_id, t.workdir))
+        watch = LeaseWatch(self.device.name, self._notify)
+        try:  # the wait for a held board has its own limit; the job gets its full time once it runs
+            answer = server.read_until(_is_event("exit"), timeout_s=self.lease.wait_s + self.grace_s,
+                                       stderr_end=STDERR_END.encode(), heartbeat=self.lease.heartbeat(server.send_line),
+                                       restart=(watch.granted, timeout))
+        finally:
+            watch.clear()
         if answer.stderr.strip():
             log.debug("agent stderr for %s on %s:\n%s", job.label(), self.device.name, answer.stderr.strip())
         events = parse_events("".join(answer.lines))
+        busy = board_busy(events)
+        if busy is not None:
+            return JobResult("failed", busy)
         result = result_from_events(events[:-1], int(events[-1]["code"]), answer.stderr)
         result.details["agent_s"] = round(answer.duration_s, 4)  # spec sent to the job's process exited
+        if watch.waited_s is not None:
+            result.details["lease_wait_s"] = watch.waited_s
+        if watch.took_over is not None:
+            result.details["lease_taken_over"] = watch.took_over
         return result
+
+    def _notify(self, board: str, note: str | None) -> None:
+        if self.notices is not None:
+            self.notices.post.remote(board, note)  # fire and forget: a note must never hold up a job
 
     def _serve(self, agent: str) -> Session:
         """The board's warm agent server (started on first use and after any transport fault)."""

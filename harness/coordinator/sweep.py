@@ -92,7 +92,7 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
         t0 = time.monotonic()
         agent = build_agent(opts.cache_dir / "agent")
         actors = DeviceActors(plan.devices, FileRef.of(agent), driver_env, _portable(opts.cache_dir / "staged"),
-                              suite.faults.grace_s) if todo else None
+                              suite.faults.grace_s, suite.lease, run_id) if todo else None
         try:
             _build_and_measure(suite, plan, todo, actors, opts, ctx)
         finally:
@@ -235,6 +235,7 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
             running[ref] = (name, unit, time.time())
         if sched.idle:
             break
+        ctx.progress.notes(actors.notes())
         pending = [*running, *probing]
         wake = sched.next_wake()
         timeout = 1.0 if wake is None else max(0.05, min(1.0, wake - time.monotonic()))

@@ -1,8 +1,9 @@
 """``harness inventory check``: reach every device in parallel and report what it offers.
 
 Per device: open its transport, connect, time a trivial command (round trip), put the
-agent zipapp by hash, run ``agent probe`` and read the one ``facts`` event. Every failure
-becomes a ``DeviceCheck`` with ``ok=False`` and a one-line reason, never an exception.
+agent zipapp by hash, run ``agent probe`` and read the one ``facts`` event, then ``agent
+lease show`` (who holds the board, since when). Every failure becomes a ``DeviceCheck``
+with ``ok=False`` and a one-line reason, never an exception.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from harness.config import Device
 from harness.coordinator.protocol import parse_events
 from harness.coordinator.runner import agent_python, open_transport
 from harness.errors import AuthError, CommandTimeout, ConnectError, HarnessError, TransportError
+from harness.fleet.leases import lease_event
 
 RTT_SAMPLES = 3
 MAX_WORKERS = 32
@@ -33,6 +35,7 @@ class DeviceCheck:
     rtt_ms: float | None = None
     facts: dict[str, Any] = field(default_factory=dict)  # the probe's facts event, ``runtimes`` moved out
     runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {available, version, devices, reason}}
+    lease: dict[str, Any] | None = None  # the agent's lease event: {state: free|held|expired, holder}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +82,8 @@ def _probe(check: DeviceCheck, device: Device, t: Transport, python: str, agent_
         return
     check.facts, check.runtimes, reason = classify_probe(device.runtimes, python, res)
     check.ok, check.reason = reason is None, reason
+    if check.facts:  # the agent runs there: it can read the lease too
+        check.lease = lease_event(t, python, agent, "show", timeout_s)
 
 
 def classify_probe(wanted: Sequence[str], python: str,

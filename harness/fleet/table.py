@@ -9,9 +9,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.fleet.check import DeviceCheck
+from harness.fleet.leases import lease_text
 
 COLUMNS = ("device", "kind", "ok", "rtt ms", "arch", "OS", "kernel", "CPU", "cores", "RAM", "python/numpy",
-           "runtimes", "governor", "thermal", "power sensors")
+           "runtimes", "governor", "thermal", "power sensors", "lease")
 
 
 def check_table(checks: Sequence[DeviceCheck]) -> Table:
@@ -35,7 +36,7 @@ def _cells(c: DeviceCheck, host: dict[str, Any]) -> list[str]:
         "-" if ram is None else f"{ram / 1024:.1f} GiB",
         "-" if not c.facts else f"{_s(py)} / {_s(np_)}",
         runtimes_cell(c.runtimes), _s(host.get("governor")),
-        "-" if zones is None else str(len(zones)), sensors_cell(host.get("power_sensors")),
+        "-" if zones is None else str(len(zones)), sensors_cell(host.get("power_sensors")), lease_text(c.lease),
     ]
 
 

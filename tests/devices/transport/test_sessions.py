@@ -92,3 +92,47 @@ def test_a_server_that_quits_is_reported_with_its_stderr(transport: Transport, t
     with pytest.raises(ConnectError, match="ended before answering: leaving"):
         s.read_until(is_end, timeout_s=30)
     assert s.ended
+
+
+BEATS = textwrap.dedent("""
+    import sys, time
+    for line in sys.stdin:
+        word = line.strip()
+        if word == "count":  # answers once three heartbeats have come
+            start, beats = time.monotonic(), 0
+            print("counting", flush=True)
+        elif word == "beat":
+            beats += 1
+            if beats == 3:
+                print("three beats in %.2f s" % (time.monotonic() - start), flush=True)
+        elif word == "slow":  # starts at once, answers after a second
+            print("started", flush=True)
+            time.sleep(1.0)
+            print("finished", flush=True)
+""")
+
+
+def test_a_heartbeat_is_sent_while_the_read_waits(transport: Transport, tmp_path: Path) -> None:
+    script = tmp_path / "beats.py"
+    script.write_text(BEATS)
+    s = transport.start([sys.executable, str(script)])
+    s.send_line("count")
+    answer = s.read_until(lambda line: line.startswith("three"), timeout_s=20,
+                          heartbeat=(0.3, lambda: s.send_line("beat")))
+    assert answer.lines[0].strip() == "counting"
+    took = float(answer.lines[-1].split()[3])
+    assert 0.5 < took < 1.5 and answer.duration_s < 2.0  # beats at 0.3, 0.6, 0.9 s
+    s.close()
+
+
+def test_a_line_can_restart_the_clock(transport: Transport, tmp_path: Path) -> None:
+    script = tmp_path / "beats.py"
+    script.write_text(BEATS)
+    s = transport.start([sys.executable, str(script)])
+    s.send_line("slow")
+    answer = s.read_until(lambda line: line.strip() == "finished", timeout_s=0.6,
+                          restart=(lambda line: line.strip() == "started", 10.0))
+    assert [line.strip() for line in answer.lines] == ["started", "finished"] and answer.duration_s > 0.9
+    s.send_line("slow")
+    with pytest.raises(CommandTimeout, match="after 0.6 s"):  # without the restart: 0.6 s is too short
+        s.read_until(lambda line: line.strip() == "finished", timeout_s=0.6)

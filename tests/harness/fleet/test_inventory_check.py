@@ -18,6 +18,7 @@ from harness.config import Device
 from harness.errors import AuthError, CommandTimeout, ConnectError
 from harness.fleet import check_inventory
 from harness.fleet.check import classify_probe, error_reason
+from harness.fleet.leases import lease_text
 from harness.fleet.table import check_table, runtimes_cell, sensors_cell
 
 
@@ -102,8 +103,13 @@ def test_transport_errors_become_one_line_reasons() -> None:
     assert error_reason(RuntimeError("boom"), 30) == "error: RuntimeError: boom"
 
 
+HELD = {"event": "lease", "state": "held", "holder": {"owner": "20261123-043512-9f3a", "host": "ci-7", "pid": 4242,
+                                                      "job_id": "20261123-043512-9f3a-3", "started": 0.0,
+                                                      "expires": 60.0}}
+
+
 class FakeTransport(Transport):
-    """Sleeps in connect; fails as told; answers the probe with FACTS."""
+    """Sleeps in connect; fails as told; answers the probe with FACTS, the lease with HELD."""
 
     name = "fake"
 
@@ -119,7 +125,7 @@ class FakeTransport(Transport):
     def run(self, argv: list[str], timeout_s: float, on_line: Callable[[str], None] | None = None,
             env: dict[str, str] | None = None) -> CommandResult:
         self.calls.append(argv[0] if argv[0] == "true" else " ".join(argv[2:]))
-        return result(json.dumps(FACTS) if "probe" in argv else "")
+        return result(json.dumps(FACTS) if "probe" in argv else json.dumps(HELD) if "lease" in argv else "")
 
     def start(self, argv: list[str], env: dict[str, str] | None = None) -> Session:
         raise AssertionError("a check runs single commands, never a session")
@@ -158,7 +164,13 @@ def test_devices_are_checked_in_parallel(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert calls.count("close") == 4 and calls.count("true") == 6
     assert checks[0].runtimes["onnxruntime"]["version"] == "1.16.3" and checks[0].rtt_ms == 100.0
     table = check_table(checks)
-    assert table.row_count == 4 and len(table.columns) == 15
+    assert table.row_count == 4 and len(table.columns) == 16
+    assert checks[0].lease == HELD and checks[1].lease is None
+    assert "lease show --dir /fake" in calls
+    assert lease_text(checks[0].lease) == "20261123-043512-9f3a@ci-7 pid 4242 since 1970-01-01 00:00:00 UTC"
+    assert lease_text({"state": "stale", "holder": HELD["holder"], "reason": "expired at x"}).endswith(
+        "UTC, stale: expired at x")
+    assert lease_text({"state": "free", "holder": None}) == "free" and lease_text(None) == "-"
 
 
 def test_table_cells() -> None:
