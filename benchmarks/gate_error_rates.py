@@ -141,8 +141,13 @@ def main() -> None:
     ap.add_argument("--min-s", type=float, default=MEASURE["min_s"], help="timed window (default: the agent's 3 s)")
     ap.add_argument("--threads", type=int, default=None, help="inference threads (default: the runtime's own)")
     ap.add_argument("--analyze", type=Path, metavar="DB", help="only judge the rounds stored in DB by an earlier run")
+    ap.add_argument("--remark", action="store_true",
+                    help="with --analyze: recompute each result's unstable mark from its stored repeats with the "
+                         "current rule (writes the DB)")
     args = ap.parse_args()
     if args.analyze:
+        if args.remark:
+            remark(args.analyze)
         analyze(args.analyze, args.json)
         return
     MEASURE["min_s"] = args.min_s
@@ -204,6 +209,29 @@ def main() -> None:
     analyze(work / "gate.db", args.json)
 
 
+def remark(db: Path) -> None:
+    """Re-derive the jobs' unstable marks from their stored repeats (harness.coordinator.repeats)."""
+    import sqlite3
+
+    import pandas as pd
+
+    import harness.store
+    from harness.coordinator.repeats import unstable_mark
+
+    with harness.store.open(db) as store:
+        reps = store.repeats()
+    marks = {}
+    for job_id, g in reps.groupby("job_id"):
+        rows = [{k: v for k, v in r.items() if isinstance(v, str) or pd.notna(v)} for r in g.to_dict("records")]
+        if len(rows) > 1:  # a one-window job's mark is its window's
+            marks[int(job_id)] = unstable_mark(rows)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany("UPDATE results SET unstable=? WHERE job_id=?", [(m, j) for j, m in marks.items()])
+    conn.close()
+    print(f"re-marked {len(marks)} results from their repeats: {sum(m is not None for m in marks.values())} unstable")
+
+
 def analyze(db: Path, json_out: Path | None = None) -> dict:
     """The gate's verdicts on the stored rounds: A/A false positives, detection per configuration."""
     import harness.store
@@ -215,17 +243,23 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
     runs = store.runs().sort_values("started")
     out: dict = {"db": str(db)}
     tags = sorted({t[2:] for t in runs.tag if t.startswith("A-")}) or [""]
+    df = store.results()
     for mode in tags:
         suffix = f"-{mode}" if mode else ""
-        print(f"## mode {mode or 'r1'}")
-        out[mode or "r1"] = _analyze_mode(store, runs, policy, suffix)
+        sel = df[df.tag.isin([f"A{suffix}", f"B{suffix}"])]
+        share = float(sel.unstable.notna().mean()) if "unstable" in sel else 0.0
+        for marks in (True, False):
+            label = f"{mode or 'r1'}" + ("" if marks else ", unstable rule off")
+            print(f"## mode {label} ({share:.0%} of the results marked unstable)")
+            out[label] = _analyze_mode(store, runs, policy, suffix, marks)
+            out[label]["unstable_share"] = round(share, 3)
     store.close()
     if json_out:
         json_out.write_text(json.dumps(out, indent=1))
     return out
 
 
-def _analyze_mode(store, runs, policy, suffix: str) -> dict:  # noqa: ANN001
+def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:  # noqa: ANN001
     from harness.gate.evaluate import evaluate
 
     a_runs = runs[runs.tag == f"A{suffix}"].run.tolist()
@@ -234,7 +268,7 @@ def _analyze_mode(store, runs, policy, suffix: str) -> dict:  # noqa: ANN001
     for label, k in (("previous run", 1), ("previous 5 runs", 5)):
         flags = total = inconclusive = 0
         for i in range(5, len(a_runs)):
-            res = evaluate(store, a_runs[i], a_runs[i - k:i], policy, a_runs[max(0, i - 20):i])
+            res = evaluate(store, a_runs[i], a_runs[i - k:i], policy, a_runs[max(0, i - 20):i], marks)
             total += len(res.verdicts)
             flags += res.count("regression")
             inconclusive += res.count("inconclusive")
@@ -247,7 +281,7 @@ def _analyze_mode(store, runs, policy, suffix: str) -> dict:  # noqa: ANN001
     per: dict[str, dict] = {}
     for run in runs[runs.tag == f"B{suffix}"].run:
         earlier = [a for a in a_runs if starts[a] < starts[run]]
-        for v in evaluate(store, run, earlier[-5:], policy, earlier[-20:]).verdicts:
+        for v in evaluate(store, run, earlier[-5:], policy, earlier[-20:], marks).verdicts:
             key = f"{v.config['model']}/{v.config['variant']}/{v.config['runtime']}"
             d = per.setdefault(key, {"comparisons": 0, "regressions": 0, "inconclusive": 0})
             d["comparisons"] += 1

@@ -60,11 +60,20 @@ def combine(repeats: list[Repeat], last: JobResult) -> JobResult:
         lo, hi = median_ci_ranks(len(p50s))
         metrics.update(p50_ci_lo_ms=p50s[lo], p50_ci_hi_ms=p50s[hi])
     metrics["noisy"] = _marks(s, "noisy")
-    metrics["unstable"] = "; ".join(m for m in (_between(p50s), _marks(s, "unstable")) if m) or None
+    metrics["unstable"] = unstable_mark(s)
     details = dict(last.details, repeats={"n": len(reps), "p50_ms": [x.get("p50_ms") for x in s],
                                           "boards": sorted({r.board for r in reps if r.board})})
     return JobResult("ok", metrics=metrics, variant=last.variant, facts=last.facts, details=details,
                      attempts=last.attempts, repeats=reps)
+
+
+def unstable_mark(summaries: list[dict[str, Any]]) -> str | None:
+    """Why a job's headline is unstable: its repeats' p50s trip pyperf's rules, or at least half
+    of its windows are unstable themselves (the median of the repeats shrugs off a minority)."""
+    p50s = sorted(x["p50_ms"] for x in summaries if x.get("p50_ms") is not None)
+    marked = [x for x in summaries if x.get("unstable")]
+    majority = _marks(summaries, "unstable") if 2 * len(marked) >= len(summaries) else None
+    return "; ".join(m for m in (_between(p50s), majority) if m) or None
 
 
 def _between(p50s: list[float]) -> str | None:

@@ -87,9 +87,10 @@ def noise_runs(store: Store, ref: str, candidate: str) -> list[str]:
 
 
 def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Policy,
-             noise_from: Sequence[str] = ()) -> GateResult:
+             noise_from: Sequence[str] = (), marks: bool = True) -> GateResult:
     """``noise_from``: runs whose spread per configuration sets the run-to-run noise (default:
-    the baselines themselves); never below the floor."""
+    the baselines themselves); never below the floor. ``marks=False`` ignores the results'
+    ``unstable`` marks (the error-rate benchmark shows what the rule costs)."""
     reader = _Reader(store)
     cand = _ok(store, candidate)
     bases = [_ok(store, r) for r in baselines]
@@ -107,6 +108,8 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
             continue
         for metric, rule in rules.items():
             v = _verdict(reader, config, metric, rule, cand[key], have, [h[key] for h in history if key in h])
+            if v is not None and not marks:
+                v.unstable = None
             if v is not None:
                 result.verdicts.append(v)
                 if v.p is not None:

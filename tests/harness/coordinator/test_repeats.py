@@ -51,3 +51,15 @@ def test_steady_repeats_are_not_marked() -> None:
     results = [window(p) for p in (10.0, 10.2, 9.9)]
     out = combine([as_repeat(r, i, "b1", 0.0, 1.0) for i, r in enumerate(results)], results[-1])
     assert out.metrics["unstable"] is None and out.metrics["noisy"] is None
+
+
+def test_a_minority_of_unstable_windows_does_not_mark_the_median() -> None:
+    def marked(r: JobResult) -> JobResult:
+        r.metrics["unstable"] = "CV 3.1% > 2.5% (trtexec-style CV rule)"
+        return r
+
+    one = [marked(window(10.0)), window(10.1), window(9.9)]
+    two = [marked(window(10.0)), marked(window(10.1)), window(9.9)]
+    assert combine([as_repeat(r, i, "b1", 0.0, 1.0) for i, r in enumerate(one)], one[-1]).metrics["unstable"] is None
+    out = combine([as_repeat(r, i, "b1", 0.0, 1.0) for i, r in enumerate(two)], two[-1])
+    assert out.metrics["unstable"] == "2/3 repeats unstable: CV 3.1% > 2.5% (trtexec-style CV rule)"
