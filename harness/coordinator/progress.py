@@ -37,9 +37,10 @@ class SweepProgress:
     def phase(self, text: str) -> None:
         self._describe(text)
 
-    def started(self, job: Job, board: str) -> None:
+    def started(self, job: Job, board: str, label: str | None = None) -> None:
+        """``label``: the job's label with its repeat ("(repeat 2/5)"), when it has repeats."""
         where = "" if board == job.device else f" (board {board})"
-        self._describe(f"measuring {job.label()}{where}")
+        self._describe(f"measuring {label or job.label()}{where}")
 
     def notes(self, changes: dict[str, str | None]) -> None:
         """Boards' notes from the runners: a text sets the board's note, None clears it."""

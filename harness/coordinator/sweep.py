@@ -229,7 +229,7 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
             job = unit.job
             jid = ctx.ids[job.key]
             ctx.store.job_started(jid, name, first=not ctx.repeats[job.key])
-            ctx.progress.started(unit.job, name)
+            ctx.progress.started(job, name, unit.label())
             job_id = f"{ctx.run_id}-{jid}" + (f"-r{unit.repeat}" if repeats_of(job) > 1 else "")
             ref = actors.handles[name].run_job.remote(job, job_id, payloads[(job.model, job.variant)])
             running[ref] = (name, unit, time.time())
