@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,18 @@ def _comm(pid: int) -> str:
         return ""
 
 
+def wait_gone(pid: int, within_s: float = 5.0) -> bool:
+    """True once process ``pid`` no longer exists (polled), False if it outlives ``within_s``."""
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def wait_banner(address: str, port: int, deadline_s: float = 15.0) -> None:
     """Poll until the server speaks SSH (no fixed sleep: ready means ready)."""
     end = time.monotonic() + deadline_s
@@ -100,6 +113,13 @@ class LabHost:
     @property
     def config(self) -> Path:
         return self.dir / "sshd_config"
+
+    def inventory_entry(self, name: str, workdir: Path, **extra: object) -> dict[str, object]:
+        """This board as an inventory device (kind generic) reached with the lab's key and
+        known_hosts, running the agent with this interpreter."""
+        return {"name": name, "kind": "generic", "host": self.address, "port": self.port, "user": self.user,
+                "key": str(self.key), "known_hosts": str(self.known_hosts), "python": sys.executable,
+                "workdir": str(workdir), **extra}
 
     def known_hosts_line(self) -> str:
         kind, b64 = self.host_key_pub.read_text().split()[:2]

@@ -41,9 +41,7 @@ def write_sweep(tmp: Path, hosts: list[LabHost | None], name: str, *, min_s: flo
     devices = [
         {"name": f"board-{i}", "kind": "local", "workdir": str(tmp / f"board-{i}"), "runtimes": ["sleep"]}
         if h is None else
-        {"name": f"board-{i}", "kind": "generic", "host": h.address, "port": h.port, "user": h.user,
-         "key": str(h.key), "known_hosts": str(h.known_hosts), "python": sys.executable,
-         "workdir": str(tmp / f"board-{i}"), "runtimes": ["sleep"]}
+        h.inventory_entry(f"board-{i}", tmp / f"board-{i}", runtimes=["sleep"])
         for i, h in enumerate(hosts)
     ]  # fmt: skip
     inventory = tmp / "inventory.yaml"

@@ -9,7 +9,6 @@ job stored as failed with the reason, and nothing is measured twice.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +28,7 @@ VARIANTS = ["fp32", "int8-dynamic"]
 def write_sweep(tmp: Path, hosts: list[LabHost], *, min_s: float = 3.0, timeout_s: float = 60,
                 faults: str = "{}", variants: list[str] = VARIANTS) -> tuple[Path, Path]:
     devices = [
-        {"name": f"board-{i}", "kind": "generic", "pool": "lab", "host": h.address, "port": h.port, "user": h.user,
-         "key": str(h.key), "known_hosts": str(h.known_hosts), "python": sys.executable,
-         "workdir": str(tmp / f"board-{i}"), "runtimes": ["sleep"]}
+        h.inventory_entry(f"board-{i}", tmp / f"board-{i}", pool="lab", runtimes=["sleep"])
         for i, h in enumerate(hosts)
     ]  # fmt: skip
     inventory = tmp / "inventory.yaml"

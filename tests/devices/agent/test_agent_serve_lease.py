@@ -5,7 +5,6 @@ coordinator's heartbeats stop, when its session ends, and when the server itself
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from agent_testlib import REPO, make_spec, write_classifier, write_spec
 
 from devices.agent import lease
 from devices.agent.serve import STDERR_END
+from tests.sshlab import wait_gone
 
 OTHER = {"owner": "run-b", "host": "nightly", "pid": 202, "job_id": "run-b-7"}
 RENEW = '{"cmd":"renew"}'
@@ -85,17 +85,6 @@ def job_line(tmp_path: Path, *, ttl_s: float = 60, wait_s: float = 30, min_s: fl
     return json.dumps({"cmd": "job", "spec": str(path), "lease": terms})
 
 
-def gone(pid: int, within_s: float = 10) -> bool:
-    end = time.monotonic() + within_s
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_job_waits_for_a_held_board_and_runs_once_it_is_released(agent: Agent, tmp_path: Path) -> None:
     board = str(tmp_path / "board")
     theirs = lease.try_acquire(board, OTHER, ttl_s=60)
@@ -152,7 +141,7 @@ def test_a_job_whose_heartbeats_stop_is_killed_and_its_lease_freed(agent: Agent,
     assert time.monotonic() - stopped < 2.0  # killed at 0.75 ttl, before the lease expires
     assert events[-2]["kind"] == "LeaseLost" and "no heartbeat" in events[-2]["message"]
     assert events[-1]["code"] == -signal.SIGKILL and events[-1]["pid"] == pid
-    assert gone(pid) and lease.show(str(tmp_path / "board")) is None
+    assert wait_gone(pid, 10) and lease.show(str(tmp_path / "board")) is None
 
 
 def test_end_of_input_kills_a_running_job_and_releases_its_lease(agent: Agent, tmp_path: Path) -> None:
@@ -161,7 +150,7 @@ def test_end_of_input_kills_a_running_job_and_releases_its_lease(agent: Agent, t
     pid = agent.next()["pid"]
     assert lease.show(str(tmp_path / "board"))["owner"] == "run-a"
     assert agent.close() == 0  # the server quits at once, not after the 60 s job
-    assert gone(pid) and lease.show(str(tmp_path / "board")) is None
+    assert wait_gone(pid, 10) and lease.show(str(tmp_path / "board")) is None
     assert "the coordinator's session ended" in agent.stderr
 
 
@@ -170,7 +159,7 @@ def test_a_killed_server_takes_its_running_job_with_it(agent: Agent, tmp_path: P
     assert agent.next()["state"] == "granted"
     pid = agent.next()["pid"]
     agent.proc.kill()
-    assert gone(pid)  # no orphan measuring on
+    assert wait_gone(pid, 10)  # no orphan measuring on
     left = lease.show(str(tmp_path / "board"))
     assert left["owner"] == "run-a" and left["agent"]["pid"] == agent.proc.pid
     agent.proc.wait(10)

@@ -21,7 +21,7 @@ import pytest
 from devices.transport import SSHTransport, sha256_file
 from devices.transport.ssh import KILL_WAIT_S
 from harness.errors import AuthError, CommandTimeout, ConnectError, TransportError
-from tests.sshlab import LabHost
+from tests.sshlab import LabHost, wait_gone
 
 @pytest.fixture
 def host(ssh_lab) -> LabHost:  # noqa: ANN001
@@ -40,17 +40,6 @@ def connected(h: LabHost, workdir: str | Path, **kw: object) -> SSHTransport:
     t = make(h, workdir, **kw)
     t.connect()
     return t
-
-
-def wait_dead(pid: int, within_s: float = 5.0) -> bool:
-    end = time.monotonic() + within_s
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_run_streams_lines_exit_code_and_stderr(host: LabHost, tmp_path: Path) -> None:
@@ -169,7 +158,7 @@ def test_timeout_kills_the_remote_grandchild_and_the_connection_survives(host: L
     with pytest.raises(CommandTimeout, match="process group"):
         t.run([sys.executable, "-c", code], timeout_s=2, on_line=seen.append)
     assert time.monotonic() - start < 8 and seen == ["started"]
-    assert wait_dead(int(pidfile.read_text())), "remote grandchild survived the timeout"
+    assert wait_gone(int(pidfile.read_text())), "remote grandchild survived the timeout"
     assert t.run(["echo", "still here"], timeout_s=30).stdout == "still here\n"
     t.close()
 
