@@ -176,10 +176,10 @@ def _runtime_trace(
     )
 
 
-def _throttled_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Scatter]:
-    """A red ring around every throttled point; one trace per runtime (so the runtime filter
-    can hide it), one legend entry for all of them."""
-    mask = throttled_mask(points)
+def _ring_traces(points: pd.DataFrame, mask: pd.Series, x: Axis, y: pd.Series, legend: str, group: str,
+                 marker: dict, role: str) -> list[go.Scatter]:
+    """A ring around every point of ``mask``; one trace per runtime (so the runtime filter can
+    hide it), one legend entry for all of them; no hover of its own (the point's names why)."""
     rings = []
     for runtime, sub in points[mask].groupby("runtime", sort=True):
         rings.append(
@@ -187,36 +187,25 @@ def _throttled_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Sc
                 x=(sub[x.column] * x.scale).tolist(),
                 y=y.loc[sub.index].tolist(),
                 mode="markers",
-                name=THROTTLED_LEGEND,
-                legendgroup="throttled",
+                name=legend,
+                legendgroup=group,
                 showlegend=not rings,
-                marker=_THROTTLED_RING,
-                hoverinfo="skip",  # the ringed point's own hover says THROTTLED
-                meta={"runtime": str(runtime), "role": "ring"},
+                marker=marker,
+                hoverinfo="skip",
+                meta={"runtime": str(runtime), "role": role},
             )
         )
     return rings
+
+
+def _throttled_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Scatter]:
+    """A red ring around every throttled point (its own hover says THROTTLED)."""
+    return _ring_traces(points, throttled_mask(points), x, y, THROTTLED_LEGEND, "throttled", _THROTTLED_RING, "ring")
 
 
 def _marked_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Scatter]:
-    """An orange diamond around every point marked noisy or unstable, as the throttled rings."""
-    mask = marks.marked_mask(points)
-    rings = []
-    for runtime, sub in points[mask].groupby("runtime", sort=True):
-        rings.append(
-            go.Scatter(
-                x=(sub[x.column] * x.scale).tolist(),
-                y=y.loc[sub.index].tolist(),
-                mode="markers",
-                name=MARKED_LEGEND,
-                legendgroup="marked",
-                showlegend=not rings,
-                marker=_MARKED_RING,
-                hoverinfo="skip",  # the point's own hover names the mark and its reason
-                meta={"runtime": str(runtime), "role": "mark-ring"},
-            )
-        )
-    return rings
+    """An orange diamond around every point marked noisy or unstable (its hover names the mark)."""
+    return _ring_traces(points, marks.marked_mask(points), x, y, MARKED_LEGEND, "marked", _MARKED_RING, "mark-ring")
 
 
 def _front_mask(points: pd.DataFrame, x: Axis, axis: Axis) -> pd.Series:

@@ -135,19 +135,18 @@ class _Reader:
         self.store = store
         self._samples: dict[int, pd.DataFrame] = {}
 
-    def repeat_logs(self, row: pd.Series, q: float) -> list[float]:
+    def _frame(self, row: pd.Series) -> pd.DataFrame:
         job_id = int(row.job_id)
         if job_id not in self._samples:
             self._samples[job_id] = self.store.samples(job_id=job_id)
-        df = self._samples[job_id]
-        return [float(np.log(np.percentile(g.latency_ms.to_numpy(), q))) for _, g in df.groupby("repeat")]
+        return self._samples[job_id]
+
+    def repeat_logs(self, row: pd.Series, q: float) -> list[float]:
+        return [float(np.log(np.percentile(g.latency_ms.to_numpy(), q))) for _, g in self._frame(row).groupby("repeat")]
 
     def estimate(self, row: pd.Series, q: float) -> Estimate:
         """One window: its percentile and the batch-means error of its iterations."""
-        df = self._samples.get(int(row.job_id))
-        if df is None:
-            df = self._samples[int(row.job_id)] = self.store.samples(job_id=int(row.job_id))
-        return percentile_estimate(df.latency_ms.to_numpy(), q)
+        return percentile_estimate(self._frame(row).latency_ms.to_numpy(), q)
 
 
 def _latency(reader: _Reader, q: float, cand: list[pd.Series], bases: list[list[pd.Series]],
