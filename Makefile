@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TFLITE_STAMP := $(VENV)/.installed-tflite
 
 .PHONY: demo test install system-deps clean
 
@@ -11,6 +12,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+# The LiteRT converter is an optional extra (+1.1 GB): the tests need it, the demo does not.
+$(TFLITE_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,tflite]'
 	touch $@
 
 install: $(STAMP)
@@ -25,7 +31,7 @@ system-deps:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server chromium iproute2; \
 	else echo "note: not root; install openssh-server, chromium and iproute2 for the full test suite"; fi
 
-test: install system-deps
+test: install $(TFLITE_STAMP) system-deps
 	$(VENV)/bin/pytest -q
 
 clean:

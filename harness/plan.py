@@ -1,7 +1,7 @@
 """Suite x inventory -> jobs.
 
-Impossible pairs (a runtime the device does not offer, a variant the runtime cannot
-consume) are dropped here, before anything is built or sent to a board, and reported.
+Impossible pairs (a runtime the device does not offer, a variant whose file format or
+precision the runtime cannot consume) are dropped here, before anything is built or sent to a board, and reported.
 
 A job's target (``Job.device``) is a board, or a pool of interchangeable boards (the
 inventory's ``pool``): a pool's job runs once, on whichever member offering its runtime is
@@ -17,7 +17,8 @@ from harness.config import Device, Suite
 from harness.config.suite import BuiltinModel
 from harness.errors import ConfigError
 from harness.records import Job
-from harness.variants.build import chain_runtimes, make_recipes, split_chain
+from devices.agent.runtimes import get_runtime
+from harness.variants.build import chain_format, chain_runtimes, make_recipes, split_chain
 
 
 # The canary (``canary: true``): a fixed built-in model measured first and last on every board.
@@ -85,8 +86,15 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                 "measure": suite.measure.model_dump(),
                 "runtime_options": suite.runtime_options.get(runtime, {}),
             }
+            reads = get_runtime(runtime).formats
             for variant in suite.variants:
-                allowed = chain_runtimes(make_recipes(split_chain(variant), suite.recipes))
+                recipes = make_recipes(split_chain(variant), suite.recipes)
+                fmt = chain_format(recipes)
+                if fmt not in reads:
+                    skipped.append(f"{variant}: {runtime} cannot read its {fmt} file (it reads "
+                                   f"{', '.join(sorted(reads))})")
+                    continue
+                allowed = chain_runtimes(recipes)
                 if allowed is not None and runtime not in allowed:
                     skipped.append(f"{variant} cannot run on {runtime} (runs on {', '.join(sorted(allowed))})")
                     continue

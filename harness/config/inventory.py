@@ -102,7 +102,7 @@ class Inventory(Strict):
                                           not (k == "python" and d.kind == "local")}) for d in self.devices)
 
 
-LOCAL_INVENTORY = Inventory(devices=(Device(name="local", kind="local", runtimes=("onnxruntime", "openvino")),))
+LOCAL_INVENTORY = Inventory(devices=(Device(name="local", kind="local", runtimes=("onnxruntime", "openvino", "litert")),))
 
 
 def load_inventory(path: Path | None) -> Inventory:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -54,6 +54,7 @@ def _known_builtin(name: str) -> str:
 
 
 class BuiltinModel(Strict):
+    kind: ClassVar[str] = "torch"  # what recipes start from (``variants.build.source_problem``)
     builtin: Annotated[str, AfterValidator(_known_builtin)] = Field(..., description="A model from the zoo.")
     name: str | None = Field(None, description="Name in results (defaults to the builtin's name).")
 
@@ -63,6 +64,7 @@ class BuiltinModel(Strict):
 
 
 class OnnxModel(Strict):
+    kind: ClassVar[str] = "onnx"
     name: str = Field(..., min_length=1, description="Name in results.")
     onnx: FilePath = Field(..., description="ONNX file (relative to the suite file).")
     input_shape: Shape
@@ -77,6 +79,7 @@ _REF = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
 
 class FactoryModel(Strict):
+    kind: ClassVar[str] = "torch"
     name: str = Field(..., min_length=1, description="Name in results.")
     factory: str = Field(..., pattern=_REF, description="'pkg.module:function' returning an nn.Module.")
     input_shape: Shape
@@ -92,9 +95,26 @@ class FactoryModel(Strict):
         return self.name
 
 
+class TfliteModel(Strict):
+    """A user's own .tflite file, measured on LiteRT (its variants are the tflite-* recipes)."""
+
+    kind: ClassVar[str] = "tflite"
+    name: str = Field(..., min_length=1, description="Name in results.")
+    tflite: FilePath = Field(..., description=".tflite file (relative to the suite file).")
+    input_shape: Shape | None = Field(
+        None, description="Shape of the data fed (batch first); default: the file's own input shape. "
+        "NCHW data is transposed for an NHWC model (read from the file).",
+    )  # fmt: skip
+    eval: FilePath | None = Field(None, description="npz with x, y arrays for accuracy.")
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
 def _model_tag(value: Any) -> str | None:
     if isinstance(value, dict):
-        for key in ("builtin", "onnx", "factory"):
+        for key in ("builtin", "onnx", "factory", "tflite"):
             if key in value:
                 return f"{key}-model"
         return None
@@ -106,11 +126,12 @@ ModelRef = Annotated[
         Annotated[BuiltinModel, Tag("builtin-model")],
         Annotated[OnnxModel, Tag("onnx-model")],
         Annotated[FactoryModel, Tag("factory-model")],
+        Annotated[TfliteModel, Tag("tflite-model")],
     ],
     Discriminator(
         _model_tag,
         custom_error_type="model_kind",
-        custom_error_message="a model needs one of 'builtin', 'onnx' or 'factory'",
+        custom_error_message="a model needs one of 'builtin', 'onnx', 'factory' or 'tflite'",
     ),
 ]
 
@@ -213,8 +234,21 @@ def _recipe_definition(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def _variant(text: str, info: ValidationInfo) -> str:
-    """Normalised chain; the suite's own ``recipes`` (validated before) count as names."""
-    return " > ".join(parse_chain(text, (info.data or {}).get("recipes")))
+    """Normalised chain; the suite's own ``recipes`` (validated before) count as names. Every
+    model (validated before) must be able to make it, and its recipes' extras be installed."""
+    from harness.variants.build import make_recipes, source_problem, split_chain
+
+    data = info.data or {}
+    steps = split_chain(text)
+    recipes = make_recipes(steps, data.get("recipes"))  # a ConfigError (a ValueError) names an unknown step
+    for model in data.get("models") or ():
+        problem = source_problem(recipes, model.kind, repr(model.label))
+        if problem:
+            raise ValueError(problem)
+    missing = next((m for m in (r.missing() for r in recipes) if m), None)
+    if missing:
+        raise ValueError(missing)
+    return " > ".join(steps)
 
 
 def _not_builtin(name: str) -> str:

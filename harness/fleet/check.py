@@ -34,7 +34,7 @@ class DeviceCheck:
     reason: str | None = None  # one line when not ok
     rtt_ms: float | None = None
     facts: dict[str, Any] = field(default_factory=dict)  # the probe's facts event, ``runtimes`` moved out
-    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {available, version, devices, reason}}
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {available, version, devices, reason[, library]}}
     lease: dict[str, Any] | None = None  # the agent's lease event: {state: free|held|expired, holder}
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +101,8 @@ def classify_probe(wanted: Sequence[str], python: str,
         info = info if isinstance(info, dict) else {"available": False, "reason": "not reported by the agent"}
         runtimes[name] = {"available": bool(info.get("available")), "version": info.get("version"),
                           "devices": list(info.get("devices") or []), "reason": info.get("reason")}
+        if info.get("library"):  # which package provides it (litert: ai-edge-litert or tflite-runtime)
+            runtimes[name]["library"] = str(info["library"])
         if not runtimes[name]["available"]:
             problems.append(f"runtime {name} not available: {_oneline(info.get('reason') or 'no reason given')}")
     return facts, runtimes, "; ".join(problems) or None

@@ -47,7 +47,8 @@ def runtimes_cell(runtimes: dict[str, dict[str, Any]]) -> str:
             parts.append(f"{name} (missing)")
             continue
         devices = ",".join(str(d).removesuffix("ExecutionProvider") for d in info.get("devices") or ())
-        parts.append(f"{name} {_short_version(info.get('version'))}" + (f" [{devices}]" if devices else ""))
+        library = f" ({info['library']})" if info.get("library") else ""
+        parts.append(f"{name} {_short_version(info.get('version'))}{library}" + (f" [{devices}]" if devices else ""))
     return "\n".join(parts) or "-"
 
 

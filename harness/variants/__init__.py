@@ -18,6 +18,9 @@ from harness.variants.int8_static import Int8Static
 from harness.variants.ov_int8 import OvInt8
 from harness.variants.prune_channels import PruneChannels
 from harness.variants.prune_l1 import PruneL1
+from harness.variants.tflite_fp16 import TfliteFp16
+from harness.variants.tflite_fp32 import TfliteFp32
+from harness.variants.tflite_int8 import TfliteInt8
 
 RECIPES: dict[str, Preset] = {
     "fp32": Preset(Fp32),
@@ -36,6 +39,9 @@ RECIPES: dict[str, Preset] = {
     "prune-channels-25": Preset(PruneChannels, amount=0.25),
     "prune-channels-50": Preset(PruneChannels, amount=0.5),
     "distill": Preset(Distill),
+    "tflite-fp32": Preset(TfliteFp32),
+    "tflite-fp16": Preset(TfliteFp16),
+    "tflite-int8": Preset(TfliteInt8),
 }
 
 

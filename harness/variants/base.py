@@ -1,7 +1,8 @@
 """The ``Recipe`` contract: one compression step, described well enough to hash and plan.
 
 A chain runs its torch-stage recipes (module -> module: pruning, distillation), exports
-to ONNX once, then runs its onnx-stage recipes (path -> path: quantization). Class
+to ONNX once, then runs its onnx-stage recipes (path -> path: quantization); or, instead of
+the ONNX steps, one tflite-stage recipe (the torch module or a user's .tflite -> a .tflite). Class
 attributes say what a recipe makes and who can run it, so the planner needs no build.
 Each recipe's settings are a strict pydantic ``Options`` model: suites name presets
 (``prune-l1-30``) or define their own (``{kind: int8-static, calibration: entropy}``), and
@@ -14,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
 
-Stage = Literal["torch", "onnx"]
+Stage = Literal["torch", "onnx", "tflite"]
 
 
 class RecipeOptions(BaseModel):
@@ -50,6 +52,10 @@ class Recipe(ABC):
     # Bump when the recipe's procedure changes in a way its options do not show (bins,
     # sample caps, ...): it is part of the variant id, so old cached builds are not reused.
     revision: ClassVar[int] = 1
+    # Modules an optional extra installs, checked when a suite is loaded so a missing one is a
+    # config error naming the extra, not an ImportError mid-sweep.
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
 
     def __init__(self, options: Mapping[str, Any] | RecipeOptions | None = None, label: str | None = None):
         self.options = options if isinstance(options, self.Options) else self.Options.model_validate(dict(options or {}))
@@ -61,9 +67,19 @@ class Recipe(ABC):
     def tool_versions(self) -> dict[str, str]:
         return {}
 
+    @classmethod
+    def missing(cls) -> str | None:
+        """What to install when a module in ``requires`` is not importable here, else None."""
+        absent = [m for m in cls.requires if find_spec(m) is None]
+        if not absent:
+            return None
+        return (f"{cls.name} needs the optional extra '{cls.extra}': pip install 'edge-harness[{cls.extra}]' "
+                f"(missing: {', '.join(absent)})")
+
     @abstractmethod
     def apply(self, inp: Any, workdir: Path, source: "SourceModel") -> Any:
-        """torch stage: ``nn.Module`` -> ``nn.Module``; onnx stage: ``Path`` -> ``Path``.
+        """torch stage: ``nn.Module`` -> ``nn.Module``; onnx stage: ``Path`` -> ``Path``;
+        tflite stage: ``nn.Module`` (or the user's ``.tflite`` ``Path``) -> ``Path``.
 
         ``workdir`` is an empty directory of this step's own; raise ``VariantBuildError``
         (or anything: the builder wraps it) when the step cannot be done.

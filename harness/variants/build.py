@@ -1,6 +1,7 @@
 """Build a variant (a chain of recipes applied to a source model) into the artifact cache.
 
-A chain is "torch-stage recipes, export to ONNX, onnx-stage recipes". The variant_id is
+A chain is "torch-stage recipes, export to ONNX, onnx-stage recipes", or "torch-stage
+recipes, one tflite-stage recipe" (converted straight from the module). The variant_id is
 the cache key: it hashes the source's content hash, each step's name, params and tool
 versions, and the export settings, so equal inputs give equal ids on any machine and a
 rebuild happens only when something that changes the bytes changes.
@@ -101,13 +102,40 @@ def check_chain(recipes: list[Recipe], source: "SourceModel") -> None:
             raise VariantBuildError(f"{r.label}: makes a {r.artifact_format} artifact, so it must be the chain's last step")
         if r.stage == "onnx":
             seen_onnx = seen_onnx or r.label
-        elif r.stage == "torch":
+        elif r.stage in ("torch", "tflite"):
             if seen_onnx:
-                raise VariantBuildError(f"{r.label}: a torch-stage recipe cannot follow the onnx-stage recipe {seen_onnx!r}")
-            if not source.has_torch:
-                raise VariantBuildError(f"{r.label}: needs a torch model, but {source.name} is ONNX-only")
+                raise VariantBuildError(f"{r.label}: works on the torch model, so it cannot follow the onnx-stage "
+                                        f"recipe {seen_onnx!r}")
         else:
             raise VariantBuildError(f"{r.label}: unknown stage {r.stage!r}")
+    problem = source_problem(recipes, source_kind(source), source.name)
+    if problem:
+        raise VariantBuildError(problem)
+
+
+def source_kind(source: "SourceModel") -> str:
+    """"torch" (built-in and factory models), "onnx" or "tflite": what recipes can start from."""
+    return "torch" if source.has_torch else source.kind
+
+
+def source_problem(recipes: list[Recipe], kind: str, model: str) -> str | None:
+    """Why ``recipes`` cannot be built from model ``model`` of ``kind``, or None; the suite
+    checks this when it is loaded, so a sweep never starts on an impossible pair."""
+    for r in recipes:
+        if r.stage == "torch" and kind != "torch":
+            return f"{r.label}: needs a torch model, but {model} is {'ONNX-only' if kind == 'onnx' else 'a .tflite file'}"
+        if r.stage == "tflite" and kind == "onnx":
+            return (f"{r.label}: converting to TFLite needs the torch model, but {model} is ONNX-only; give it as a "
+                    "builtin or factory model, or give the .tflite file itself as the model ('tflite: path')")
+        if r.stage == "onnx" and kind == "tflite":
+            return (f"{r.label}: works on ONNX graphs, but {model} is a .tflite file; its variants are the tflite-* "
+                    "recipes (tflite-fp32 measures it as it is)")
+    return None
+
+
+def chain_format(recipes: list[Recipe]) -> str:
+    """The artifact format the chain ends in: what a runtime must read to run it."""
+    return recipes[-1].artifact_format if recipes else "onnx"
 
 
 def chain_runtimes(recipes: list[Recipe]) -> frozenset[str] | None:
@@ -177,36 +205,48 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
 
 def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dict[str, Any]:
     from harness.variants.onnx_stats import onnx_stats
+    from harness.variants.tflite_file import tflite_stats
 
     t0 = time.perf_counter()
     work = directory / "work"
     work.mkdir()
-    torch_steps = [r for r in recipes if r.stage == "torch"]
-    onnx_steps = [r for r in recipes if r.stage == "onnx"]
-    if source.has_torch:
-        current: Any = source.load_module()
-        for i, r in enumerate(torch_steps):
-            current = _run(r, current, work / f"{i:02d}-{r.name}", source)
-        path = _export(current, source, work / "exported.onnx")
+    torch_steps = [r for r in recipes if r.stage == "torch"]  # a prefix of the chain (check_chain)
+    current: Any = source.load_module() if source.has_torch else None
+    for i, r in enumerate(torch_steps):
+        current = _run(r, current, work / f"{i:02d}-{r.name}", source)
+    fmt = chain_format(recipes)
+    last_onnx = None
+    if fmt == "tflite":  # one tflite step, last: from the module, or from the user's .tflite
+        r = recipes[-1]
+        path = _run(r, current if current is not None else source.tflite_path, work / f"{len(recipes) - 1:02d}-{r.name}",
+                    source)
     else:
-        if source.onnx_path is None:
-            raise VariantBuildError(f"{source.name}: has neither torch weights nor an ONNX file")
-        path = Path(source.onnx_path)
-    last_onnx = path
-    for i, r in enumerate(onnx_steps, start=len(torch_steps)):
-        path = _run(r, path, work / f"{i:02d}-{r.name}", source)
-        if r.artifact_format == "onnx":
-            last_onnx = path
-    fmt = recipes[-1].artifact_format if recipes else "onnx"
+        path = last_onnx = _source_onnx(current, source, work)
+        for i, r in enumerate(recipes[len(torch_steps):], start=len(torch_steps)):
+            path = _run(r, path, work / f"{i:02d}-{r.name}", source)
+            if r.artifact_format == "onnx":
+                last_onnx = path
     files = _store_artifact(path, fmt, directory)
     # A non-ONNX artifact (OpenVINO IR) ends a chain; its graph statistics are those of the
     # ONNX graph it was made from (quantization keeps the topology).
-    stats = onnx_stats(directory / files["file"] if fmt == "onnx" else last_onnx)
+    if fmt == "tflite":
+        stats = tflite_stats(directory / files["file"])
+    else:
+        stats = onnx_stats(directory / files["file"] if fmt == "onnx" else last_onnx)
     shutil.rmtree(work, ignore_errors=True)
     size = sum((directory / f).stat().st_size for f in (files["file"], files.get("weights")) if f)
     return {**stats, **files, "format": fmt, "sha256": sha256_file(directory / files["file"]), "size_bytes": size,
             "build_s": round(time.perf_counter() - t0, 3), "model": source.name,
             "chain": " > ".join(r.label for r in recipes)}
+
+
+def _source_onnx(module: Any, source: "SourceModel", work: Path) -> Path:
+    """The ONNX graph the onnx-stage steps start from: the exported module, or the user's file."""
+    if module is not None:
+        return _export(module, source, work / "exported.onnx")
+    if source.onnx_path is None:
+        raise VariantBuildError(f"{source.name}: has neither torch weights nor an ONNX file")
+    return Path(source.onnx_path)
 
 
 def _store_artifact(path: Path, fmt: str, directory: Path) -> dict[str, str | None]:
@@ -218,6 +258,9 @@ def _store_artifact(path: Path, fmt: str, directory: Path) -> dict[str, str | No
         shutil.copyfile(path, directory / "model.xml")
         shutil.copyfile(path.with_suffix(".bin"), directory / "model.bin")
         return {"file": "model.xml", "weights": "model.bin"}
+    if fmt == "tflite":
+        shutil.copyfile(path, directory / "model.tflite")
+        return {"file": "model.tflite", "weights": None}
     raise VariantBuildError(f"unknown artifact format {fmt!r}")
 
 
@@ -231,14 +274,14 @@ def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
         raise VariantBuildError(msg if msg.startswith(f"{recipe.label}: ") else f"{recipe.label}: {msg}") from exc
     except Exception as exc:
         raise VariantBuildError(f"{recipe.label}: {type(exc).__name__}: {exc}") from exc
-    if recipe.stage == "onnx" and not (isinstance(out, (str, Path)) and Path(out).is_file()):
+    if recipe.stage != "torch" and not (isinstance(out, (str, Path)) and Path(out).is_file()):
         raise VariantBuildError(f"{recipe.label}: did not produce an artifact file (got {out!r})")
     if recipe.stage == "torch":
         from torch import nn
 
         if not isinstance(out, nn.Module):
             raise VariantBuildError(f"{recipe.label}: did not return a torch module (got {type(out).__name__})")
-    return Path(out) if recipe.stage == "onnx" else out
+    return out if recipe.stage == "torch" else Path(out)
 
 
 def _export(module: Any, source: "SourceModel", path: Path) -> Path:

@@ -68,7 +68,7 @@ def cached_quality(variant: Variant, reference: Variant | None) -> dict[str, Any
     finds the variant built does not score it again."""
     key = content_key({
         "reference": reference.variant_id if reference else None, "synthetic_samples": SYNTHETIC_SAMPLES,
-        "runtimes": {name: _version(name) for name in ("onnxruntime", "openvino")},
+        "runtimes": {name: _version(name) for name in ("onnxruntime", "openvino", "ai-edge-litert")},
     })  # fmt: skip
     path = variant.path.parent / f"quality-{key[:16]}.json"
     if path.is_file():

@@ -15,13 +15,13 @@ from harness.zoo.registry import MODELS, import_ref
 from harness.zoo.source import SourceModel
 
 if TYPE_CHECKING:
-    from harness.config.suite import BuiltinModel, FactoryModel, OnnxModel
+    from harness.config.suite import BuiltinModel, FactoryModel, OnnxModel, TfliteModel
     from harness.variants.cache import ArtifactCache
 
 
-def resolve_model(ref: "BuiltinModel | OnnxModel | FactoryModel", cache: "ArtifactCache") -> SourceModel:
+def resolve_model(ref: "BuiltinModel | OnnxModel | FactoryModel | TfliteModel", cache: "ArtifactCache") -> SourceModel:
     """The source of every variant of ``ref``; built-ins are trained or initialised once."""
-    from harness.config.suite import BuiltinModel, FactoryModel, OnnxModel
+    from harness.config.suite import BuiltinModel, FactoryModel, OnnxModel, TfliteModel
 
     if isinstance(ref, BuiltinModel):
         return _builtin(ref.builtin, ref.label, cache)
@@ -29,6 +29,8 @@ def resolve_model(ref: "BuiltinModel | OnnxModel | FactoryModel", cache: "Artifa
         return _onnx(ref)
     if isinstance(ref, FactoryModel):
         return _factory(ref, cache)
+    if isinstance(ref, TfliteModel):
+        return _tflite(ref)
     raise ConfigError(f"not a model reference: {ref!r}")
 
 
@@ -80,6 +82,25 @@ def _onnx(ref: "OnnxModel") -> SourceModel:
         onnx_path=path,
         eval_path=ref.eval,
         kind="onnx",
+    )
+
+
+def _tflite(ref: "TfliteModel") -> SourceModel:
+    from harness.variants.tflite_file import input_shapes
+
+    path = Path(ref.tflite)
+    if not path.is_file():
+        raise ConfigError(f".tflite file not found: {path}", field="tflite")
+    shapes = input_shapes(path)
+    if len(shapes) != 1:
+        raise ConfigError(f"{path}: the agent feeds models with one input; this one has {len(shapes)}", field="tflite")
+    return SourceModel(
+        name=ref.label,
+        input_shape=tuple(ref.input_shape or shapes[0]),
+        content_hash=sha256_file(path),
+        tflite_path=path,
+        eval_path=ref.eval,
+        kind="tflite",
     )
 
 

@@ -17,7 +17,7 @@ class SourceModel:
     ``content_hash`` identifies the weights: sha256 of the file for ONNX models, of the
     tensors for factory models, and the cache key of everything that determines them for
     built-ins. ``builder`` ("pkg.mod:func") rebuilds the architecture; with ``torch_state``
-    it gives back the torch module. ONNX-only models have neither.
+    it gives back the torch module. ONNX and .tflite models have neither.
     """
 
     name: str
@@ -25,13 +25,14 @@ class SourceModel:
     content_hash: str
     torch_state: Path | None = None
     onnx_path: Path | None = None
+    tflite_path: Path | None = None
     eval_path: Path | None = None
     calib_path: Path | None = None
     train_path: Path | None = None
     num_classes: int | None = None
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     builder: str | None = None
-    kind: str = "builtin"  # "builtin" | "onnx" | "factory"
+    kind: str = "builtin"  # "builtin" | "onnx" | "factory" | "tflite"
 
     @property
     def has_torch(self) -> bool:
@@ -40,7 +41,7 @@ class SourceModel:
     def load_module(self) -> "nn.Module":
         """A fresh module in eval mode with the stored weights (imports torch)."""
         if not self.has_torch:
-            raise TypeError(f"{self.name} is an ONNX-only model: there is no torch module")
+            raise TypeError(f"{self.name} is a {self.kind} model: there is no torch module")
         import torch
 
         from harness.zoo.registry import import_ref

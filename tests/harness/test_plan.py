@@ -95,3 +95,16 @@ def test_the_canary_is_planned_first_and_last_on_every_board_of_a_pool_too() -> 
 def test_the_canary_name_is_reserved() -> None:
     with pytest.raises(ValueError, match="reserved for the board canary"):
         suite(models=[{"builtin": "digits-cnn", "name": "canary"}])
+
+
+def test_a_runtime_gets_only_the_file_formats_it_reads() -> None:
+    """A Pi row compares ONNX Runtime and LiteRT on one model: fp32/int8-dynamic (ONNX) go to
+    ONNX Runtime, the tflite variants to LiteRT, never crossed."""
+    pi = (Device(name="pi", kind="pi", host="pi", runtimes=("onnxruntime", "litert")),)
+    plan = make_plan(suite(variants=["fp32", "int8-dynamic", "tflite-fp32", "tflite-int8"],
+                           runtimes=["onnxruntime", "litert"]), pi)
+    pairs = {(j.variant, j.runtime) for j in plan.jobs}
+    assert pairs == {("fp32", "onnxruntime"), ("int8-dynamic", "onnxruntime"), ("tflite-fp32", "litert"),
+                     ("tflite-int8", "litert")}
+    assert "fp32: litert cannot read its onnx file (it reads tflite)" in plan.skipped
+    assert "tflite-int8: onnxruntime cannot read its tflite file (it reads onnx)" in plan.skipped

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Dict, Type
 
 from .base import Runtime
+from .litert import LiteRtRuntime
 from .onnxruntime import OnnxRuntime
 from .openvino import OpenVinoRuntime
 from .sleep import SleepRuntime
 from .tensorrt import TensorRtRuntime
 
 RUNTIMES: Dict[str, Type[Runtime]] = {
+    "litert": LiteRtRuntime,
     "onnxruntime": OnnxRuntime,
     "openvino": OpenVinoRuntime,
     "sleep": SleepRuntime,
@@ -30,4 +32,5 @@ def get_runtime(name: str) -> Type[Runtime]:
         raise KeyError("unknown runtime %r (known: %s)" % (name, ", ".join(sorted(RUNTIMES)))) from None
 
 
-__all__ = ["RUNTIMES", "Runtime", "get_runtime", "OnnxRuntime", "OpenVinoRuntime", "SleepRuntime", "TensorRtRuntime"]
+__all__ = ["RUNTIMES", "Runtime", "get_runtime", "LiteRtRuntime", "OnnxRuntime", "OpenVinoRuntime", "SleepRuntime",
+           "TensorRtRuntime"]

@@ -24,7 +24,7 @@ class SleepRuntime(Runtime):
 
     name = "sleep"
     precisions = frozenset({"f32", "f16", "bf16", "int8"})
-    formats = frozenset({"onnx", "openvino-ir"})
+    formats = frozenset({"onnx", "openvino-ir", "tflite"})
     option_defaults: Dict[str, Any] = {"latency_ms": 1.0, "fail_on": None}
     test_only = True
 

@@ -146,12 +146,12 @@ def test_probe_via_zipapp(assets: dict) -> None:
 def test_default_probe_hides_test_runtimes() -> None:
     out = io.StringIO()
     assert main(["probe"], out=out) == 0
-    assert set(json.loads(out.getvalue())["runtimes"]) == {"onnxruntime", "openvino", "tensorrt"}
+    assert set(json.loads(out.getvalue())["runtimes"]) == {"litert", "onnxruntime", "openvino", "tensorrt"}
 
 
 def test_registry() -> None:
     assert RUNTIMES["onnxruntime"] is OnnxRuntime and get_runtime("openvino") is OpenVinoRuntime
-    with pytest.raises(KeyError, match="known: onnxruntime, openvino, sleep"):
+    with pytest.raises(KeyError, match="known: litert, onnxruntime, openvino, sleep"):
         get_runtime("tflite")
     with pytest.raises(ValueError, match="graph_optimization"):
         OnnxRuntime({"graph_optimization": "max"})

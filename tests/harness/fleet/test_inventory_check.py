@@ -32,9 +32,10 @@ def test_local_device_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["inventory", "check", "--json", "--cache-dir", str(tmp_path / "cache")]) == 0
     [local] = json.loads(capsys.readouterr().out)
     assert local["name"] == "local" and local["ok"] and local["reason"] is None and local["rtt_ms"] > 0
-    for name in ("onnxruntime", "openvino"):
+    for name in ("onnxruntime", "openvino", "litert"):
         assert local["runtimes"][name]["available"] and local["runtimes"][name]["version"]
     assert "CPU" in local["runtimes"]["openvino"]["devices"]
+    assert local["runtimes"]["litert"]["library"] == "ai-edge-litert"
     host = local["facts"]["host"]
     assert host["arch"] and host["kernel"] and host["python"] == "%d.%d.%d" % sys.version_info[:3]
     assert "runtimes" not in local["facts"]
@@ -176,6 +177,8 @@ def test_devices_are_checked_in_parallel(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_table_cells() -> None:
     assert runtimes_cell({"onnxruntime": {"available": True, "version": "1.16.3", "devices": ["CUDAExecutionProvider"]},
                           "tensorrt": {"available": False}}) == "onnxruntime 1.16.3 [CUDA]\ntensorrt (missing)"
+    assert runtimes_cell({"litert": {"available": True, "version": "2.14.0", "devices": ["CPU"],
+                                     "library": "tflite-runtime"}}) == "litert 2.14.0 (tflite-runtime) [CPU]"
     assert sensors_cell([{"source": "rapl", "name": "intel-rapl:0", "label": "package-0", "readable": False},
                          {"source": "hwmon", "name": "ina3221", "label": "hwmon1"}]) == \
         "intel-rapl:0(package-0) (no read), ina3221"

@@ -1,4 +1,4 @@
-"""Accuracy of a built artifact on a digits-style eval set, with ONNX Runtime or OpenVINO."""
+"""Accuracy of a built artifact on a digits-style eval set, with ONNX Runtime, OpenVINO or LiteRT."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def ov_accuracy(path: Path, eval_path: Path, config: dict) -> tuple[float, str]:
     preds = [int(compiled(x[i : i + 1])[0].argmax()) for i in range(len(y))]
     used = compiled.get_property("INFERENCE_PRECISION_HINT")
     return float(np.mean(np.array(preds) == y)), used.get_type_name()
+
+
+def litert_accuracy(path: Path, eval_path: Path, batch: int = 1) -> float:
+    """Through the agent's runtime, which quantizes int8 inputs and transposes NCHW data for
+    an NHWC model as it does on a board."""
+    from devices.agent.runtimes.litert import LiteRtRuntime
+
+    runtime = LiteRtRuntime({}, 1)
+    runtime.load(str(path))
+    x, y = _eval_set(eval_path)
+    try:
+        preds = [int(np.argmax(runtime.run(x[i : i + batch]))) for i in range(0, len(x) - batch + 1, batch)]
+    finally:
+        runtime.close()
+    return float(np.mean(np.array(preds) == y[: len(preds)]))
 
 
 def onnx_metadata(path: Path) -> dict[str, str]:

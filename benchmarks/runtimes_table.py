@@ -1,0 +1,47 @@
+"""Markdown table of one sweep across runtimes: per model, variant and runtime, p50, p99,
+file size and accuracy (device-measured; top-1 agreement with fp32 for models without labels).
+
+    harness sweep suites/litert.yaml --tag litert --store results/harness.db
+    python benchmarks/runtimes_table.py --store results/harness.db --tag litert
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+import harness.store
+
+
+def table(df: pd.DataFrame) -> str:
+    ok = df[df.status == "ok"].sort_values(["model", "runtime", "variant"], kind="stable")
+    base = {(r.model, r.runtime): r.p50_ms for r in ok.itertuples() if r.variant in ("fp32", "tflite-fp32")}
+    lines = ["| model | runtime | variant | weights | p50 ms (x fp32) | p99 ms | CV | size KiB | accuracy | agreement |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in ok.itertuples():
+        ref = base.get((r.model, r.runtime))
+        speed = f" ({r.p50_ms / ref:.2f}x)" if ref else ""
+        acc = "-" if pd.isna(r.accuracy) else f"{r.accuracy:.2%}"
+        agree = "-" if pd.isna(r.agreement) else f"{r.agreement:.0%}"
+        lines.append(f"| {r.model} | {r.runtime} | {r.variant} | {r.weights_precision} | {r.p50_ms:.3f}{speed} "
+                     f"| {r.p99_ms:.3f} | {r.cv:.1%} | {r.size_bytes / 1024:.1f} | {acc} | {agree} |")
+    failed = df[df.status != "ok"]
+    lines += [f"\nfailed: {r.model} {r.variant} {r.runtime}: {r.error}" for r in failed.itertuples()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--store", default="results/harness.db")
+    p.add_argument("--run", help="run id (default: the latest, of --tag if given)")
+    p.add_argument("--tag")
+    args = p.parse_args()
+    with harness.store.open(args.store) as st:
+        run = st.resolve_run(args.run, tag=args.tag)
+        print(f"run {run}\n")
+        print(table(st.results(run=run)))
+
+
+if __name__ == "__main__":
+    main()
