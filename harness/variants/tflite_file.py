@@ -44,11 +44,21 @@ def _schema() -> Any:
 
 
 def _load(path: Path) -> Any:
+    """The model as schema objects, every buffer's bytes in ``data``: writers of big files
+    (ai-edge-quantizer among them) store constants after the flatbuffer and point at them
+    with ``offset``/``size`` (valid when offset > 1), which a repack would leave dangling."""
+    import numpy as np
+
     schema = _schema()
     data = Path(path).read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ConfigError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
-    return schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    for buf in model.buffers or []:
+        if buf.offset and buf.offset > 1:
+            buf.data = np.frombuffer(data, dtype=np.uint8, count=buf.size, offset=buf.offset)
+            buf.offset = buf.size = 0
+    return model
 
 
 def _names(schema: Any, enum: Any) -> dict[int, str]:

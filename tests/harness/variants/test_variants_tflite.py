@@ -160,3 +160,20 @@ def test_without_the_extra_a_tflite_suite_names_it(tmp_path: Path, monkeypatch: 
     assert "pip install 'edge-harness[tflite]'" in str(e.value) and "missing: litert_torch" in str(e.value)
     # a suite without tflite variants does not care
     assert load_suite(write_suite(tmp_path, "- builtin: digits-cnn", "[fp32]")).variants == ("fp32",)
+
+
+def test_a_224px_model_whose_quantized_file_keeps_weights_past_the_flatbuffer(mobilenet_source, artifact_cache) -> None:  # noqa: ANN001
+    """ai-edge-quantizer writes a model this size with its constants after the flatbuffer
+    (buffer offsets); reading the statistics and tagging the file must keep them."""
+    onnx32 = build_variant(mobilenet_source, "fp32", artifact_cache)
+    fp16 = build_variant(mobilenet_source, "tflite-fp16", artifact_cache)
+    assert fp16.macs == onnx32.macs
+    # the converter drops the classifier's all-zero bias (random-weight net): 1 000 of 3.49 M
+    assert onnx32.params - fp16.params == 1000
+    assert 0.45 < fp16.size_bytes / onnx32.size_bytes < 0.55  # float16 weights: half the bytes
+    assert read_metadata(fp16.path)["edge_harness.recipe"] == "tflite-fp16"
+    rt = LiteRtRuntime({}, 1)
+    rt.load(str(fp16.path))
+    x = np.random.default_rng(0).standard_normal(mobilenet_source.input_shape, dtype=np.float32)
+    assert np.isfinite(rt.run(x)).all() and rt.effective()["options"]["layout"] == "NHWC"
+    rt.close()
