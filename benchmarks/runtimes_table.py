@@ -24,8 +24,8 @@ def table(df: pd.DataFrame) -> str:
         speed = f" ({r.p50_ms / ref:.2f}x)" if ref else ""
         acc = "-" if pd.isna(r.accuracy) else f"{r.accuracy:.2%}"
         agree = "-" if pd.isna(r.agreement) else f"{r.agreement:.0%}"
-        lines.append(f"| {r.model} | {r.runtime} | {r.variant} | {r.weights_precision} | {r.p50_ms:.3f}{speed} "
-                     f"| {r.p99_ms:.3f} | {r.cv:.1%} | {r.size_bytes / 1024:.1f} | {acc} | {agree} |")
+        lines.append(f"| {r.model} | {r.runtime} | {r.variant} | {r.weights_precision} | {r.p50_ms:.4g}{speed} "
+                     f"| {r.p99_ms:.4g} | {r.cv:.1%} | {r.size_bytes / 1024:.1f} | {acc} | {agree} |")
     failed = df[df.status != "ok"]
     lines += [f"\nfailed: {r.model} {r.variant} {r.runtime}: {r.error}" for r in failed.itertuples()]
     return "\n".join(lines)

@@ -56,11 +56,22 @@ class TfliteRecipe(Recipe):
         if out == fp32 and isinstance(inp, (str, Path)):
             return out  # the user's own file, unchanged: its bytes (and hash) stay theirs
         finalize(out, {"recipe": self.label, **notes})
+        _check_loads(out)
         return out
 
     def finish(self, fp32: Path, workdir: Path, source: "SourceModel") -> tuple[Path, dict[str, str]]:
         """The variant made from the float32 file, and metadata entries to tag it with."""
         return fp32, {}
+
+
+def _check_loads(path: Path) -> None:
+    """A file the interpreter cannot open fails the build here, rather than being cached."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        Interpreter(model_path=str(path)).allocate_tensors()
+    except Exception as exc:
+        raise VariantBuildError(f"the interpreter cannot load the file made: {type(exc).__name__}: {exc}") from exc
 
 
 def convert_module(module: Any, input_shape: tuple[int, ...], layout: str, path: Path) -> Path:
