@@ -7,11 +7,13 @@ file size and accuracy (device-measured; top-1 agreement with fp32 for models wi
 
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 
 import pandas as pd
 
-import harness.store
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from variants_table import print_table  # noqa: E402  (a sibling script, not a package)
 
 
 def table(df: pd.DataFrame) -> str:
@@ -32,15 +34,7 @@ def table(df: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--store", default="results/harness.db")
-    p.add_argument("--run", help="run id (default: the latest, of --tag if given)")
-    p.add_argument("--tag")
-    args = p.parse_args()
-    with harness.store.open(args.store) as st:
-        run = st.resolve_run(args.run, tag=args.tag)
-        print(f"run {run}\n")
-        print(table(st.results(run=run)))
+    print_table(table, __doc__)
 
 
 if __name__ == "__main__":

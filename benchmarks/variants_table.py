@@ -8,6 +8,7 @@ accuracy and p50 on each runtime, read from a results store.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -38,8 +39,9 @@ def table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def print_table(make: Callable[[pd.DataFrame], str], doc: str) -> None:
+    """The command line of a table script: one run of a store (by id, or the latest of a tag)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--store", default="results/harness.db")
     p.add_argument("--run", help="run id (default: the latest, of --tag if given)")
     p.add_argument("--tag")
@@ -47,7 +49,11 @@ def main() -> None:
     with harness.store.open(args.store) as st:
         run = st.resolve_run(args.run, tag=args.tag)
         print(f"run {run}\n")
-        print(table(st.results(run=run)))
+        print(make(st.results(run=run)))
+
+
+def main() -> None:
+    print_table(table, __doc__)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def _load(path: Path) -> Any:
     return model
 
 
-def _names(schema: Any, enum: Any) -> dict[int, str]:
+def _names(enum: Any) -> dict[int, str]:
     return {v: k for k, v in vars(enum).items() if not k.startswith("_") and isinstance(v, int)}
 
 
@@ -137,8 +137,8 @@ def tflite_stats(path: Path) -> dict[str, Any]:
 
     schema = _schema()
     model = _load(path)
-    types = _names(schema, schema.TensorType)
-    builtins = _names(schema, schema.BuiltinOperator)
+    types = _names(schema.TensorType)
+    builtins = _names(schema.BuiltinOperator)
     sg = model.subgraphs[0]
     codes = [builtins.get(max(c.builtinCode, c.deprecatedBuiltinCode), "?") for c in model.operatorCodes]
     producer = {o: op for op in sg.operators for o in op.outputs}
