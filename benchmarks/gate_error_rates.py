@@ -11,22 +11,29 @@ window >= 200 iterations and >= 3 s) measures four configurations over many roun
   latency (a chain of MatMuls fed by the input, added to the output times zero, so no
   runtime can fold it away). The true slowdown is measured from the runs themselves.
 
-Two measurement modes side by side, at the same timed time per job (issue 9):
+Every run is measured as a sweep with ``canary: {every: 1}`` measures one board: the
+board canary (MobileNetV2-224 fp32 on ONNX Runtime), then each configuration followed by
+the canary again (C X1 C X2 C X3 C X4 C); each window's start and end are stored.
 
-- ``r1``: one timed window (the defaults: warm-up >= 10 iterations and 1 s, window >= 200
-  iterations and >= 3 s);
+Measurement modes (``--modes``), at the same timed time per job (issue 9):
+
+- ``r1`` (default): one timed window (the defaults: warm-up >= 10 iterations and 1 s,
+  window >= 200 iterations and >= 3 s);
 - ``r5``: five windows in five fresh processes (``measure.repeats: 5``), each a fifth as long
   (>= 40 iterations and >= 0.6 s, warm-up 0.2 s), folded as the sweep folds them.
 
-Every round is one stored run per kind and mode (A, and B every other round), configurations
-interleaved, kinds and modes alternating order (A B | B A). Then the real gate code judges:
+Every round is one stored run per kind and mode (A, and B from round 11), kinds and modes
+alternating order (A B | B A). Then the real gate code judges, for three canary layouts
+(the canary next to every job as measured; only its first and last windows, as
+``canary: true`` stores them; none), the first ten runs serving only as history:
 
-- A/A: each A run from round 6 on against (1) the previous A run, (2) the previous five
-  (a tag's history): false positives = regressions reported (target <= 1%);
+- A/A: each A run from round 11 on against (1) the previous A run, (2) the previous five
+  (a tag's history), the previous 20 giving the noise: false positives = regressions
+  reported (target <= 1%);
 - detection: each B run against the five A runs before it: regressions found on the slowed
   configuration's latency_p50 (target >= 95%).
 
-    .venv/bin/python benchmarks/gate_error_rates.py [--rounds 56] [--modes r1,r5] [--json FILE]
+    .venv/bin/python benchmarks/gate_error_rates.py [--rounds 36] [--modes r1] [--threads 1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.plan import CANARY, CANARY_VARIANT  # noqa: E402
+
 # Models whose latency is large enough that a 10% dose can be injected as extra graph nodes
 # (the digits CNN runs in ~30 us: the branch's fixed node overhead alone exceeds 10% of that).
 CONFIGS = [("mobilenetv2-224", "fp32", "onnxruntime"), ("mobilenetv2-224", "int8-static", "onnxruntime"),
@@ -54,6 +63,8 @@ MEASURE = {"warmup_iters": 10, "warmup_s": 1.0, "min_iters": 200, "min_s": 3.0, 
 OPTIONS = {"openvino": {"inference_precision": "f32"}}
 # mode -> (repeats, what the mode changes in MEASURE): the same timed seconds per job.
 MODES = {"r1": (1, {}), "r5": (5, {"min_iters": 40, "min_s": 0.6, "warmup_s": 0.2})}
+# Runs before the first judged one: the canary adjustment needs ten runs of history to fit.
+START = 10
 
 
 def slowed_copy(src: Path, dst: Path, blocks: int, size: int = 64) -> Path:
@@ -89,28 +100,36 @@ MAX_BLOCKS = 400
 
 
 def calibrate(src: Path, runtime: str, work: Path, p50: callable, target: float = 0.10) -> tuple[Path, int, float]:
-    """Blocks for ~``target`` extra latency, timed by the agent itself (min of 5 runs per point, so a
-    noisy moment does not set the dose): the branch's fixed cost and its cost per block are
-    fitted from two points, then the dose is checked once and corrected."""
+    """Blocks for ~``target`` extra latency, timed by the agent itself. Each point is the median
+    ratio of six slowed/plain pairs measured alternately (A B B A ...), so the machine's speed
+    changes, which last seconds to minutes here, cancel instead of setting the dose. A line
+    through every point so far (the branch's fixed cost and its cost per block) proposes the
+    next dose, up to three times; the point nearest the target is kept."""
 
-    def cal(path: Path) -> float:
-        return min(p50(path) for _ in range(5))
+    def ratio(path: Path) -> float:
+        pairs = []
+        for i in range(6):
+            first, second = (src, path) if i % 2 == 0 else (path, src)
+            a, b = p50(first), p50(second)
+            pairs.append(b / a if first == src else a / b)
+        return float(np.median(pairs))
 
     def slowed(n: int) -> Path:
         return slowed_copy(src, work / f"{src.stem}-{runtime}-slow{n}.onnx", n)
 
-    base = cal(src)
-    p_lo, p_hi = cal(slowed(4)), cal(slowed(24))
-    # A noisy moment can make the two points equal: bound the cost per block from below and the
-    # dose from above (each block is a 16 KB initializer; an unbounded dose fills the memory).
-    per = max((p_hi - p_lo) / 20, 1e-3 * base)
-    fixed = p_lo - base - 4 * per
-    blocks = min(MAX_BLOCKS, max(1, round((target * base - fixed) / per)))
-    ratio = cal(slowed(blocks)) / base
-    if ratio > 1 and abs(ratio - 1 - target) > 0.02:
-        blocks = min(MAX_BLOCKS, max(1, round(blocks * target / (ratio - 1))))
-        ratio = cal(slowed(blocks)) / base
-    return slowed(blocks), blocks, ratio
+    points = {n: ratio(slowed(n)) for n in (8, 64)}
+    for _ in range(3):
+        fixed, per = np.polyfit(list(points), [r - 1 for r in points.values()], 1)[::-1]
+        # a noisy moment can flatten the line: bound the cost per block from below and the dose from
+        # above (each block is a 16 KB initializer; an unbounded dose fills the memory)
+        blocks = int(min(MAX_BLOCKS, max(1, round((target - fixed) / max(per, 1e-4)))))
+        if blocks in points:
+            break
+        points[blocks] = ratio(slowed(blocks))
+        if abs(points[blocks] - 1 - target) <= 0.01:
+            break
+    blocks = min(points, key=lambda n: abs(points[n] - 1 - target))
+    return slowed(blocks), blocks, points[blocks]
 
 
 def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, work: Path, job: str,  # noqa: ANN201
@@ -134,8 +153,8 @@ def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, w
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=56)
-    ap.add_argument("--modes", default="r1,r5", help=f"measurement modes, of {', '.join(MODES)}")
+    ap.add_argument("--rounds", type=int, default=36)
+    ap.add_argument("--modes", default="r1", help=f"measurement modes, of {', '.join(MODES)}")
     ap.add_argument("--configs", type=int, default=len(CONFIGS), help="how many of the configurations to measure")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--min-s", type=float, default=MEASURE["min_s"], help="timed window (default: the agent's 3 s)")
@@ -158,8 +177,6 @@ def main() -> None:
     import harness.store
     from devices.bundle import build_agent
     from harness.config.suite import BuiltinModel
-    from harness.coordinator.repeats import as_repeat, combine
-    from harness.records import Job
     from harness.variants import ArtifactCache, build_variant
     from harness.zoo import resolve_model
 
@@ -178,35 +195,64 @@ def main() -> None:
         arts[(model, chain, runtime)] = (Path(v.path), slow, shape)
         print(f"{model} {chain} {runtime}: {blocks} extra MatMul blocks, calibrated slowdown {ratio:.3f}", flush=True)
 
+    canary = build_variant(resolve_model(CANARY, cache), CANARY_VARIANT, cache)
+    canary_art = (Path(canary.path), tuple(canary.input_shape))
     store = harness.store.open(work / "gate.db")
     t0 = time.monotonic()
     wall = dict.fromkeys(modes, 0.0)
     for r in range(args.rounds):
-        kinds = ["A", "B"] if r % 2 == 0 else ["B", "A"]
-        for kind in kinds:
-            if kind == "B" and (r < 5 or r % 2):
+        for kind in ["A", "B"] if r % 2 == 0 else ["B", "A"]:
+            if kind == "B" and r < START:
                 continue
             for mode in modes if r % 2 == 0 else modes[::-1]:
-                repeats, overrides = MODES[mode]
-                run = store.create_run(suite="gate-bench", config={}, tag=f"{kind}-{mode}")
-                jobs = [Job(m, c, "local", rt, {"measure": {**MEASURE, **overrides, "repeats": repeats}})
-                        for m, c, rt in configs]
-                ids = store.add_jobs(run, jobs)
-                for job, cfg in zip(jobs, configs, strict=True):
-                    a, b, shape = arts[cfg]
-                    store.job_started(ids[job.key], "local")
-                    t1 = time.monotonic()
-                    windows = [measure(agent, a if kind == "A" else b, shape, cfg[2], work, f"{run}-{job.key}-{i}",
-                                       **overrides) for i in range(repeats)]
-                    wall[mode] += time.monotonic() - t1
-                    reps = [as_repeat(w, i, "local", 0.0, 0.0) for i, w in enumerate(windows)]
-                    store.record(ids[job.key], combine(reps, windows[-1]))
-                store.finish_run(run, "ok")
+                wall[mode] += _measure_run(store, agent, work, arts, canary_art, configs, kind, mode)
         print(f"round {r + 1}/{args.rounds} done at {time.monotonic() - t0:.0f} s "
               f"(wall per mode: {', '.join(f'{m} {w:.0f} s' for m, w in wall.items())})", flush=True)
 
     store.close()
     analyze(work / "gate.db", args.json)
+
+
+def _measure_run(store, agent: Path, work: Path, arts: dict, canary: tuple, configs: list, kind: str,  # noqa: ANN001
+                 mode: str) -> float:
+    """One stored run as a sweep with ``canary: {every: 1}`` measures it on one board: the
+    canary, then each configuration followed by the canary (C X1 C X2 ... Xn C), the canary's
+    windows stored as its first, between (one repeat per gap) and last jobs with their times.
+    Returns the seconds spent measuring the configurations."""
+    from harness.coordinator.repeats import as_repeat, combine
+    from harness.records import Job
+
+    repeats, overrides = MODES[mode]
+    settings = {**MEASURE, **overrides}
+    run = store.create_run(suite="gate-bench", config={}, tag=f"{kind}-{mode}")
+    jobs = [Job(m, c, "local", rt, {"measure": {**settings, "repeats": repeats}}) for m, c, rt in configs]
+    gaps = len(configs) - 1
+    canaries = {when: Job(CANARY.label, CANARY_VARIANT, "local", "onnxruntime",
+                          {"measure": {**settings, "repeats": n}, "canary": when})
+                for when, n in (("first", 1), ("between", gaps), ("last", 1)) if n}
+    ids = store.add_jobs(run, [*jobs, *canaries.values()])
+    windows: dict[str, list] = {key: [] for key in ids}
+
+    def window(job: Job, path: Path, shape: tuple, runtime: str) -> None:
+        started = time.time()
+        res = measure(agent, path, shape, runtime, work, f"{run}-{job.key}-{len(windows[job.key])}", **overrides)
+        windows[job.key].append((as_repeat(res, len(windows[job.key]), "local", started, time.time()), res))
+
+    spent = 0.0
+    window(canaries["first"], *canary, "onnxruntime")
+    for i, (job, cfg) in enumerate(zip(jobs, configs, strict=True)):
+        a, b, shape = arts[cfg]
+        t1 = time.monotonic()
+        for _ in range(repeats):
+            window(job, a if kind == "A" else b, shape, cfg[2])
+        spent += time.monotonic() - t1
+        window(canaries["between" if i < gaps else "last"], *canary, "onnxruntime")
+    for job in [*jobs, *canaries.values()]:
+        store.job_started(ids[job.key], "local")
+        reps = windows[job.key]
+        store.record(ids[job.key], combine([rep for rep, _ in reps], reps[-1][1]))
+    store.finish_run(run, "ok")
+    return spent
 
 
 def remark(db: Path) -> None:
@@ -232,34 +278,63 @@ def remark(db: Path) -> None:
     print(f"re-marked {len(marks)} results from their repeats: {sum(m is not None for m in marks.values())} unstable")
 
 
+# canary layout -> the canary jobs it drops from a copy of the stored rounds
+LAYOUTS = {"canary next to every job": None, "canary first and last": "between", "no canary": "all"}
+
+
+def _layout_copy(db: Path, drop: str | None, work: Path) -> Path:
+    """A copy of ``db`` as a sweep with fewer canary windows would have stored it."""
+    import shutil
+    import sqlite3
+
+    if drop is None:
+        return db
+    out = work / f"{db.stem}-{drop}.db"
+    shutil.copyfile(db, out)
+    conn = sqlite3.connect(out)
+    conn.execute("PRAGMA foreign_keys=ON")
+    where = "" if drop == "all" else " AND json_extract(settings_json, '$.canary') = 'between'"
+    with conn:
+        conn.execute(f"DELETE FROM jobs WHERE model = ?{where}", (CANARY.label,))
+    conn.close()
+    return out
+
+
 def analyze(db: Path, json_out: Path | None = None) -> dict:
-    """The gate's verdicts on the stored rounds: A/A false positives, detection per configuration."""
+    """The gate's verdicts on the stored rounds for each canary layout (the unstable rule on, and
+    off for reference): A/A false positives, detection per configuration."""
     import harness.store
     from harness.config.gate import DEFAULT
 
     policy = DEFAULT.model_copy(update={"latency_p99": None, "energy_per_inference": None, "peak_memory": None,
                                         "accuracy": None})  # latency_p50 +5%: the gate's headline metric
-    store = harness.store.open(db)
-    runs = store.runs().sort_values("started")
     out: dict = {"db": str(db)}
-    tags = sorted({t[2:] for t in runs.tag if t.startswith("A-")}) or [""]
-    df = store.results()
-    for mode in tags:
-        suffix = f"-{mode}" if mode else ""
-        sel = df[df.tag.isin([f"A{suffix}", f"B{suffix}"])]
-        share = float(sel.unstable.notna().mean()) if "unstable" in sel else 0.0
-        for marks in (True, False):
-            label = f"{mode or 'r1'}" + ("" if marks else ", unstable rule off")
-            print(f"## mode {label} ({share:.0%} of the results marked unstable)")
-            out[label] = _analyze_mode(store, runs, policy, suffix, marks)
-            out[label]["unstable_share"] = round(share, 3)
-    store.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        for layout, drop in LAYOUTS.items():
+            store = harness.store.open(_layout_copy(db, drop, Path(tmp)))
+            runs = store.runs().sort_values("started")
+            df = store.results()
+            if drop is None and not (df.model == CANARY.label).any():
+                layout = "no canary"  # rounds stored before the benchmark measured one
+            for mode in sorted({t[2:] for t in runs.tag if t.startswith("A-")}) or [""]:
+                suffix = f"-{mode}" if mode else ""
+                sel = df[df.tag.isin([f"A{suffix}", f"B{suffix}"]) & (df.model != CANARY.label)]
+                share = float(sel.unstable.notna().mean())
+                for marks in (True, False):
+                    label = f"{mode or 'r1'}, {layout}" + ("" if marks else ", unstable rule off")
+                    print(f"## {label} ({share:.0%} of the results marked unstable)")
+                    out[label] = _analyze_mode(store, runs, policy, suffix, marks)
+                    out[label]["unstable_share"] = round(share, 3)
+            store.close()
+            if layout == "no canary":
+                break
     if json_out:
         json_out.write_text(json.dumps(out, indent=1))
     return out
 
 
 def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:  # noqa: ANN001
+    from harness.gate.canary import BETA_RANGE, CanaryWindows
     from harness.gate.evaluate import evaluate
 
     a_runs = runs[runs.tag == f"A{suffix}"].run.tolist()
@@ -267,7 +342,7 @@ def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:
     out: dict = {"a_runs": len(a_runs)}
     for label, k in (("previous run", 1), ("previous 5 runs", 5)):
         flags = total = inconclusive = 0
-        for i in range(5, len(a_runs)):
+        for i in range(START, len(a_runs)):
             res = evaluate(store, a_runs[i], a_runs[i - k:i], policy, a_runs[max(0, i - 20):i], marks)
             total += len(res.verdicts)
             flags += res.count("regression")
@@ -277,10 +352,13 @@ def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:
         print(f"A/A vs {label}: {flags} regressions in {total} comparisons = {flags / max(total, 1):.2%} "
               f"({inconclusive} inconclusive)")
     df = store.results()
-    df = df[df.tag.isin([f"A{suffix}", f"B{suffix}"])]
+    df = df[df.tag.isin([f"A{suffix}", f"B{suffix}"]) & (df.model != CANARY.label)]
+    windows = CanaryWindows(store, runs.run)
     per: dict[str, dict] = {}
     for run in runs[runs.tag == f"B{suffix}"].run:
         earlier = [a for a in a_runs if starts[a] < starts[run]]
+        if len(earlier) < START:
+            continue
         for v in evaluate(store, run, earlier[-5:], policy, earlier[-20:], marks).verdicts:
             key = f"{v.config['model']}/{v.config['variant']}/{v.config['runtime']}"
             d = per.setdefault(key, {"comparisons": 0, "regressions": 0, "inconclusive": 0})
@@ -295,8 +373,15 @@ def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:
         d["run_to_run_cv_A"] = round(a.std() / a.mean(), 4)
         d["rate"] = d["regressions"] / max(d["comparisons"], 1)
         d["unstable_share"] = round(float(sel.unstable.notna().mean()), 3) if "unstable" in sel else None
+        pairs = [p for p in (windows.pair(int(j), 50) for j in sel[sel.tag == f"A{suffix}"].job_id) if p]
+        adjusted = ""
+        if len(pairs) >= 3:  # the canary's share of the A runs' spread, fitted over all of them
+            y, c = np.array(pairs).T
+            beta = float(np.clip(np.cov(c, y)[0, 1] / np.var(c, ddof=1), *BETA_RANGE))
+            d["beta_A"], d["residual_sd_A"] = round(beta, 3), round(float(np.std(y - beta * c, ddof=2)), 4)
+            adjusted = f", beta {beta:.2f}, sd relative to the canary {d['residual_sd_A']:.2%}"
         print(f"detection {key}: {d['regressions']}/{d['comparisons']} = {d['rate']:.0%} "
-              f"(true slowdown {d['true_slowdown']:.3f}, run-to-run CV of p50 {d['run_to_run_cv_A']:.2%})")
+              f"(true slowdown {d['true_slowdown']:.3f}, run-to-run CV of p50 {d['run_to_run_cv_A']:.2%}{adjusted})")
     near = [d for d in per.values() if 1.08 <= d["true_slowdown"] <= 1.12]
     if near:
         hit, n = sum(d["regressions"] for d in near), sum(d["comparisons"] for d in near)

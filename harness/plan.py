@@ -10,6 +10,7 @@ free, and moves to another member when its board drops.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,21 +104,33 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
     if not jobs:
         raise ConfigError("the suite plans no job: " + "; ".join(dict.fromkeys(skipped)))
     if suite.canary:
-        jobs += _canaries(suite, devices, boards)
+        jobs += _canaries(suite, devices, boards, jobs)
     return Plan(tuple(jobs), tuple(dict.fromkeys(skipped)), tuple(devices), boards)
 
 
-def _canaries(suite: Suite, devices: Sequence[Device], boards: dict[tuple[str, str], tuple[str, ...]]) -> list[Job]:
-    """Two canary jobs per board (first and last), on the first of the suite's runtimes the board
-    offers, one window each (the pair is already two fresh processes)."""
+def _canaries(suite: Suite, devices: Sequence[Device], boards: dict[tuple[str, str], tuple[str, ...]],
+              body: Sequence[Job]) -> list[Job]:
+    """Canary jobs per board (first and last), on the first of the suite's runtimes the board
+    offers, one window each (the pair is already two fresh processes). With ``every: N``, a
+    third job whose windows (repeats) go between the board's jobs, one per N of them; a pool
+    member runs about one in ``members`` of the pool's jobs, so it gets that share of them."""
     out = []
+    every = suite.canary_every
     for d in devices:
         runtime = next((r for r in suite.runtimes if r in d.runtimes), None)
         if runtime is None:
             continue
         boards[(d.name, runtime)] = (d.name,)
-        for when in ("first", "last"):
-            settings = {"measure": {**suite.measure.model_dump(), "repeats": 1},
+        target = d.pool or d.name
+        members = len({b for (t, _), names in boards.items() if t == target for b in names}) or 1
+        units = sum(int(j.settings["measure"].get("repeats", 1)) for j in body if j.device == target)
+        between = math.ceil(units / members / every) - 1 if every else 0
+        for when, windows in (("first", 1), ("between", between), ("last", 1)):
+            if windows <= 0:
+                continue
+            settings = {"measure": {**suite.measure.model_dump(), "repeats": windows},
                         "runtime_options": suite.runtime_options.get(runtime, {}), "canary": when}
+            if when == "between":
+                settings["between"] = target  # order_units spreads these windows over the target's units
             out.append(Job(CANARY.label, CANARY_VARIANT, d.name, runtime, settings))
     return out

@@ -298,6 +298,12 @@ class ReportSettings(Strict):
     )
 
 
+class Canary(Strict):
+    """``canary: {every: N}``: the board canary first, after every N timed windows of the board, and last."""
+
+    every: int = Field(..., ge=1, description="Timed windows of a board (jobs, or their repeats) between two canary windows.")
+
+
 class Suite(Strict):
     name: str = Field(..., min_length=1, description="Suite name, stored with every run.")
     description: str | None = Field(None, description="Free text.")
@@ -318,12 +324,18 @@ class Suite(Strict):
     retries: int = Field(2, ge=0, description="Retries of a job that failed for a transport reason.")
     faults: Faults = Field(default_factory=Faults, description="Marking boards down and re-probing them.")
     lease: LeaseSettings = Field(default_factory=LeaseSettings, description="Exclusive use of a board per job.")
-    canary: bool = Field(
-        False, description="Measure a fixed built-in model first and last on every board: its drift across "
-        "nights tells board drift from a slower candidate.",
+    canary: bool | Canary = Field(
+        False, description="Measure a fixed built-in model first and last on every board (true), and also after "
+        "every N timed windows of the board ({every: N}): the gate measures each result against the canary next "
+        "to it.",
     )  # fmt: skip
     gate: Policy | None = Field(None, description="Release policy (see 'harness gate').")
     report: ReportSettings | None = Field(None, description="Report settings: budgets of the recommendation table.")
+
+    @property
+    def canary_every(self) -> int | None:
+        """Jobs of a board between two canary windows; None without windows between the first and last."""
+        return self.canary.every if isinstance(self.canary, Canary) else None
 
     @field_validator("variants")
     @classmethod

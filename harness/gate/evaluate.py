@@ -11,6 +11,7 @@ import pandas as pd
 
 from harness.config.gate import Drop, Increase, Policy
 from harness.errors import StoreError
+from harness.gate.canary import CanaryWindows, adjusted
 from harness.gate.stats import (
     SESSION_NOISE_FLOOR,
     Change,
@@ -51,6 +52,7 @@ class Verdict:
     note: str = ""
     unstable: str | None = None  # why the candidate's or a baseline's measurement is unstable
     board: str | None = None  # the board that measured the candidate
+    raw_ratio: float | None = None  # set when the ratio is relative to the board canary: the change without it
 
     @property
     def label(self) -> str:
@@ -91,7 +93,7 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
     """``noise_from``: runs whose spread per configuration sets the run-to-run noise (default:
     the baselines themselves); never below the floor. ``marks=False`` ignores the results'
     ``unstable`` marks (the error-rate benchmark shows what the rule costs)."""
-    reader = _Reader(store)
+    reader = _Reader(store, [candidate, *baselines, *noise_from])
     cand = _ok(store, candidate)
     bases = [_ok(store, r) for r in baselines]
     history = [_ok(store, r) for r in noise_from] if noise_from else bases
@@ -117,6 +119,9 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
     for v, q in zip(tested, benjamini_hochberg([v.p for v in tested]), strict=True):
         v.q = q
         v.verdict = _decide(v, policy.fdr)
+        if v.verdict == "pass" and v.raw_ratio is not None and v.threshold is not None \
+                and v.raw_ratio > 1 + v.threshold:
+            v.verdict = "board-drift"  # past the limit only until the canary's move is taken out
     _board_drift(reader, result, candidate, list(baselines), list(noise_from) or list(baselines))
     return result
 
@@ -129,11 +134,13 @@ def _ok(store: Store, run: str) -> dict[tuple[str, ...], pd.Series]:
 
 
 class _Reader:
-    """Per-repeat log percentiles of a result, read once per job (the history is read for every metric)."""
+    """Per-repeat log percentiles of a result, read once per job (the history is read for every
+    metric), and the timed windows of the runs involved, for the canary next to each result."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, runs: Sequence[str]):
         self.store = store
         self._samples: dict[int, pd.DataFrame] = {}
+        self.windows = CanaryWindows(store, runs)
 
     def _frame(self, row: pd.Series) -> pd.DataFrame:
         job_id = int(row.job_id)
@@ -177,7 +184,14 @@ def _verdict(reader: _Reader, config: dict[str, str], metric: str, rule: Increas
              bases: list[pd.Series], history: list[pd.Series]) -> Verdict | None:
     if isinstance(rule, Drop):
         return _accuracy(config, rule, cand, bases)
-    if metric in PERCENTILES:
+    marks = [str(r.unstable) for r in (cand, *bases) if isinstance(r.get("unstable"), str) and r.unstable]
+    note, raw_ratio = "", None
+    if metric in PERCENTILES and (adj := adjusted(reader.windows, PERCENTILES[metric], cand, bases, history)):
+        change, raw_ratio = adj.change, adj.raw_ratio
+        note = f"vs the board canary (beta {adj.beta:.2f}, {adj.runs} runs); without it {(raw_ratio - 1) * 100:+.1f}%"
+        if adj.usual_cv is not None and _cv(cand) <= adj.usual_cv:
+            marks = []  # no noisier than its history usually is: the history's residual spread holds such noise
+    elif metric in PERCENTILES:
         change = _latency(reader, PERCENTILES[metric], [cand], [[r] for r in bases], [[r] for r in history], metric)
     else:
         col = COLUMNS[metric]
@@ -187,10 +201,14 @@ def _verdict(reader: _Reader, config: dict[str, str], metric: str, rule: Increas
         c, b = Estimate(math.log(cand[col]), 0.0), [Estimate(math.log(r[col]), 0.0) for r in bases]
         spread = [math.log(r[col]) for r in history if not pd.isna(r[col]) and r[col] > 0]
         change = compare(c, b, run_noise(spread if len(spread) >= 3 else [e.log_value for e in b]))
-    marks = [str(r.unstable) for r in (cand, *bases) if isinstance(r.get("unstable"), str) and r.unstable]
     return Verdict(config, metric, "pass", threshold=rule.max_increase, ratio=change.ratio, ci=change.interval(),
-                   p=min(1.0, 2 * min(change.p_increase(), change.p_decrease())),
-                   unstable=marks[0] if marks else None, board=_board(cand))
+                   p=min(1.0, 2 * min(change.p_increase(), change.p_decrease())), note=note,
+                   unstable=marks[0] if marks else None, board=_board(cand), raw_ratio=raw_ratio)
+
+
+def _cv(row: pd.Series) -> float:
+    cv = row.get("cv")
+    return math.inf if cv is None or pd.isna(cv) else float(cv)
 
 
 def _board(row: pd.Series) -> str:
@@ -211,7 +229,8 @@ def _canaries(store: Store, run: str) -> dict[tuple[str, str], list[pd.Series]]:
 def _board_drift(reader: _Reader, result: GateResult, candidate: str, baselines: list[str], noise: list[str]) -> None:
     """A latency regression the candidate's board canary shows too is that board's drift if,
     measured relative to the canary (the ratio of the two changes), it is within the limit."""
-    suspects = [v for v in result.verdicts if v.verdict == "regression" and v.metric in PERCENTILES]
+    suspects = [v for v in result.verdicts if v.verdict == "regression" and v.metric in PERCENTILES
+                and v.raw_ratio is None]  # a canary-adjusted ratio has the drift taken out already
     if not suspects:
         return
     cand = _canaries(reader.store, candidate)
@@ -252,7 +271,8 @@ def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[p
 def _decide(v: Verdict, fdr: float) -> str:
     """Significant AND beyond the threshold; beyond it but not significant is inconclusive.
     An unstable measurement (MEASUREMENT.md: CV over trtexec's 2.5%, or pyperf's rules) only
-    counts when the change is far past the threshold: its whole interval beyond it."""
+    counts when the change is far past the threshold: its whole interval beyond it (a
+    canary-adjusted comparison lifts the mark when the history was as unstable, see _verdict)."""
     assert v.ratio is not None and v.threshold is not None and v.q is not None
     worse, better = v.ratio > 1 + v.threshold, v.ratio < 1 / (1 + v.threshold)
     if not (worse or better):
@@ -262,6 +282,7 @@ def _decide(v: Verdict, fdr: float) -> str:
     if v.unstable and v.ci is not None:
         far = v.ci[0] > 1 + v.threshold if worse else v.ci[1] < 1 / (1 + v.threshold)
         if not far:
-            v.note = f"unstable ({v.unstable}): the change must clear the limit with its whole interval"
+            v.note = "; ".join(filter(None, [v.note, f"unstable ({v.unstable}): the change must clear the limit "
+                                                       "with its whole interval"]))
             return "inconclusive"
     return "regression" if worse else "improvement"

@@ -16,6 +16,9 @@ the mean of its repeats' log percentiles, the between-process variance is pooled
 candidate's, the baselines' and the history's repeats, and only the extra spread between
 runs (random effects) is taken from the history, with a smaller floor.
 
+With the board canary measured next to the results, ``harness.gate.canary`` takes the
+board's share of the run-to-run spread out first (a control variate).
+
 A regression must be both significant (one-sided test of the effect against zero, with
 false-discovery control across every comparison of the gate) and larger than the policy's
 threshold, asv's rule of significance AND size.

@@ -92,6 +92,24 @@ def test_the_canary_is_planned_first_and_last_on_every_board_of_a_pool_too() -> 
     assert not any(j.model == "canary" for j in make_plan(suite(), pool).jobs)
 
 
+def test_a_canary_every_n_windows_gets_one_window_per_n_of_its_boards_share() -> None:
+    pool = (
+        Device(name="pi-1", kind="pi", host="pi1", pool="pis", runtimes=("onnxruntime",)),
+        Device(name="pi-2", kind="pi", host="pi2", pool="pis", runtimes=("onnxruntime",)),
+        Device(name="ov", kind="x86", host="ov", runtimes=("openvino",)),
+    )
+    plan = make_plan(suite(canary={"every": 1}, measure={"repeats": 3}), pool)
+    between = {j.device: j for j in plan.jobs if j.settings.get("canary") == "between"}
+    # 4 jobs x 3 repeats on each target; a pi runs half of the pool's 12 windows: 6, so 5 gaps
+    assert {d: (j.settings["between"], j.settings["measure"]["repeats"]) for d, j in between.items()} == {
+        "pi-1": ("pis", 5), "pi-2": ("pis", 5), "ov": ("ov", 11)}
+    every2 = make_plan(suite(canary={"every": 2}), pool)  # one window per job: 2 per pi, 4 on ov
+    assert {j.device: j.settings["measure"]["repeats"] for j in every2.jobs if j.settings.get("canary") == "between"} \
+        == {"ov": 1}
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        suite(canary={"every": 0})
+
+
 def test_the_canary_name_is_reserved() -> None:
     with pytest.raises(ValueError, match="reserved for the board canary"):
         suite(models=[{"builtin": "digits-cnn", "name": "canary"}])

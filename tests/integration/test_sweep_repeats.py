@@ -11,6 +11,7 @@ import pytest
 
 import harness.store
 from harness.cli import main
+from harness.gate.canary import CanaryWindows
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -25,7 +26,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache) -> dict:  # 
           - builtin: digits-cnn
         variants: [fp32, int8-dynamic]
         runtimes: [onnxruntime]
-        canary: true
+        canary: {every: 2}
         measure: {warmup_iters: 5, warmup_s: 0.05, min_iters: 40, min_s: 0.2, timeout_s: 120,
                   repeats: 3, order: interleaved, quiet: {wait_s: 0}}
         """).lstrip())
@@ -37,7 +38,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache) -> dict:  # 
     code = main(["sweep", str(suite), "--inventory", str(inventory), "--store", str(db), "--cache-dir", str(cache_root),
                  "-q"])
     with harness.store.open(db) as st:
-        return {"code": code, "results": st.results(), "repeats": st.repeats(), "samples": st.samples()}
+        return {"code": code, "results": st.results(), "repeats": st.repeats(), "samples": st.samples(), "db": db}
 
 
 def test_each_job_runs_its_repeats_and_the_headline_is_their_median(sweep: dict) -> None:
@@ -56,14 +57,19 @@ def test_each_job_runs_its_repeats_and_the_headline_is_their_median(sweep: dict)
         assert per_repeat.to_numpy() == pytest.approx(mine.sort_values("repeat").p50_ms.to_numpy())
 
 
-def test_interleaved_order_alternates_and_the_canary_brackets_the_board(sweep: dict) -> None:
+def test_interleaved_order_alternates_and_the_canary_runs_first_every_two_windows_and_last(sweep: dict) -> None:
     df, reps = sweep["results"], sweep["repeats"]
-    canary = df[df.model == "canary"].sort_values("started")
-    assert len(canary) == 2 and set(canary.status) == {"ok"} and set(canary.device) == {"local"}
-    order = reps.sort_values("started")
+    canary = df[df.model == "canary"]
+    assert len(canary) == 3 and set(canary.status) == {"ok"} and set(canary.device) == {"local"}  # first, between, last
     rows = df.set_index("job_id")
-    seq = [(rows.variant[r.job_id], r.repeat) for r in order.itertuples() if rows.model[r.job_id] == "digits-cnn"]
-    assert seq == [("fp32", 0), ("int8-dynamic", 0), ("int8-dynamic", 1), ("fp32", 1), ("fp32", 2), ("int8-dynamic", 2)]
-    digits_times = order[order.job_id.isin(df[df.model == "digits-cnn"].job_id)]
-    assert canary.started.iloc[0] <= digits_times.started.min()
-    assert canary.started.iloc[1] >= digits_times.finished.max()
+    seq = [(rows.variant[r.job_id] if rows.model[r.job_id] != "canary" else "canary", r.repeat)
+           for r in reps.sort_values("started").itertuples()]
+    assert seq == [("canary", 0), ("fp32", 0), ("int8-dynamic", 0), ("canary", 0), ("int8-dynamic", 1), ("fp32", 1),
+                   ("canary", 1), ("fp32", 2), ("int8-dynamic", 2), ("canary", 0)]
+    order = reps.sort_values("started")
+    assert (order.started.to_numpy()[1:] >= order.finished.to_numpy()[:-1]).all()  # one board: windows never overlap
+    with harness.store.open(sweep["db"]) as st:  # the gate finds the canary next to every result
+        windows = CanaryWindows(st, set(df.run))
+        for job_id in df[df.model == "digits-cnn"].job_id:
+            y, c = windows.pair(int(job_id), 50)
+            assert np.isfinite(y) and np.isfinite(c)

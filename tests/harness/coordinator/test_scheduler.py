@@ -181,6 +181,20 @@ def test_the_canary_runs_first_and_last_on_its_board() -> None:
     assert _drain(s, "b") == [("A", 0), ("B", 0), ("canary", 0)]
 
 
+def test_canary_windows_between_are_spread_over_the_units_of_their_target() -> None:
+    between = Job("canary", "fp32", "b", "onnxruntime", {"measure": {"repeats": 3}, "canary": "between", "between": "b"})
+    js = [_job("A", repeats=2), _job("B", repeats=2), _job("canary", canary="first"), _job("canary", canary="last"),
+          between, _job("other", target="c")]
+    s = Scheduler(order_units(js, "interleaved"), {("b", "onnxruntime"): ("b",), ("c", "onnxruntime"): ("c",)},
+                  FaultPolicy(), Clock())
+    # b's four units A0 B0 B1 A1 with a canary window after each but the last, which the last canary follows
+    assert _drain(s, "b") == [("canary", 0), ("A", 0), ("canary", 0), ("B", 0), ("canary", 1), ("B", 1), ("canary", 2),
+                              ("A", 1), ("canary", 0)]
+    assert _drain(s, "c") == [("other", 0)]
+    resumed = order_units(js, "interleaved", {between.key: [0, 1]})
+    assert [(u.job.model, u.repeat) for u in resumed if u.job is between] == [("canary", 2)]
+
+
 def test_cancel_drops_the_remaining_repeats_of_a_failed_job() -> None:
     js = [_job("A", repeats=3), _job("B")]
     s = Scheduler(order_units(js, "sequential"), {("b", "onnxruntime"): ("b",)}, FaultPolicy(), Clock())

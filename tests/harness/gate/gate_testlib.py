@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -23,20 +24,43 @@ def latencies(rng: np.random.Generator, median_ms: float, n: int = 2000, run_shi
     return median_ms * np.exp(run_shift + 0.03 * noise)
 
 
+_CLOCK = itertools.count(1_000_000)  # one shared wall clock: a window takes one tick
+
+
 def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly", slow: dict | None = None,
             missing: tuple = (), accuracy: dict | None = None, energy: dict | None = None, run_noise: float = 0.005,
             gate: dict | None = None, repeats: int = 1, process_noise: float = 0.0, unstable: dict | None = None,
-            canary: dict | None = None) -> str:
+            canary: dict | None = None, board_noise: float = 0.0, deaf: tuple = (), cv: dict | None = None) -> str:
     """One run over CONFIGS; ``slow`` maps a config to a latency factor. ``repeats`` windows per
     job, each in its "own process" (a log shift of sd ``process_noise``), folded as the sweep does;
-    ``canary`` maps a board to its canary's latency factor (two canary jobs per board, first and last);
-    ``unstable`` maps a config to its mark."""
+    ``canary`` maps a board to its canary's latency factor (canary jobs first, between every two
+    jobs, and last on each board, as ``canary: {every: 1}`` places them); ``board_noise`` is the
+    sd of this run's board speed (a log shift every window of the run feels, canary included,
+    but the configs in ``deaf``); ``unstable`` maps a config to its mark, ``cv`` to its CV."""
     config: dict[str, Any] = {"suite": {"name": "s", "gate": gate}, "devices": []}
     run = store.create_run(suite="s", config=config, tag=tag)
     jobs = [Job(*c, {"measure": {}}) for c in CONFIGS]
-    canaries = [Job("canary", "fp32", board, "onnxruntime", {"canary": when}) for board in (canary or {})
-                for when in ("first", "last")]
-    ids = store.add_jobs(run, jobs + canaries)
+    boards = list(canary or {})
+    gaps = {b: max(0, sum(c[2] == b for c in CONFIGS) - 1) for b in boards}
+    canaries = {(b, when): Job("canary", "fp32", b, "onnxruntime", {"canary": when, "measure": {"repeats": n}})
+                for b in boards for when, n in (("first", 1), ("between", gaps[b]), ("last", 1)) if n}
+    ids = store.add_jobs(run, jobs + list(canaries.values()))
+    board_shift = rng.normal(0, board_noise)
+    windows: dict[str, list[tuple[int, float]]] = {}  # job key -> (tick, log shift) of each window
+
+    def window(job: Job, shift: float) -> None:
+        windows.setdefault(job.key, []).append((next(_CLOCK), shift + rng.normal(0, process_noise)))
+
+    for b in boards:
+        window(canaries[(b, "first")], board_shift)
+    seen: dict[str, int] = {}
+    for c, job in zip(CONFIGS, jobs):
+        shift = rng.normal(0, run_noise) + (0.0 if c in deaf else board_shift)
+        for _ in range(repeats):
+            window(job, shift)
+        seen[c[2]] = seen.get(c[2], 0) + 1
+        if c[2] in boards:
+            window(canaries[(c[2], "between" if seen[c[2]] <= gaps[c[2]] else "last")], board_shift)
     for c, job in zip(CONFIGS, jobs):
         store.job_started(ids[job.key], c[2])
         if c in missing:
@@ -45,21 +69,24 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
         base = 2.0 + CONFIGS.index(c)
         extra = {"accuracy": (accuracy or {}).get(c, 0.95), "energy_mj": (energy or {}).get(c, float("nan")),
                  "peak_rss_mb": 100.0 + CONFIGS.index(c), "unstable": (unstable or {}).get(c)}
-        shift = rng.normal(0, run_noise)
-        store.record(ids[job.key], _measured(rng, base * (slow or {}).get(c, 1.0), shift, repeats, process_noise, extra))
-    for job in canaries:
-        store.job_started(ids[job.key], job.device)
-        store.record(ids[job.key], _measured(rng, 5.0 * canary[job.device], rng.normal(0, run_noise), 1, process_noise, {}))
+        if cv and c in cv:
+            extra["cv"] = cv[c]
+        store.record(ids[job.key], _measured(rng, base * (slow or {}).get(c, 1.0), windows[job.key], c[2], extra))
+    for (b, _), job in canaries.items():
+        store.job_started(ids[job.key], b)
+        store.record(ids[job.key], _measured(rng, 5.0 * canary[b], windows[job.key], b, {}))
     store.finish_run(run, "ok")
     return run
 
 
-def _measured(rng: np.random.Generator, median_ms: float, shift: float, repeats: int, process_noise: float,
+def _measured(rng: np.random.Generator, median_ms: float, windows: list[tuple[int, float]], board: str,
               extra: dict) -> JobResult:
-    windows = []
-    for i in range(repeats):
-        samples = latencies(rng, median_ms, n=2000 // repeats, run_shift=shift + rng.normal(0, process_noise))
-        metrics = {"p50_ms": float(np.median(samples)), "p99_ms": float(np.percentile(samples, 99)), **extra}
-        windows.append(JobResult("ok", metrics=metrics, samples_ns=(samples * 1e6).astype(np.int64)))
-    reps = [as_repeat(w, i, None, float(i), float(i + 1)) for i, w in enumerate(windows)]
-    return combine(reps, windows[-1])
+    """A job's windows (each a tick of the clock and a log shift), folded as the sweep folds them."""
+    results = []
+    for _, shift in windows:
+        samples = latencies(rng, median_ms, n=2000 // len(windows), run_shift=shift)
+        metrics = {"p50_ms": float(np.median(samples)), "p99_ms": float(np.percentile(samples, 99)),
+                   "cv": float(np.std(samples) / np.mean(samples)), **extra}
+        results.append(JobResult("ok", metrics=metrics, samples_ns=(samples * 1e6).astype(np.int64)))
+    reps = [as_repeat(w, i, board, float(t), t + 0.9) for i, ((t, _), w) in enumerate(zip(windows, results))]
+    return combine(reps, results[-1])

@@ -1,0 +1,111 @@
+"""The board's canary as a control variate: a latency measured next to a fixed model.
+
+A board's speed moves between runs and within one (a VM's neighbours, clocks, heat), and it
+moves every model measured at that moment with it: on the 2-vCPU test VM MobileNetV2's p50
+moved 3-5% from run to run, while five fresh processes of the same job, seconds apart,
+agreed within 1-2%. The canary (a fixed model, ``canary: true``) measured on the same board
+next to a result sees that shared part, so the gate compares ``log(latency) - beta *
+log(canary)`` instead of the raw latency (CUPED, a control variate):
+
+- a result's covariate is the canary windows on its board that closed last before and
+  opened first after each of its windows, averaged (log scale);
+- ``beta`` is the least-squares slope of the configuration's log latency on its covariate
+  over the gate's history runs, kept within [0, 2]: a model that does not move with the
+  canary gets ~0 and its comparison is the raw one;
+- the run-to-run noise is the history's residual spread (two parameters fitted, so ``ddof
+  = 2``), which holds every source of noise the adjusted value still has, so the candidate
+  and baselines carry no separate within-run error.
+
+Fewer than ``MIN_RUNS`` history runs with a covariate, or a candidate or baseline without
+one: no adjustment (the caller falls back to the raw comparison and its run-noise floor).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.gate.stats import Change, Estimate, compare
+from harness.plan import CANARY
+from harness.store import Store
+
+MIN_RUNS = 10  # history runs with a covariate needed to fit beta and the residual noise
+BETA_RANGE = (0.0, 2.0)
+# Residual run-to-run spread assumed at least: the smallest the canary-adjusted A/A runs showed here.
+ADJUSTED_NOISE_FLOOR = 0.005
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """A canary-adjusted comparison and what it was adjusted by."""
+
+    change: Change
+    raw_ratio: float  # the same comparison without the canary
+    beta: float
+    runs: int  # history runs the fit used
+    usual_cv: float | None  # the history's 90th percentile of the per-inference CV: noise it has seen
+
+
+class CanaryWindows:
+    """Every timed window of the runs involved, read once: the canary's and the results'."""
+
+    def __init__(self, store: Store, runs: Iterable[str]):
+        frames = [f for f in (store.repeats(run=r) for r in dict.fromkeys(runs)) if not f.empty]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", "job_id"])
+        self._jobs = {int(j): g for j, g in df[df.model != CANARY.label].groupby("job_id")}
+        canary = df[(df.model == CANARY.label) & df.started.notna() & df.finished.notna()] if frames else df
+        self._canary = {key: g.sort_values("finished") for key, g in canary.groupby(["run", "board"])}
+        self._memo: dict[tuple[int, int], tuple[float, float] | None] = {}
+
+    def pair(self, job_id: int, q: int) -> tuple[float, float] | None:
+        """(log value, covariate) of a job: the mean over its windows of their log ``q``-th
+        percentile, and of the canary windows next to them on the same board; None without one."""
+        key = (job_id, q)
+        if key not in self._memo:
+            self._memo[key] = self._pair(job_id, f"p{q}_ms")
+        return self._memo[key]
+
+    def _pair(self, job_id: int, col: str) -> tuple[float, float] | None:
+        g = self._jobs.get(job_id)
+        if g is None or col not in g or not (g[col].astype(float) > 0).all():
+            return None
+        near: list[float] = []
+        for run, board, started, finished in zip(g.run, g.board, g.started, g.finished, strict=True):
+            mine = self._canary.get((run, board))
+            if mine is None or col not in mine or pd.isna(started) or pd.isna(finished):
+                continue
+            ends, starts = mine.finished.to_numpy(float), mine.started.to_numpy(float)
+            before = np.flatnonzero(ends <= started)[-1:]  # the window that closed last before this one
+            after = np.flatnonzero(starts >= finished)
+            after = after[np.argmin(starts[after])][None] if len(after) else after  # the first to open after it
+            near += [math.log(v) for v in mine[col].to_numpy(float)[np.concatenate([before, after])] if v > 0]
+        return (float(np.log(g[col].astype(float)).mean()), float(np.mean(near))) if near else None
+
+
+def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd.Series],
+             history: Sequence[pd.Series]) -> Adjusted | None:
+    """Candidate vs baselines on ``log(latency) - beta * log(canary)``; None when it cannot be fitted."""
+    c_pair = windows.pair(int(cand.job_id), q)
+    b_pairs = [windows.pair(int(r.job_id), q) for r in bases]
+    fit: dict[int, tuple[float, float]] = {}
+    cvs: list[float] = []
+    for row in (*history, *bases):
+        job_id = int(row.job_id)
+        if job_id != int(cand.job_id) and job_id not in fit and (p := windows.pair(job_id, q)) is not None:
+            fit[job_id] = p
+            cvs.append(float(row.cv) if not pd.isna(row.get("cv")) else math.nan)
+    if c_pair is None or None in b_pairs or len(fit) < MIN_RUNS:
+        return None
+    y, c = np.array(list(fit.values())).T
+    beta = float(np.clip(np.cov(c, y)[0, 1] / np.var(c, ddof=1), *BETA_RANGE)) if np.var(c) > 0 else 0.0
+    residual = y - beta * c
+    noise = max(ADJUSTED_NOISE_FLOOR, math.sqrt(float(np.sum((residual - residual.mean()) ** 2)) / (len(fit) - 2)))
+    bases_adj = [Estimate(p[0] - beta * p[1], 0.0) for p in b_pairs if p is not None]
+    change = compare(Estimate(c_pair[0] - beta * c_pair[1], 0.0), bases_adj, noise)
+    raw = c_pair[0] - float(np.mean([p[0] for p in b_pairs if p is not None]))
+    known = [v for v in cvs if not math.isnan(v)]
+    return Adjusted(change, math.exp(raw), beta, len(fit), float(np.percentile(known, 90)) if known else None)

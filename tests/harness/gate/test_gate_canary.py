@@ -1,0 +1,109 @@
+"""The board canary as a control variate: runs written through the real store, each run's
+board speed a random shift that every window of the run feels (the canary's too)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness.store
+from gate_testlib import CONFIGS, add_run
+from harness.config.gate import DEFAULT
+from harness.gate.canary import MIN_RUNS, CanaryWindows
+from harness.gate.evaluate import evaluate
+
+BOARDS = {"orin": 1.0, "pi": 1.0}
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # noqa: ANN201
+    with harness.store.open(tmp_path / "h.db") as st:
+        yield st
+
+
+def p50(result, config: tuple):  # noqa: ANN001, ANN201
+    return next(v for v in result.verdicts if tuple(v.config.values()) == config and v.metric == "latency_p50")
+
+
+def history(store, rng: np.random.Generator, n: int = 12, **kw: object) -> list[str]:  # noqa: ANN001
+    return [add_run(store, rng, canary=BOARDS, **kw) for _ in range(n)]
+
+
+def test_a_result_is_compared_with_the_canary_windows_next_to_it(store) -> None:  # noqa: ANN001
+    run = add_run(store, np.random.default_rng(0), canary=BOARDS, board_noise=0.05)
+    reps = store.repeats(run=run).sort_values("started")
+    windows = CanaryWindows(store, [run])
+    for board in BOARDS:
+        mine = reps[reps.board == board].reset_index(drop=True)
+        assert list(mine.model) == ["canary", CONFIGS[0][0] if board == "orin" else CONFIGS[2][0], "canary",
+                                    CONFIGS[1][0] if board == "orin" else CONFIGS[3][0], "canary"]
+        for i in (1, 3):  # each configuration sits between two canary windows
+            y, c = windows.pair(int(mine.job_id[i]), 50)
+            assert y == pytest.approx(math.log(mine.p50_ms[i]))
+            assert c == pytest.approx((math.log(mine.p50_ms[i - 1]) + math.log(mine.p50_ms[i + 1])) / 2)
+
+
+def test_the_canary_takes_the_boards_speed_out_and_catches_what_it_hid(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(1)
+    runs = history(store, rng, board_noise=0.05)
+    # tonight orin runs 15% slower for everything: the canary shows it too; CONFIGS[1] is 10% slower on top
+    cand = add_run(store, rng, canary={"orin": 1.15, "pi": 1.0},
+                   slow={CONFIGS[0]: 1.15, CONFIGS[1]: 1.15 * 1.10})
+    result = evaluate(store, cand, runs[-5:], DEFAULT, runs)
+    drift, real = p50(result, CONFIGS[0]), p50(result, CONFIGS[1])
+    assert drift.verdict == "board-drift" and drift.raw_ratio > 1.10 and abs(drift.ratio - 1) < 0.04
+    assert real.verdict == "regression" and 1.06 < real.ratio < 1.14 and "vs the board canary" in real.note
+    assert {p50(result, c).verdict for c in CONFIGS[2:]} == {"pass"}
+
+
+def test_a_ten_percent_slowdown_on_a_noisy_board_is_caught_only_with_the_canary(tmp_path: Path) -> None:
+    found = {}
+    for with_canary in (True, False):
+        hits = 0
+        with harness.store.open(tmp_path / f"{with_canary}.db") as st:
+            for seed in range(8):
+                rng = np.random.default_rng(100 + seed)
+                boards = BOARDS if with_canary else None
+                runs = [add_run(st, rng, tag=f"n{seed}", canary=boards, board_noise=0.04) for _ in range(MIN_RUNS + 2)]
+                cand = add_run(st, rng, tag=f"n{seed}", canary=boards, board_noise=0.04, slow={CONFIGS[0]: 1.10})
+                hits += p50(evaluate(st, cand, runs[-5:], DEFAULT, runs), CONFIGS[0]).verdict == "regression"
+        found[with_canary] = hits
+    assert found[True] == 8  # the board's 4% run-to-run swings are taken out
+    assert found[False] <= 5  # without it about half are inconclusive
+
+
+def test_a_model_the_board_speed_does_not_touch_keeps_its_own_noise(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(2)
+    runs = history(store, rng, board_noise=0.05, deaf=(CONFIGS[3],))
+    cand = add_run(store, rng, canary=BOARDS, board_noise=0.05, deaf=(CONFIGS[3],))
+    result = evaluate(store, cand, runs[-5:], DEFAULT, runs)
+    follows, deaf = p50(result, CONFIGS[2]), p50(result, CONFIGS[3])
+    betas = [float(re.search(r"beta ([0-9.]+)", v.note).group(1)) for v in (follows, deaf)]
+    assert betas[0] > 0.7 and betas[1] < 0.3
+    assert {follows.verdict, deaf.verdict} == {"pass"}
+
+
+def test_too_short_a_history_is_compared_without_the_canary(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(3)
+    runs = history(store, rng, n=MIN_RUNS - 1, board_noise=0.05)
+    cand = add_run(store, rng, canary=BOARDS, board_noise=0.05)
+    v = p50(evaluate(store, cand, runs[-5:], DEFAULT, runs), CONFIGS[0])
+    assert v.raw_ratio is None and "canary" not in v.note
+
+
+def test_an_unstable_candidate_noisier_than_its_history_must_clear_the_limit_with_its_interval(store) -> None:  # noqa: ANN001
+    mark = "cv 4.1% > 2.5% (trtexec)"
+    rng = np.random.default_rng(4)
+    runs = history(store, rng, board_noise=0.04, run_noise=0.02, unstable={CONFIGS[0]: mark})
+    slow = {CONFIGS[0]: 1.09, CONFIGS[2]: 1.09}
+    cand = add_run(store, rng, canary=BOARDS, board_noise=0.04, run_noise=0.0, slow=slow,
+                   unstable={CONFIGS[0]: mark, CONFIGS[2]: mark}, cv={CONFIGS[2]: 0.5})
+    result = evaluate(store, cand, runs[-5:], DEFAULT, runs)
+    usual, unusual = p50(result, CONFIGS[0]), p50(result, CONFIGS[2])
+    assert usual.ci[0] < 1.05 < usual.ratio and unusual.ci[0] < 1.05 < unusual.ratio
+    assert usual.verdict == "regression" and usual.unstable is None  # its history was as unstable
+    assert unusual.verdict == "inconclusive" and mark in unusual.note  # far noisier than its history
