@@ -334,7 +334,7 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
 
 
 def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:  # noqa: ANN001
-    from harness.gate.canary import BETA_RANGE, CanaryWindows
+    from harness.gate.canary import CanaryWindows, fit_line
     from harness.gate.evaluate import evaluate
 
     a_runs = runs[runs.tag == f"A{suffix}"].run.tolist()
@@ -376,9 +376,8 @@ def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:
         pairs = [p for p in (windows.pair(int(j), 50) for j in sel[sel.tag == f"A{suffix}"].job_id) if p]
         adjusted = ""
         if len(pairs) >= 3:  # the canary's share of the A runs' spread, fitted over all of them
-            y, c = np.array(pairs).T
-            beta = float(np.clip(np.cov(c, y)[0, 1] / np.var(c, ddof=1), *BETA_RANGE))
-            d["beta_A"], d["residual_sd_A"] = round(beta, 3), round(float(np.std(y - beta * c, ddof=2)), 4)
+            beta, spread = fit_line(pairs)
+            d["beta_A"], d["residual_sd_A"] = round(beta, 3), round(spread, 4)
             adjusted = f", beta {beta:.2f}, sd relative to the canary {d['residual_sd_A']:.2%}"
         print(f"detection {key}: {d['regressions']}/{d['comparisons']} = {d['rate']:.0%} "
               f"(true slowdown {d['true_slowdown']:.3f}, run-to-run CV of p50 {d['run_to_run_cv_A']:.2%}{adjusted})")

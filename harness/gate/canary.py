@@ -86,6 +86,15 @@ class CanaryWindows:
         return (float(np.log(g[col].astype(float)).mean()), float(np.mean(near))) if near else None
 
 
+def fit_line(pairs: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """``beta`` (slope of log value on its covariate, within BETA_RANGE) and the residual standard
+    deviation (two parameters fitted: ``ddof = 2``) over (log value, covariate) pairs."""
+    y, c = np.array(pairs, dtype=np.float64).T
+    beta = float(np.clip(np.cov(c, y)[0, 1] / np.var(c, ddof=1), *BETA_RANGE)) if np.var(c) > 0 else 0.0
+    residual = y - beta * c
+    return beta, math.sqrt(float(np.sum((residual - residual.mean()) ** 2)) / (len(pairs) - 2))
+
+
 def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd.Series],
              history: Sequence[pd.Series]) -> Adjusted | None:
     """Candidate vs baselines on ``log(latency) - beta * log(canary)``; None when it cannot be fitted."""
@@ -100,10 +109,8 @@ def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd
             cvs.append(float(row.cv) if not pd.isna(row.get("cv")) else math.nan)
     if c_pair is None or None in b_pairs or len(fit) < MIN_RUNS:
         return None
-    y, c = np.array(list(fit.values())).T
-    beta = float(np.clip(np.cov(c, y)[0, 1] / np.var(c, ddof=1), *BETA_RANGE)) if np.var(c) > 0 else 0.0
-    residual = y - beta * c
-    noise = max(ADJUSTED_NOISE_FLOOR, math.sqrt(float(np.sum((residual - residual.mean()) ** 2)) / (len(fit) - 2)))
+    beta, spread = fit_line(list(fit.values()))
+    noise = max(ADJUSTED_NOISE_FLOOR, spread)
     bases_adj = [Estimate(p[0] - beta * p[1], 0.0) for p in b_pairs if p is not None]
     change = compare(Estimate(c_pair[0] - beta * c_pair[1], 0.0), bases_adj, noise)
     raw = c_pair[0] - float(np.mean([p[0] for p in b_pairs if p is not None]))
