@@ -376,9 +376,9 @@ def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:
         pairs = [p for p in (windows.pair(int(j), 50) for j in sel[sel.tag == f"A{suffix}"].job_id) if p]
         adjusted = ""
         if len(pairs) >= 3:  # the canary's share of the A runs' spread, fitted over all of them
-            beta, spread = fit_line(pairs)
-            d["beta_A"], d["residual_sd_A"] = round(beta, 3), round(spread, 4)
-            adjusted = f", beta {beta:.2f}, sd relative to the canary {d['residual_sd_A']:.2%}"
+            line = fit_line(pairs)
+            d["beta_A"], d["residual_sd_A"] = round(line.beta, 3), round(line.sd, 4)
+            adjusted = f", beta {line.beta:.2f}, sd relative to the canary {d['residual_sd_A']:.2%}"
         print(f"detection {key}: {d['regressions']}/{d['comparisons']} = {d['rate']:.0%} "
               f"(true slowdown {d['true_slowdown']:.3f}, run-to-run CV of p50 {d['run_to_run_cv_A']:.2%}{adjusted})")
     near = [d for d in per.values() if 1.08 <= d["true_slowdown"] <= 1.12]

@@ -14,7 +14,18 @@ log(canary)`` instead of the raw latency (CUPED, a control variate):
   canary gets ~0 and its comparison is the raw one;
 - the run-to-run noise is the history's residual spread (two parameters fitted, so ``ddof
   = 2``), which holds every source of noise the adjusted value still has, so the candidate
-  and baselines carry no separate within-run error.
+  and baselines carry no separate within-run error;
+- the comparison is a regression prediction, not a plug-in: ``beta`` is uncertain too (its
+  standard error times how far the candidate's covariate is from the baselines' adds to the
+  error: a board that moved far in the candidate's run is judged on a less certain slope),
+  and the residual spread of ten to twenty runs is itself uncertain (Student's t with the
+  fit's degrees of freedom). On the A/A benchmark the plug-in turned a 4.5% move into a +12%
+  "regression" with a slope of 1.67 fitted on ten runs;
+- a line is only known where the history has been: a candidate whose canary is more than
+  ``EXTRAPOLATION_SD`` of the history's spread away from its mean (the board far slower or
+  faster than on any usual night) is flagged, and like an unstable measurement it is a
+  regression only when its whole interval is past the limit (on the A/A benchmark, a board
+  10% slow moved OpenVINO 17% and the canary-based correction left a +7.5% "regression").
 
 Fewer than ``MIN_RUNS`` history runs with a covariate, or a candidate or baseline without
 one: no adjustment (the caller falls back to the raw comparison and its run-noise floor).
@@ -37,6 +48,8 @@ MIN_RUNS = 10  # history runs with a covariate needed to fit beta and the residu
 BETA_RANGE = (0.0, 2.0)
 # Residual run-to-run spread assumed at least: the smallest the canary-adjusted A/A runs showed here.
 ADJUSTED_NOISE_FLOOR = 0.005
+# A candidate's covariate this many standard deviations of the history's from their mean is an extrapolation.
+EXTRAPOLATION_SD = 3.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class Adjusted:
     beta: float
     runs: int  # history runs the fit used
     usual_cv: float | None  # the history's 90th percentile of the per-inference CV: noise it has seen
+    extrapolated: str | None = None  # why the line does not reach the candidate's board state
 
 
 class CanaryWindows:
@@ -86,13 +100,24 @@ class CanaryWindows:
         return (float(np.log(g[col].astype(float)).mean()), float(np.mean(near))) if near else None
 
 
-def fit_line(pairs: Sequence[tuple[float, float]]) -> tuple[float, float]:
-    """``beta`` (slope of log value on its covariate, within BETA_RANGE) and the residual standard
-    deviation (two parameters fitted: ``ddof = 2``) over (log value, covariate) pairs."""
+@dataclass(frozen=True)
+class Line:
+    """The history's least-squares line of log value on the canary covariate."""
+
+    beta: float  # the slope, within BETA_RANGE
+    sd: float  # residual standard deviation (two parameters fitted: ddof = 2)
+    cov_ss: float  # sum of squared deviations of the covariate: beta's standard error is sd / sqrt(cov_ss)
+    dof: int  # len(pairs) - 2
+
+
+def fit_line(pairs: Sequence[tuple[float, float]]) -> Line:
+    """The line through (log value, covariate) pairs; a covariate that never moved gives beta 0."""
     y, c = np.array(pairs, dtype=np.float64).T
-    beta = float(np.clip(np.cov(c, y)[0, 1] / np.var(c, ddof=1), *BETA_RANGE)) if np.var(c) > 0 else 0.0
+    cov_ss = float(np.sum((c - c.mean()) ** 2))
+    beta = float(np.clip(np.sum((c - c.mean()) * (y - y.mean())) / cov_ss, *BETA_RANGE)) if cov_ss > 0 else 0.0
     residual = y - beta * c
-    return beta, math.sqrt(float(np.sum((residual - residual.mean()) ** 2)) / (len(pairs) - 2))
+    sd = math.sqrt(float(np.sum((residual - residual.mean()) ** 2)) / (len(pairs) - 2))
+    return Line(beta, sd, cov_ss, len(pairs) - 2)
 
 
 def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd.Series],
@@ -109,10 +134,25 @@ def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd
             cvs.append(float(row.cv) if not pd.isna(row.get("cv")) else math.nan)
     if c_pair is None or None in b_pairs or len(fit) < MIN_RUNS:
         return None
-    beta, spread = fit_line(list(fit.values()))
-    noise = max(ADJUSTED_NOISE_FLOOR, spread)
+    line = fit_line(list(fit.values()))
+    beta, noise = line.beta, max(ADJUSTED_NOISE_FLOOR, line.sd)
+    base_cov = float(np.mean([p[1] for p in b_pairs if p is not None]))
+    # beta's error carries into the difference in proportion to how far the covariates are apart
+    slope_se = noise / math.sqrt(line.cov_ss) if line.cov_ss > 0 else 0.0
+    cand_adj = Estimate(c_pair[0] - beta * c_pair[1], abs(c_pair[1] - base_cov) * slope_se)
     bases_adj = [Estimate(p[0] - beta * p[1], 0.0) for p in b_pairs if p is not None]
-    change = compare(Estimate(c_pair[0] - beta * c_pair[1], 0.0), bases_adj, noise)
+    change = compare(cand_adj, bases_adj, noise, line.dof)
     raw = c_pair[0] - float(np.mean([p[0] for p in b_pairs if p is not None]))
     known = [v for v in cvs if not math.isnan(v)]
-    return Adjusted(change, math.exp(raw), beta, len(fit), float(np.percentile(known, 90)) if known else None)
+    return Adjusted(change, math.exp(raw), beta, len(fit), float(np.percentile(known, 90)) if known else None,
+                    _extrapolation(c_pair[1], [p[1] for p in fit.values()]))
+
+
+def _extrapolation(covariate: float, history: Sequence[float]) -> str | None:
+    """Why the history's line does not reach the candidate's board state, if it does not."""
+    mean, sd = float(np.mean(history)), float(np.std(history, ddof=1))
+    away = (covariate - mean) / sd if sd > 0 else 0.0
+    if abs(away) <= EXTRAPOLATION_SD:
+        return None
+    return (f"the board canary is {(math.exp(covariate - mean) - 1) * 100:+.1f}% from its usual, {abs(away):.0f} sd "
+            "of the history's: the correction is an extrapolation")

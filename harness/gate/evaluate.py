@@ -191,6 +191,8 @@ def _verdict(reader: _Reader, config: dict[str, str], metric: str, rule: Increas
         note = f"vs the board canary (beta {adj.beta:.2f}, {adj.runs} runs); without it {(raw_ratio - 1) * 100:+.1f}%"
         if adj.usual_cv is not None and _cv(cand) <= adj.usual_cv:
             marks = []  # no noisier than its history usually is: the history's residual spread holds such noise
+        if adj.extrapolated:
+            marks = [adj.extrapolated, *marks]
     elif metric in PERCENTILES:
         change = _latency(reader, PERCENTILES[metric], [cand], [[r] for r in bases], [[r] for r in history], metric)
     else:

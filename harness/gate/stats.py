@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+from scipy import stats
 
 BATCHES = 20
 # Run-to-run spread assumed when the history cannot show it: the smallest standard deviation
@@ -102,10 +103,16 @@ def run_noise(history_logs: Sequence[float], floor: float = RUN_NOISE_FLOOR) -> 
 
 @dataclass(frozen=True)
 class Change:
-    """Candidate vs baseline on a log scale: ``estimate`` = log(candidate / baseline)."""
+    """Candidate vs baseline on a log scale: ``estimate`` = log(candidate / baseline). ``dof``:
+    the degrees of freedom of ``se`` when it comes from a short fitted history (Student's t:
+    ten runs' spread is itself uncertain, and the normal tails would claim too much)."""
 
     estimate: float
     se: float
+    dof: float = math.inf
+
+    def _cdf(self, z: float) -> float:
+        return _Z.cdf(z) if math.isinf(self.dof) else float(stats.t.cdf(z, self.dof))
 
     @property
     def ratio(self) -> float:
@@ -113,29 +120,29 @@ class Change:
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """Confidence interval of the ratio."""
-        z = _Z.inv_cdf(0.5 + level / 2)
+        z = _Z.inv_cdf(0.5 + level / 2) if math.isinf(self.dof) else float(stats.t.ppf(0.5 + level / 2, self.dof))
         return math.exp(self.estimate - z * self.se), math.exp(self.estimate + z * self.se)
 
     def p_increase(self) -> float:
         """One-sided p-value of 'the candidate is larger' (H0: ratio <= 1)."""
         if self.se == 0:
             return 0.0 if self.estimate > 0 else 1.0
-        return 1.0 - _Z.cdf(self.estimate / self.se)
+        return 1.0 - self._cdf(self.estimate / self.se)
 
     def p_decrease(self) -> float:
         if self.se == 0:
             return 0.0 if self.estimate < 0 else 1.0
-        return _Z.cdf(self.estimate / self.se)
+        return self._cdf(self.estimate / self.se)
 
 
-def compare(candidate: Estimate, baseline: Sequence[Estimate], noise: float) -> Change:
+def compare(candidate: Estimate, baseline: Sequence[Estimate], noise: float, dof: float = math.inf) -> Change:
     """Candidate vs the mean of ``baseline`` runs (one or more), each run carrying ``noise``
-    of its own on top of its within-run error."""
+    of its own on top of its within-run error; ``dof``: how many degrees of freedom ``noise`` was estimated with."""
     n = len(baseline)
     base = sum(b.log_value for b in baseline) / n
     var_base = (sum(b.se**2 for b in baseline) / n + noise**2) / n
     var_cand = candidate.se**2 + noise**2
-    return Change(candidate.log_value - base, math.sqrt(var_cand + var_base))
+    return Change(candidate.log_value - base, math.sqrt(var_cand + var_base), dof)
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:

@@ -107,3 +107,29 @@ def test_an_unstable_candidate_noisier_than_its_history_must_clear_the_limit_wit
     assert usual.ci[0] < 1.05 < usual.ratio and unusual.ci[0] < 1.05 < unusual.ratio
     assert usual.verdict == "regression" and usual.unstable is None  # its history was as unstable
     assert unusual.verdict == "inconclusive" and mark in unusual.note  # far noisier than its history
+
+
+def test_the_slopes_uncertainty_widens_the_interval_as_far_as_the_board_moved(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(5)
+    runs = history(store, rng, board_noise=0.05)
+    usual = add_run(store, rng, canary=BOARDS)
+    moved = add_run(store, rng, canary={"orin": 1.10, "pi": 1.0}, slow={CONFIGS[0]: 1.10})  # ~2 sd: within the history
+    width = {}
+    for name, cand in (("usual", usual), ("moved", moved)):
+        v = p50(evaluate(store, cand, runs[-5:], DEFAULT, runs), CONFIGS[0])
+        assert v.verdict in ("pass", "board-drift") and "extrapolation" not in (v.unstable or "")
+        width[name] = math.log(v.ci[1] / v.ci[0])
+    # the same history, baselines and noise: without the slope's error the two widths would be equal
+    assert width["moved"] > 1.02 * width["usual"]
+
+
+def test_a_board_far_from_anything_its_history_saw_must_clear_the_limit_with_its_interval(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(6)
+    runs = history(store, rng, board_noise=0.02)
+    # orin is 25% slow tonight, many times its usual spread; CONFIGS[0] follows it and is 8% slower on top
+    cand = add_run(store, rng, canary={"orin": 1.25, "pi": 1.0}, slow={CONFIGS[0]: 1.25 * 1.08})
+    result = evaluate(store, cand, runs[-5:], DEFAULT, runs)
+    far, home = p50(result, CONFIGS[0]), p50(result, CONFIGS[2])
+    assert "correction is an extrapolation" in far.unstable and "+25" in far.unstable
+    assert far.ci[0] < 1.05 < far.ratio and far.verdict == "inconclusive" and "whole interval" in far.note
+    assert home.unstable is None and home.verdict == "pass"  # pi's canary is where it always was

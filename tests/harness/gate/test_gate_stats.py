@@ -45,6 +45,17 @@ def test_compare_ratio_interval_and_one_sided_p() -> None:
     assert many.se < change.se  # five baseline runs pin the baseline down better than one
 
 
+
+def test_a_noise_fitted_on_few_runs_has_students_tails() -> None:
+    est, base = Estimate(math.log(1.06), 0.0), [Estimate(0.0, 0.0)] * 5
+    normal, short = compare(est, base, noise=0.02), compare(est, base, noise=0.02, dof=8)
+    assert short.ratio == normal.ratio and short.se == normal.se
+    # t with 8 degrees of freedom: 2.306 instead of 1.960 for the 95% interval
+    assert math.log(short.interval()[1]) - short.estimate == pytest.approx(2.306 * short.se, rel=1e-3)
+    assert math.log(normal.interval()[1]) - normal.estimate == pytest.approx(1.960 * normal.se, rel=1e-3)
+    assert normal.p_increase() < short.p_increase() < 0.05
+    assert compare(est, base, noise=0.02, dof=10_000).p_increase() == pytest.approx(normal.p_increase(), rel=1e-2)
+
 def test_benjamini_hochberg_matches_the_textbook_example() -> None:
     q = benjamini_hochberg([0.01, 0.04, 0.03, 0.005])
     assert q == pytest.approx([0.02, 0.04, 0.04, 0.02])
