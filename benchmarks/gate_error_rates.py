@@ -341,16 +341,21 @@ def _analyze_mode(store, runs, policy, suffix: str, marks: bool = True) -> dict:
     starts = dict(zip(runs.run, runs.started, strict=True))
     out: dict = {"a_runs": len(a_runs)}
     for label, k in (("previous run", 1), ("previous 5 runs", 5)):
-        flags = total = inconclusive = 0
+        total = inconclusive = 0
+        wolves: list[str] = []  # each false positive, to see what fooled the gate
         for i in range(START, len(a_runs)):
             res = evaluate(store, a_runs[i], a_runs[i - k:i], policy, a_runs[max(0, i - 20):i], marks)
             total += len(res.verdicts)
-            flags += res.count("regression")
             inconclusive += res.count("inconclusive")
+            wolves += [f"A run {i + 1}: {v.label} {(v.ratio - 1) * 100:+.1f}% (interval {v.ci[0]:.3f}-{v.ci[1]:.3f}, "
+                       f"q {v.q:.4f}){'; ' + v.note if v.note else ''}" for v in res.verdicts if v.verdict == "regression"]
+        flags = len(wolves)
         out[f"aa_vs_{k}"] = {"comparisons": total, "regressions": flags, "rate": flags / max(total, 1),
-                             "inconclusive": inconclusive}
+                             "inconclusive": inconclusive, "false_positives": wolves}
         print(f"A/A vs {label}: {flags} regressions in {total} comparisons = {flags / max(total, 1):.2%} "
               f"({inconclusive} inconclusive)")
+        for w in wolves:
+            print(f"  false positive: {w}")
     df = store.results()
     df = df[df.tag.isin([f"A{suffix}", f"B{suffix}"]) & (df.model != CANARY.label)]
     windows = CanaryWindows(store, runs.run)
