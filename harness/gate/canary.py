@@ -106,8 +106,14 @@ class Line:
 
     beta: float  # the slope, within BETA_RANGE
     sd: float  # residual standard deviation (two parameters fitted: ddof = 2)
+    cov_mean: float  # the covariate's mean over the history
     cov_ss: float  # sum of squared deviations of the covariate: beta's standard error is sd / sqrt(cov_ss)
     dof: int  # len(pairs) - 2
+
+    @property
+    def cov_sd(self) -> float:
+        """The covariate's standard deviation over the history (ddof 1)."""
+        return math.sqrt(self.cov_ss / (self.dof + 1))
 
 
 def fit_line(pairs: Sequence[tuple[float, float]]) -> Line:
@@ -117,14 +123,14 @@ def fit_line(pairs: Sequence[tuple[float, float]]) -> Line:
     beta = float(np.clip(np.sum((c - c.mean()) * (y - y.mean())) / cov_ss, *BETA_RANGE)) if cov_ss > 0 else 0.0
     residual = y - beta * c
     sd = math.sqrt(float(np.sum((residual - residual.mean()) ** 2)) / (len(pairs) - 2))
-    return Line(beta, sd, cov_ss, len(pairs) - 2)
+    return Line(beta, sd, float(c.mean()), cov_ss, len(pairs) - 2)
 
 
 def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd.Series],
              history: Sequence[pd.Series]) -> Adjusted | None:
     """Candidate vs baselines on ``log(latency) - beta * log(canary)``; None when it cannot be fitted."""
     c_pair = windows.pair(int(cand.job_id), q)
-    b_pairs = [windows.pair(int(r.job_id), q) for r in bases]
+    b_pairs = [p for p in (windows.pair(int(r.job_id), q) for r in bases) if p is not None]
     fit: dict[int, tuple[float, float]] = {}
     cvs: list[float] = []
     for row in (*history, *bases):
@@ -132,27 +138,25 @@ def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd
         if job_id != int(cand.job_id) and job_id not in fit and (p := windows.pair(job_id, q)) is not None:
             fit[job_id] = p
             cvs.append(float(row.cv) if not pd.isna(row.get("cv")) else math.nan)
-    if c_pair is None or None in b_pairs or len(fit) < MIN_RUNS:
+    if c_pair is None or len(b_pairs) < len(bases) or len(fit) < MIN_RUNS:
         return None
     line = fit_line(list(fit.values()))
     beta, noise = line.beta, max(ADJUSTED_NOISE_FLOOR, line.sd)
-    base_cov = float(np.mean([p[1] for p in b_pairs if p is not None]))
+    base_logs, base_cov = np.array(b_pairs, dtype=np.float64).mean(axis=0)
     # beta's error carries into the difference in proportion to how far the covariates are apart
     slope_se = noise / math.sqrt(line.cov_ss) if line.cov_ss > 0 else 0.0
     cand_adj = Estimate(c_pair[0] - beta * c_pair[1], abs(c_pair[1] - base_cov) * slope_se)
-    bases_adj = [Estimate(p[0] - beta * p[1], 0.0) for p in b_pairs if p is not None]
+    bases_adj = [Estimate(y - beta * c, 0.0) for y, c in b_pairs]
     change = compare(cand_adj, bases_adj, noise, line.dof)
-    raw = c_pair[0] - float(np.mean([p[0] for p in b_pairs if p is not None]))
     known = [v for v in cvs if not math.isnan(v)]
-    return Adjusted(change, math.exp(raw), beta, len(fit), float(np.percentile(known, 90)) if known else None,
-                    _extrapolation(c_pair[1], [p[1] for p in fit.values()]))
+    return Adjusted(change, math.exp(c_pair[0] - base_logs), beta, len(fit),
+                    float(np.percentile(known, 90)) if known else None, _extrapolation(c_pair[1], line))
 
 
-def _extrapolation(covariate: float, history: Sequence[float]) -> str | None:
+def _extrapolation(covariate: float, line: Line) -> str | None:
     """Why the history's line does not reach the candidate's board state, if it does not."""
-    mean, sd = float(np.mean(history)), float(np.std(history, ddof=1))
-    away = (covariate - mean) / sd if sd > 0 else 0.0
+    away = (covariate - line.cov_mean) / line.cov_sd if line.cov_ss > 0 else 0.0
     if abs(away) <= EXTRAPOLATION_SD:
         return None
-    return (f"the board canary is {(math.exp(covariate - mean) - 1) * 100:+.1f}% from its usual, {abs(away):.0f} sd "
-            "of the history's: the correction is an extrapolation")
+    return (f"the board canary is {(math.exp(covariate - line.cov_mean) - 1) * 100:+.1f}% from its usual, "
+            f"{abs(away):.0f} sd of the history's: the correction is an extrapolation")
