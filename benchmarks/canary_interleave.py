@@ -6,7 +6,8 @@ The gate's canary (harness/gate/canary.py) is a control variate measured in wind
 and after a job, each in its own process. On the test VM a model's own speed also moves within
 seconds, and now and then a process lands in a slow mode for its whole window that the canary
 next to it does not share (gate_error_rates.py, RESULTS.md). This measures the alternative in
-fresh processes, one per round, one inference thread (ONNX Runtime directly, not the agent):
+fresh processes, one per round, one inference thread (the agent's ONNX Runtime class and
+timed loop, in this script's process):
 
 - separate windows, as the gate sees them today: canary 3 s, model 1 3 s, canary 3 s, model 2
   3 s, canary 3 s; a model's covariate is the mean log p50 of the canary windows around it;
@@ -39,40 +40,36 @@ WINDOW_S, BLOCK_S, BLOCKS = 3.0, 0.3, 10
 
 
 def one_round(canary: str, models: list[str]) -> dict[str, float]:
-    """One fresh process: separate windows, then interleaved blocks; p50s in ms."""
-    import onnxruntime as ort
+    """One fresh process: separate windows, then interleaved blocks; p50s in ms. Each model is
+    measured as the agent measures it: its ONNX Runtime class, input and timed loop."""
+    from devices.agent.measure import Deadline, make_input, timed_loop
+    from devices.agent.runtimes import RUNTIMES
 
-    def session(path: str) -> ort.InferenceSession:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    feed = make_input((1, 3, 224, 224), "float32", 0)
+    paths = {"canary": canary, **{f"m{i}": p for i, p in enumerate(models)}}
+    runtimes = {key: RUNTIMES["onnxruntime"]({}, 1) for key in paths}
+    for key, rt in runtimes.items():
+        rt.load(paths[key])
+        rt.prepare(feed)
+    fns = {key: rt.infer_fn() for key, rt in runtimes.items()}
+    deadline = Deadline(3600.0)
 
-    sessions = {"canary": session(canary), **{f"m{i}": session(p) for i, p in enumerate(models)}}
-    feed = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    def window(key: str, seconds: float) -> list[int]:
+        return timed_loop(fns[key], 1, seconds, None, deadline)[0]
 
-    def run_for(key: str, seconds: float, out: list[float]) -> list[float]:
-        s = sessions[key]
-        name, end = s.get_inputs()[0].name, time.perf_counter() + seconds
-        while True:
-            t = time.perf_counter()
-            s.run(None, {name: feed})
-            out.append((time.perf_counter() - t) * 1e3)
-            if t >= end:
-                return out
-
-    for key in sessions:
-        run_for(key, 1.0, [])  # warm-up
-    r = {"c0": float(np.median(run_for("canary", WINDOW_S, [])))}
+    for key in fns:
+        window(key, 1.0)  # warm-up
+    r = {"c0": float(np.median(window("canary", WINDOW_S))) / 1e6}
     for i in range(len(models)):
-        r[f"m{i}"] = float(np.median(run_for(f"m{i}", WINDOW_S, [])))
-        r[f"c{i + 1}"] = float(np.median(run_for("canary", WINDOW_S, [])))
+        r[f"m{i}"] = float(np.median(window(f"m{i}", WINDOW_S))) / 1e6
+        r[f"c{i + 1}"] = float(np.median(window("canary", WINDOW_S))) / 1e6
     for i in range(len(models)):
-        mine: list[float] = []
-        theirs: list[float] = []
+        mine: list[int] = []
+        theirs: list[int] = []
         for _ in range(BLOCKS):
-            run_for(f"m{i}", BLOCK_S, mine)
-            run_for("canary", BLOCK_S, theirs)
-        r[f"im{i}"], r[f"ic{i}"] = float(np.median(mine)), float(np.median(theirs))
+            mine += window(f"m{i}", BLOCK_S)
+            theirs += window("canary", BLOCK_S)
+        r[f"im{i}"], r[f"ic{i}"] = float(np.median(mine)) / 1e6, float(np.median(theirs)) / 1e6
     return r
 
 
