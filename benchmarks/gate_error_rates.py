@@ -13,7 +13,10 @@ window >= 200 iterations and >= 3 s) measures four configurations over many roun
 
 Every run is measured as a sweep with ``canary: {every: 1}`` measures one board: the
 board canary (MobileNetV2-224 fp32 on ONNX Runtime), then each configuration followed by
-the canary again (C X1 C X2 C X3 C X4 C); each window's start and end are stored.
+the canary again (C X1 C X2 C X3 C X4 C); each window's start and end are stored. With
+``--interleaved``, as ``canary: {interleaved: true}`` measures it: the canary first and last
+(C X1 X2 X3 X4 C), and inside each configuration's timed window, alternating with it in
+blocks of 0.3 s on the configuration's runtime (its percentiles stored with the window).
 
 Measurement modes (``--modes``), at the same timed time per job (issue 9):
 
@@ -23,9 +26,10 @@ Measurement modes (``--modes``), at the same timed time per job (issue 9):
   (>= 40 iterations and >= 0.6 s, warm-up 0.2 s), folded as the sweep folds them.
 
 Every round is one stored run per kind and mode (A, and B from round 11), kinds and modes
-alternating order (A B | B A). Then the real gate code judges, for three canary layouts
-(the canary next to every job as measured; only its first and last windows, as
-``canary: true`` stores them; none), the first ten runs serving only as history:
+alternating order (A B | B A). Then the real gate code judges, for each canary layout the
+runs hold (the interleaved canary; the canary windows next to every job; only its first and
+last windows, as ``canary: true`` stores them; none), the first ten runs serving only as
+history:
 
 - A/A: each A run from round 11 on against (1) the previous A run, (2) the previous five
   (a tag's history), the previous 20 giving the noise: false positives = regressions
@@ -33,7 +37,8 @@ alternating order (A B | B A). Then the real gate code judges, for three canary 
 - detection: each B run against the five A runs before it: regressions found on the slowed
   configuration's latency_p50 (target >= 95%).
 
-    .venv/bin/python benchmarks/gate_error_rates.py [--rounds 36] [--modes r1] [--threads 1] [--json FILE]
+    .venv/bin/python benchmarks/gate_error_rates.py [--rounds 36] [--modes r1] [--threads 1] [--interleaved]
+                                                    [--json FILE]
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ MEASURE = {"warmup_iters": 10, "warmup_s": 1.0, "min_iters": 200, "min_s": 3.0, 
 OPTIONS = {"openvino": {"inference_precision": "f32"}}
 # mode -> (repeats, what the mode changes in MEASURE): the same timed seconds per job.
 MODES = {"r1": (1, {}), "r5": (5, {"min_iters": 40, "min_s": 0.6, "warmup_s": 0.2})}
+BLOCK_S = 0.3  # the interleaved canary's block: the suite's default
 # Runs before the first judged one: the canary adjustment needs ten runs of history to fit.
 START = 10
 
@@ -133,14 +139,20 @@ def calibrate(src: Path, runtime: str, work: Path, p50: callable, target: float 
 
 
 def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, work: Path, job: str,  # noqa: ANN201
-            min_s: float | None = None, **overrides: float):
-    from harness.coordinator.protocol import parse_events, result_from_events
+            min_s: float | None = None, canary: tuple[Path, tuple[int, ...]] | None = None, **overrides: float):
+    """One agent process measuring ``artifact``; with ``canary`` (its file and input shape), the
+    canary interleaved with it as the coordinator's spec asks for it."""
+    from harness.coordinator.protocol import CANARY_PROTOCOL, canary_spec, parse_events, result_from_events
+    from harness.records import Job
 
     settings = dict(MEASURE, min_s=min_s or MEASURE["min_s"], **overrides)
     spec = {"protocol": 1, "job_id": job, "runtime": runtime,
             "artifact": {"path": str(artifact), "format": "onnx", "sha256": None},
             "input": {"shape": list(shape), "dtype": "float32"}, "eval": None, "measure": settings,
             "runtime_options": OPTIONS.get(runtime, {})}  # fmt: skip
+    if canary is not None:
+        as_job = Job("", "", "local", runtime, {"runtime_options": OPTIONS.get(runtime, {}), "canary_block_s": BLOCK_S})
+        spec.update(protocol=CANARY_PROTOCOL, canary=canary_spec(as_job, str(canary[0]), "", canary[1]))
     path = work / f"{job}.json"
     path.write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, str(agent), "measure", str(path)], capture_output=True, text=True,
@@ -159,6 +171,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--min-s", type=float, default=MEASURE["min_s"], help="timed window (default: the agent's 3 s)")
     ap.add_argument("--threads", type=int, default=None, help="inference threads (default: the runtime's own)")
+    ap.add_argument("--interleaved", action="store_true",
+                    help="the canary inside each configuration's window and first and last, not between the jobs")
     ap.add_argument("--analyze", type=Path, metavar="DB", help="only judge the rounds stored in DB by an earlier run")
     ap.add_argument("--remark", action="store_true",
                     help="with --analyze: recompute each result's unstable mark from its stored repeats with the "
@@ -205,7 +219,7 @@ def main() -> None:
             if kind == "B" and r < START:
                 continue
             for mode in modes if r % 2 == 0 else modes[::-1]:
-                wall[mode] += _measure_run(store, agent, work, arts, canary_art, configs, kind, mode)
+                wall[mode] += _measure_run(store, agent, work, arts, canary_art, configs, kind, mode, args.interleaved)
         print(f"round {r + 1}/{args.rounds} done at {time.monotonic() - t0:.0f} s "
               f"(wall per mode: {', '.join(f'{m} {w:.0f} s' for m, w in wall.items())})", flush=True)
 
@@ -214,11 +228,12 @@ def main() -> None:
 
 
 def _measure_run(store, agent: Path, work: Path, arts: dict, canary: tuple, configs: list, kind: str,  # noqa: ANN001
-                 mode: str) -> float:
+                 mode: str, interleaved: bool = False) -> float:
     """One stored run as a sweep with ``canary: {every: 1}`` measures it on one board: the
     canary, then each configuration followed by the canary (C X1 C X2 ... Xn C), the canary's
     windows stored as its first, between (one repeat per gap) and last jobs with their times.
-    Returns the seconds spent measuring the configurations."""
+    ``interleaved``: as ``canary: {interleaved: true}`` does, C X1 X2 ... Xn C with the canary
+    inside each X. Returns the seconds spent measuring the configurations."""
     from harness.coordinator.repeats import as_repeat, combine
     from harness.records import Job
 
@@ -226,16 +241,17 @@ def _measure_run(store, agent: Path, work: Path, arts: dict, canary: tuple, conf
     settings = {**MEASURE, **overrides}
     run = store.create_run(suite="gate-bench", config={}, tag=f"{kind}-{mode}")
     jobs = [Job(m, c, "local", rt, {"measure": {**settings, "repeats": repeats}}) for m, c, rt in configs]
-    gaps = len(configs) - 1
+    gaps = 0 if interleaved else len(configs) - 1
     canaries = {when: Job(CANARY.label, CANARY_VARIANT, "local", "onnxruntime",
                           {"measure": {**settings, "repeats": n}, "canary": when})
                 for when, n in (("first", 1), ("between", gaps), ("last", 1)) if n}
     ids = store.add_jobs(run, [*jobs, *canaries.values()])
     windows: dict[str, list] = {key: [] for key in ids}
 
-    def window(job: Job, path: Path, shape: tuple, runtime: str) -> None:
+    def window(job: Job, path: Path, shape: tuple, runtime: str, inside: tuple | None = None) -> None:
         started = time.time()
-        res = measure(agent, path, shape, runtime, work, f"{run}-{job.key}-{len(windows[job.key])}", **overrides)
+        res = measure(agent, path, shape, runtime, work, f"{run}-{job.key}-{len(windows[job.key])}", canary=inside,
+                      **overrides)
         windows[job.key].append((as_repeat(res, len(windows[job.key]), "local", started, time.time()), res))
 
     spent = 0.0
@@ -244,8 +260,10 @@ def _measure_run(store, agent: Path, work: Path, arts: dict, canary: tuple, conf
         a, b, shape = arts[cfg]
         t1 = time.monotonic()
         for _ in range(repeats):
-            window(job, a if kind == "A" else b, shape, cfg[2])
+            window(job, a if kind == "A" else b, shape, cfg[2], canary if interleaved else None)
         spent += time.monotonic() - t1
+        if i >= gaps and i < len(configs) - 1:
+            continue  # interleaved: no canary window between the jobs
         window(canaries["between" if i < gaps else "last"], *canary, "onnxruntime")
     for job in [*jobs, *canaries.values()]:
         store.job_started(ids[job.key], "local")
@@ -278,24 +296,47 @@ def remark(db: Path) -> None:
     print(f"re-marked {len(marks)} results from their repeats: {sum(m is not None for m in marks.values())} unstable")
 
 
-# canary layout -> the canary jobs it drops from a copy of the stored rounds
-LAYOUTS = {"canary next to every job": None, "canary first and last": "between", "no canary": "all"}
+# canary layout -> (the canary jobs it drops from a copy of the stored rounds, whether it drops
+# the interleaved canary's percentiles from the windows)
+LAYOUTS = {"interleaved canary": (None, False), "canary next to every job": (None, True),
+           "canary first and last": ("between", True), "no canary": ("all", True)}
+INTERLEAVED_KEYS = ("$.canary_p50_ms", "$.canary_p90_ms", "$.canary_p99_ms")
 
 
-def _layout_copy(db: Path, drop: str | None, work: Path) -> Path:
-    """A copy of ``db`` as a sweep with fewer canary windows would have stored it."""
+def _layouts(db: Path) -> list[str]:
+    """The layouts the stored rounds can show (each a real one, none a copy of another)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    inside = conn.execute("SELECT count(*) FROM repeats WHERE json_extract(summary_json, '$.canary_p50_ms') "
+                          "IS NOT NULL").fetchone()[0]
+    whens = {w for (w,) in conn.execute("SELECT DISTINCT json_extract(settings_json, '$.canary') FROM jobs "
+                                        "WHERE model = ?", (CANARY.label,))}
+    conn.close()
+    have = {"interleaved canary": inside > 0, "canary next to every job": "between" in whens,
+            "canary first and last": bool(whens), "no canary": True}
+    return [name for name in LAYOUTS if have[name]]
+
+
+def _layout_copy(db: Path, layout: str, work: Path) -> Path:
+    """A copy of ``db`` as a sweep with fewer canary measurements would have stored it."""
     import shutil
     import sqlite3
 
-    if drop is None:
+    drop, strip = LAYOUTS[layout]
+    if drop is None and not strip:
         return db
-    out = work / f"{db.stem}-{drop}.db"
+    out = work / f"{db.stem}-{drop}-{strip}.db"
     shutil.copyfile(db, out)
     conn = sqlite3.connect(out)
     conn.execute("PRAGMA foreign_keys=ON")
     where = "" if drop == "all" else " AND json_extract(settings_json, '$.canary') = 'between'"
     with conn:
-        conn.execute(f"DELETE FROM jobs WHERE model = ?{where}", (CANARY.label,))
+        if drop is not None:
+            conn.execute(f"DELETE FROM jobs WHERE model = ?{where}", (CANARY.label,))
+        if strip:
+            conn.execute(f"UPDATE repeats SET summary_json = json_remove(summary_json, {', '.join('?' * 3)})",
+                         INTERLEAVED_KEYS)
     conn.close()
     return out
 
@@ -310,12 +351,10 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
                                         "accuracy": None})  # latency_p50 +5%: the gate's headline metric
     out: dict = {"db": str(db)}
     with tempfile.TemporaryDirectory() as tmp:
-        for layout, drop in LAYOUTS.items():
-            store = harness.store.open(_layout_copy(db, drop, Path(tmp)))
+        for layout in _layouts(db):
+            store = harness.store.open(_layout_copy(db, layout, Path(tmp)))
             runs = store.runs().sort_values("started")
             df = store.results()
-            if drop is None and not (df.model == CANARY.label).any():
-                layout = "no canary"  # rounds stored before the benchmark measured one
             for mode in sorted({t[2:] for t in runs.tag if t.startswith("A-")}) or [""]:
                 suffix = f"-{mode}" if mode else ""
                 sel = df[df.tag.isin([f"A{suffix}", f"B{suffix}"]) & (df.model != CANARY.label)]
@@ -326,8 +365,6 @@ def analyze(db: Path, json_out: Path | None = None) -> dict:
                     out[label] = _analyze_mode(store, runs, policy, suffix, marks)
                     out[label]["unstable_share"] = round(share, 3)
             store.close()
-            if layout == "no canary":
-                break
     if json_out:
         json_out.write_text(json.dumps(out, indent=1))
     return out

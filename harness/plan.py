@@ -88,6 +88,11 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                 "runtime_options": suite.runtime_options.get(runtime, {}),
             }
             reads = get_runtime(runtime).formats
+            if suite.canary_block_s is not None:  # the canary inside the window, on the job's runtime
+                if "onnx" in reads:
+                    settings["canary_block_s"] = suite.canary_block_s
+                else:
+                    skipped.append(f"the interleaved canary on {target}: {runtime} cannot read its onnx file")
             for variant in suite.variants:
                 recipes = make_recipes(split_chain(variant), suite.recipes)
                 fmt = chain_format(recipes)

@@ -24,11 +24,13 @@ from typing import IO, Any, Dict, List, Optional
 from . import lease
 from .errors import AgentError, MeasurementError, ProtocolError, RuntimeUnavailable
 from .facts import default_probe_names, host_facts, measure_facts, probe_facts
+from .interleave import open_canary
 from .measure import Deadline, run_job
 from .memory import current_rss_mb
 from .runtimes import RUNTIMES
 from .serve import serve
-from .spec import parse_spec, read_spec_file
+from .spec import parse_spec
+from .specfields import read_spec_file
 
 log = logging.getLogger("edge_harness.agent")
 # A hung native call cannot see the cooperative deadline; the watchdog ends the process
@@ -149,7 +151,8 @@ def measure(spec_path: str, emit: Emitter, watchdog: bool = False) -> int:
             emit({"event": "progress", "job_id": spec.job_id, "phase": step})
 
         try:
-            result = run_job(spec, runtime, info, on_phase, deadline, rss_before)
+            canary = open_canary(spec.canary, RUNTIMES, spec.measure.threads) if spec.canary else None
+            result = run_job(spec, runtime, info, on_phase, deadline, rss_before, canary=canary)
         finally:
             if timer is not None:
                 timer.cancel()

@@ -6,6 +6,8 @@ The coordinator maps each kind onto ``harness.errors`` (same names, except
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 
 class AgentError(Exception):
     """Base class: anything raised on purpose, turned into one ``error`` event."""
@@ -29,3 +31,14 @@ class ArtifactIncompatible(AgentError):
 
 class MeasurementError(AgentError):
     """Inference failed or the job ran past its time limit."""
+
+
+def guard(step: Callable[[], Any], kind: type, what: str) -> Any:
+    """Run ``step``; an unexpected exception becomes ``kind`` carrying the runtime's message
+    (a runtime library raises its own types, which the coordinator cannot know)."""
+    try:
+        return step()
+    except AgentError:
+        raise
+    except Exception as exc:
+        raise kind("%s: %s: %s" % (what, type(exc).__name__, exc)) from None

@@ -19,6 +19,8 @@
 - The window's start and end on the board's wall clock (``time.time()`` read just outside
   the first and last timed iteration) go to the result's ``window``, so windows of other
   coordinators on the same board can be compared.
+- With the spec's ``canary``, the canary is loaded after the warm-up and alternates with the
+  job in blocks through the timed window (``interleave.py``); its samples stay apart.
 - Telemetry (``telemetry/session.py``): cooldown and the idle power baseline come before
   the load; the power sampler runs only around the timed loop, with a thermal/clock
   snapshot on each side; its failures are reasons in the result, never job errors.
@@ -36,7 +38,8 @@ from .accuracy import check_eval_set, load_eval_set, top1_accuracy
 from .boardstate import BoardState
 from .digest import sha256_file
 from .earlystop import stop_record
-from .errors import AgentError, ArtifactIncompatible, MeasurementError
+from .interleave import POWER_REASON, interleaved_loop, prepare_canary
+from .errors import ArtifactIncompatible, MeasurementError, guard
 from .loops import TARGET_TIME_SHARE, TARGET_TIME_SHARE_EVAL, Deadline, InferFn, target_loop, timed_loop, warmup_loop
 from .memory import read_memory
 from .runtimes.base import Runtime
@@ -60,27 +63,22 @@ def make_input(shape: Tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
 
 
 def _check_artifact(spec: JobSpec) -> None:
-    for path in (spec.artifact_path, spec.artifact_weights):
+    canary = spec.canary.artifact if spec.canary is not None else None
+    extra = (canary.path, canary.weights) if canary is not None else ()
+    for path in (spec.artifact_path, spec.artifact_weights) + extra:
         if path is not None and not os.path.isfile(path):
             raise ArtifactIncompatible("artifact file not found on the board: %s" % path)
     if spec.artifact_sha256 and sha256_file(spec.artifact_path) != spec.artifact_sha256.lower():
         raise ArtifactIncompatible(
             "artifact %s does not match its sha256 %s (copy damaged?)" % (spec.artifact_path, spec.artifact_sha256)
         )
+    if canary is not None and canary.sha256 and sha256_file(canary.path) != canary.sha256.lower():
+        raise ArtifactIncompatible("canary artifact %s does not match its sha256 %s (copy damaged?)"
+                                   % (canary.path, canary.sha256))
     if spec.eval_path is not None:
         if not os.path.isfile(spec.eval_path):
             raise ArtifactIncompatible("eval set not found on the board: %s" % spec.eval_path)
         check_eval_set(spec.eval_path, spec.input_shape)
-
-
-def _guard(step: Callable[[], Any], kind: type, what: str) -> Any:
-    """Run ``step``; an unexpected exception becomes ``kind`` carrying the runtime's message."""
-    try:
-        return step()
-    except AgentError:
-        raise
-    except Exception as exc:
-        raise kind("%s: %s: %s" % (what, type(exc).__name__, exc)) from None
 
 
 def run_job(
@@ -92,6 +90,7 @@ def run_job(
     rss_before_load_mb: Optional[float],
     telemetry: Optional[JobTelemetry] = None,
     board: Optional[BoardState] = None,
+    canary: Optional[Runtime] = None,
 ) -> Dict[str, Any]:
     """Measure one job and return its ``result`` event; raise AgentError on failure.
 
@@ -100,7 +99,8 @@ def run_job(
     board down, takes the idle baseline before the load, and samples power only around
     the timed loop; its failures become reason strings in the result, never errors.
     ``board`` (default: this board's /proc) reads the board state before the window when
-    ``measure.quiet`` is set.
+    ``measure.quiet`` is set. ``canary`` (constructed, not loaded; closed here) is the
+    runtime of the spec's ``canary``, interleaved with the job through the timed window.
     """
     ms = spec.measure
     _check_artifact(spec)
@@ -116,13 +116,13 @@ def run_job(
         deadline.check("cooldown")
         on_phase("load")
         t0 = time.perf_counter_ns()
-        _guard(lambda: runtime.load(spec.artifact_path, spec.artifact_weights), ArtifactIncompatible,
-               "%s could not load %s" % (runtime.name, spec.artifact_path))
+        guard(lambda: runtime.load(spec.artifact_path, spec.artifact_weights), ArtifactIncompatible,
+              "%s could not load %s" % (runtime.name, spec.artifact_path))
         load_ns = time.perf_counter_ns() - t0
         deadline.check("load")
 
         x = make_input(spec.input_shape, spec.input_dtype, ms.seed)
-        _guard(lambda: runtime.prepare(x), ArtifactIncompatible, "%s rejected the input" % runtime.name)
+        guard(lambda: runtime.prepare(x), ArtifactIncompatible, "%s rejected the input" % runtime.name)
         fn = runtime.infer_fn()
 
         probe = None  # type: Optional[BoardState]
@@ -133,10 +133,10 @@ def run_job(
 
         on_phase("warmup")
         w0 = time.perf_counter_ns()
-        _guard(fn, MeasurementError, "inference failed in phase warmup")
+        guard(fn, MeasurementError, "inference failed in phase warmup")
         first_ns = time.perf_counter_ns() - w0
-        warm_iters = _guard(lambda: warmup_loop(fn, ms.warmup_iters, ms.warmup_s, deadline, w0),
-                            MeasurementError, "inference failed in phase warmup")
+        warm_iters = guard(lambda: warmup_loop(fn, ms.warmup_iters, ms.warmup_s, deadline, w0),
+                           MeasurementError, "inference failed in phase warmup")
         warm_ns = time.perf_counter_ns() - w0
 
         board_state = None  # type: Optional[Dict[str, Any]]
@@ -149,29 +149,45 @@ def run_job(
             deadline.check("board_state")
             if board_state.get("checks", 1) > 1:  # it waited for the board: warm the caches again
                 on_phase("warmup")
-                _guard(lambda: warmup_loop(fn, ms.warmup_iters, 0.0, deadline, time.perf_counter_ns(), 0),
-                       MeasurementError, "inference failed in phase warmup")
+                guard(lambda: warmup_loop(fn, ms.warmup_iters, 0.0, deadline, time.perf_counter_ns(), 0),
+                      MeasurementError, "inference failed in phase warmup")
+
+        canary_fn = None  # type: Optional[InferFn]
+        mem = None  # type: Optional[Dict[str, Any]]
+        if canary is not None and spec.canary is not None:
+            mem = read_memory()  # the job's peak: the canary's session must not count toward it
+            on_phase("canary")
+            cx = make_input(spec.canary.input_shape, spec.canary.input_dtype, ms.seed)
+            canary_fn = prepare_canary(canary, spec.canary, cx, ms, deadline)
 
         on_phase("timed")
         marks: List[float] = []
         target = ms.target
+        share = TARGET_TIME_SHARE if spec.eval_path is None else TARGET_TIME_SHARE_EVAL
+        canary_samples = []  # type: List[int]
+        canary_ns = 0
         tel.start_window()
         try:
-            if target is None:
-                samples, window_ns = _guard(
+            if canary_fn is not None and spec.canary is not None:
+                samples, window_ns, reason, checks, canary_samples, canary_ns = guard(
+                    lambda: interleaved_loop(fn, canary_fn, spec.canary.block_s, ms, deadline, share, marks),
+                    MeasurementError, "inference failed in phase timed")
+                stop = stop_record(reason, samples, target, checks)
+            elif target is None:
+                samples, window_ns = guard(
                     lambda: timed_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, marks),
                     MeasurementError, "inference failed in phase timed")
                 mins_met = len(samples) >= ms.min_iters and window_ns >= int(ms.min_s * 1e9)
                 stop = stop_record("min_reached" if mins_met else "max_iters")
             else:
-                share = TARGET_TIME_SHARE if spec.eval_path is None else TARGET_TIME_SHARE_EVAL
-                samples, window_ns, reason, checks = _guard(
+                samples, window_ns, reason, checks = guard(
                     lambda: target_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, target, share, marks),
                     MeasurementError, "inference failed in phase timed")
                 stop = stop_record(reason, samples, target, checks)
         finally:
             tel.stop_window()
-        mem = read_memory()  # peak of load + inference, before the eval set is read
+        if mem is None:
+            mem = read_memory()  # peak of load + inference, before the eval set is read
 
         accuracy: Optional[float] = None
         eval_n: Optional[int] = None
@@ -183,6 +199,8 @@ def run_job(
         eff = runtime.effective()
     finally:
         runtime.close()
+        if canary is not None:
+            canary.close()
         tel.close()
 
     latency = summarize(samples, window_ns / 1e9)
@@ -213,4 +231,8 @@ def run_job(
         },
     }  # type: Dict[str, Any]
     result.update(tel.fields(len(samples)))
+    if canary_fn is not None:
+        result["canary"] = {"latency": summarize(canary_samples, canary_ns / 1e9), "runtime": canary.name}
+        if result.get("avg_power_w") is not None or result.get("energy_mj") is not None:
+            result.update(energy_mj=None, avg_power_w=None, peak_power_w=None, power_reason=POWER_REASON)
     return result

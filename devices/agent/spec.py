@@ -18,19 +18,22 @@ Measurement defaults, and where they come from:
   max_load_per_cpu: 1.0, min_free_mb: 100, wait_s: 30}`` reads it before the window, waits
   for a quiet board and marks the result ``noisy`` otherwise (``boardstate.py``). A spec
   without the key (an older coordinator) gets today's behaviour: neither is done.
+
+``canary`` (protocol 2, optional): a fixed model measured in the job's own process, in
+blocks of ``block_s`` alternating with the job's during the timed window
+(``interleave.py``); its own ``runtime``, ``artifact``, ``input`` and ``runtime_options``
+keys read like the job's. Null or absent: no canary.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from . import PROTOCOL
 from .errors import ProtocolError
+from .specfields import get, number, options, parse_input, section
 from .telemetry.settings import TelemetrySettings, parse_telemetry
-
-DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int32", "int64")
 
 _MEASURE_DEFAULTS: Dict[str, Any] = {
     "warmup_iters": 10,
@@ -48,8 +51,10 @@ _MEASURE_DEFAULTS: Dict[str, Any] = {
 _TARGET_DEFAULTS: Dict[str, float] = {"percentile": 99.0, "rel_error": 0.02, "confidence": 0.95}
 _QUIET_DEFAULTS: Dict[str, float] = {"max_other_cpu_pct": 25.0, "max_load_per_cpu": 1.0, "min_free_mb": 100.0,
                                      "wait_s": 30.0}
-_TOP_KEYS = ("protocol", "job_id", "runtime", "artifact", "input", "eval", "measure", "runtime_options", "telemetry")
+_TOP_KEYS = ("protocol", "job_id", "runtime", "artifact", "input", "eval", "measure", "runtime_options", "telemetry",
+             "canary")
 _REQUIRED = ("protocol", "job_id", "runtime", "artifact", "input")
+_CANARY_KEYS = ("runtime", "artifact", "input", "runtime_options", "block_s")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,28 @@ class MeasureSettings:
 
 
 @dataclass(frozen=True)
+class Artifact:
+    """A model file on the board, as a spec names it."""
+
+    path: str
+    format: Optional[str]
+    sha256: Optional[str]
+    weights: Optional[str]  # weights file of formats that split graph and weights (openvino-ir)
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    """``canary``: the fixed model interleaved with the job, and the length of one block."""
+
+    runtime: str
+    artifact: Artifact
+    input_shape: Tuple[int, ...]
+    input_dtype: str
+    runtime_options: Dict[str, Any]
+    block_s: float
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """One measurement job: one artifact, one runtime, one setting."""
 
@@ -106,51 +133,35 @@ class JobSpec:
     measure: MeasureSettings
     runtime_options: Dict[str, Any]
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # power, cooldown (optional key)
+    canary: Optional[CanarySpec] = None
 
 
-def read_spec_file(path: str) -> Dict[str, Any]:
-    """The raw JSON object of a spec file (ProtocolError when unreadable or not an object)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise ProtocolError("cannot read spec %s: %s" % (path, exc)) from None
-    if not isinstance(raw, dict):
-        raise ProtocolError("spec %s must hold a JSON object, got %s" % (path, type(raw).__name__))
-    return raw
+def _parse_artifact(raw: Dict[str, Any], where: str = "") -> Artifact:
+    art = section(raw, "artifact", ("path", "format", "sha256", "weights"), where)
+    at = where + "artifact."
+    path = get(art, "path", at, (str,))
+    optional = [get(art, k, at, (str,), nullable=True) if k in art else None for k in ("format", "sha256", "weights")]
+    return Artifact(path, *(v or None for v in optional))
 
 
-def _get(obj: Dict[str, Any], key: str, where: str, types: Tuple[type, ...], nullable: bool = False) -> Any:
-    if key not in obj:
-        raise ProtocolError("spec is missing key %s%s" % (where, key))
-    value = obj[key]
-    if value is None and nullable:
+def _parse_canary(raw: Dict[str, Any]) -> Optional[CanarySpec]:
+    if raw.get("canary") is None:
         return None
-    # bool is an int subclass: a stray true must not pass as 1.
-    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        names = "/".join(t.__name__ for t in types) + (" or null" if nullable else "")
-        raise ProtocolError("spec key %s%s must be %s, got %r" % (where, key, names, value))
-    return value
-
-
-def _section(raw: Dict[str, Any], key: str, allowed: Tuple[str, ...]) -> Dict[str, Any]:
-    value = _get(raw, key, "", (dict,))
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise ProtocolError("unknown spec key %s.%s (allowed: %s)" % (key, unknown[0], ", ".join(allowed)))
-    return value
+    c = section(raw, "canary", _CANARY_KEYS)
+    for key in ("runtime", "artifact", "input", "block_s"):
+        if key not in c:
+            raise ProtocolError("spec is missing key canary.%s" % key)
+    block_s = number(c, "block_s", "canary.")
+    if not block_s > 0:
+        raise ProtocolError("spec key canary.block_s must be > 0, got %r" % block_s)
+    shape, dtype = parse_input(c, "canary.")
+    return CanarySpec(get(c, "runtime", "canary.", (str,)), _parse_artifact(c, "canary."), shape, dtype,
+                      options(c, "canary."), block_s)
 
 
 def _positive(value: Optional[float], name: str, allow_zero: bool = True) -> None:
     if value is not None and (value < 0 or (value == 0 and not allow_zero)):
         raise ProtocolError("spec key measure.%s must be %s, got %r" % (name, ">= 0" if allow_zero else "> 0", value))
-
-
-def _number(obj: Dict[str, Any], key: str, where: str) -> float:
-    value = _get(obj, key, where, (int, float))
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ProtocolError("spec key %s%s must be a finite number, got %r" % (where, key, value))
-    return float(value)
 
 
 def _subsection(given: Dict[str, Any], key: str, defaults: Dict[str, float]) -> Optional[Dict[str, float]]:
@@ -164,7 +175,7 @@ def _subsection(given: Dict[str, Any], key: str, defaults: Dict[str, float]) -> 
     unknown = sorted(set(value) - set(defaults))
     if unknown:
         raise ProtocolError("unknown spec key %s%s (allowed: %s)" % (where, unknown[0], ", ".join(defaults)))
-    return {k: (_number(value, k, where) if k in value else float(defaults[k])) for k in defaults}
+    return {k: (number(value, k, where) if k in value else float(defaults[k])) for k in defaults}
 
 
 def _parse_target(given: Dict[str, Any]) -> Optional[TargetSettings]:
@@ -192,7 +203,7 @@ def _parse_quiet(given: Dict[str, Any]) -> Optional[QuietSettings]:
 
 def parse_spec(raw: Dict[str, Any]) -> JobSpec:
     """Validate a raw spec dict into a JobSpec; any fault is a ProtocolError saying which key."""
-    protocol = _get(raw, "protocol", "", (int,))
+    protocol = get(raw, "protocol", "", (int,))
     if protocol > PROTOCOL or protocol < 1:
         raise ProtocolError(
             "spec protocol %d is not supported by agent protocol %d; rebuild and redeploy the agent"
@@ -204,29 +215,18 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
     missing = [key for key in _REQUIRED if key not in raw]
     if missing:
         raise ProtocolError("spec is missing key %s" % missing[0])
-    job_id = _get(raw, "job_id", "", (str,))
-    runtime = _get(raw, "runtime", "", (str,))
+    job_id = get(raw, "job_id", "", (str,))
+    runtime = get(raw, "runtime", "", (str,))
 
-    art = _section(raw, "artifact", ("path", "format", "sha256", "weights"))
-    art_path = _get(art, "path", "artifact.", (str,))
-    art_format = _get(art, "format", "artifact.", (str,), nullable=True) if "format" in art else None
-    art_sha = _get(art, "sha256", "artifact.", (str,), nullable=True) if "sha256" in art else None
-    art_weights = _get(art, "weights", "artifact.", (str,), nullable=True) if "weights" in art else None
-
-    inp = _section(raw, "input", ("shape", "dtype"))
-    shape_raw: List[Any] = _get(inp, "shape", "input.", (list,))
-    if not shape_raw or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape_raw):
-        raise ProtocolError("spec key input.shape must be a non-empty list of positive ints, got %r" % (shape_raw,))
-    dtype = _get(inp, "dtype", "input.", (str,))
-    if dtype not in DTYPES:
-        raise ProtocolError("spec key input.dtype must be one of %s, got %r" % (", ".join(DTYPES), dtype))
+    art = _parse_artifact(raw)
+    shape, dtype = parse_input(raw)
 
     eval_path: Optional[str] = None
     eval_max: Optional[int] = None
     if raw.get("eval") is not None:
-        ev = _section(raw, "eval", ("path", "max_samples"))
-        eval_path = _get(ev, "path", "eval.", (str,))
-        eval_max = _get(ev, "max_samples", "eval.", (int,), nullable=True) if "max_samples" in ev else None
+        ev = section(raw, "eval", ("path", "max_samples"))
+        eval_path = get(ev, "path", "eval.", (str,))
+        eval_max = get(ev, "max_samples", "eval.", (int,), nullable=True) if "max_samples" in ev else None
         if eval_max is not None and eval_max < 1:
             raise ProtocolError("spec key eval.max_samples must be >= 1 or null, got %r" % eval_max)
 
@@ -234,33 +234,27 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
     target: Optional[TargetSettings] = None
     quiet: Optional[QuietSettings] = None
     if raw.get("measure") is not None:
-        given = _section(raw, "measure", tuple(_MEASURE_DEFAULTS))
+        given = section(raw, "measure", tuple(_MEASURE_DEFAULTS))
         target, quiet = _parse_target(given), _parse_quiet(given)
         for key in given:
             if key in ("target", "quiet"):
                 continue
             nullable = _MEASURE_DEFAULTS[key] is None
             types = (int, float) if key in ("warmup_s", "min_s", "timeout_s") else (int,)
-            ms[key] = _get(given, key, "measure.", types, nullable=nullable)
+            ms[key] = get(given, key, "measure.", types, nullable=nullable)
     for key in ("warmup_iters", "warmup_s", "min_iters", "min_s"):
         _positive(ms[key], key)
     for key in ("max_iters", "timeout_s", "threads"):
         _positive(ms[key], key, allow_zero=False)
 
-    options = raw.get("runtime_options")
-    if options is None:
-        options = {}
-    elif not isinstance(options, dict):
-        raise ProtocolError("spec key runtime_options must be an object, got %r" % (options,))
-
     return JobSpec(
         job_id=job_id,
         runtime=runtime,
-        artifact_path=art_path,
-        artifact_format=art_format or None,
-        artifact_sha256=art_sha or None,
-        artifact_weights=art_weights or None,
-        input_shape=tuple(shape_raw),
+        artifact_path=art.path,
+        artifact_format=art.format,
+        artifact_sha256=art.sha256,
+        artifact_weights=art.weights,
+        input_shape=shape,
         input_dtype=dtype,
         eval_path=eval_path,
         eval_max_samples=eval_max,
@@ -276,6 +270,7 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
             target=target,
             quiet=quiet,
         ),
-        runtime_options=dict(options),
+        runtime_options=options(raw),
         telemetry=parse_telemetry(raw.get("telemetry")),
+        canary=_parse_canary(raw),
     )

@@ -14,6 +14,7 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from harness.config.gate import Policy
@@ -299,9 +300,24 @@ class ReportSettings(Strict):
 
 
 class Canary(Strict):
-    """``canary: {every: N}``: the board canary first, after every N timed windows of the board, and last."""
+    """``canary: {every: N, interleaved: true}``: the board canary first and last on every board,
+    also after every N timed windows of the board, and/or interleaved with every job in its own
+    process (the timed window alternates blocks of the job and of the canary)."""
 
-    every: int = Field(..., ge=1, description="Timed windows of a board (jobs, or their repeats) between two canary windows.")
+    every: int | None = Field(
+        None, ge=1, description="Timed windows of a board (jobs, or their repeats) between two canary windows.")
+    interleaved: bool = Field(
+        False, description="Alternate the canary with every job inside its timed window, in its process: the "
+        "gate's most precise correction for the board's speed (the window takes about twice as long; energy "
+        "is not reported for it).",
+    )  # fmt: skip
+    block_s: float = Field(0.3, gt=0, le=10, description="Length of one interleaved block of the job or the canary (s).")
+
+    @model_validator(mode="after")
+    def _says_where(self) -> Canary:
+        if self.every is None and not self.interleaved:
+            raise ValueError("set 'every: N', 'interleaved: true' or both (or write 'canary: true')")
+        return self
 
 
 class Suite(Strict):
@@ -325,9 +341,9 @@ class Suite(Strict):
     faults: Faults = Field(default_factory=Faults, description="Marking boards down and re-probing them.")
     lease: LeaseSettings = Field(default_factory=LeaseSettings, description="Exclusive use of a board per job.")
     canary: bool | Canary = Field(
-        False, description="Measure a fixed built-in model first and last on every board (true), and also after "
-        "every N timed windows of the board ({every: N}): the gate measures each result against the canary next "
-        "to it.",
+        False, description="Measure a fixed built-in model first and last on every board (true), also after "
+        "every N timed windows of the board ({every: N}) and/or inside every job's timed window ({interleaved: "
+        "true}): the gate measures each result against the canary next to it.",
     )  # fmt: skip
     gate: Policy | None = Field(None, description="Release policy (see 'harness gate').")
     report: ReportSettings | None = Field(None, description="Report settings: budgets of the recommendation table.")
@@ -336,6 +352,11 @@ class Suite(Strict):
     def canary_every(self) -> int | None:
         """Jobs of a board between two canary windows; None without windows between the first and last."""
         return self.canary.every if isinstance(self.canary, Canary) else None
+
+    @property
+    def canary_block_s(self) -> float | None:
+        """The interleaved canary's block length; None when the canary is not interleaved."""
+        return self.canary.block_s if isinstance(self.canary, Canary) and self.canary.interleaved else None
 
     @field_validator("variants")
     @classmethod

@@ -12,6 +12,7 @@ from harness.config import Device
 from harness.records import Job, JobResult
 
 PROTOCOL = 1
+CANARY_PROTOCOL = 2  # a spec with the interleaved canary: an older agent says "redeploy" instead of "unknown key"
 # Measure settings the coordinator acts on itself (how many processes, in which order): not the agent's.
 COORDINATOR_MEASURE_KEYS = ("repeats", "order")
 log = logging.getLogger("edge_harness.coordinator")
@@ -22,9 +23,12 @@ TELEMETRY_DETAILS = (
     "peak_power_w", "idle_power_w", "power_source", "power_reason", "throttle_reason", "cooldown_s",
     "cooldown_timed_out", "temp_before_c", "temp_after_c", "ram_delta_mb", "telemetry",
 )  # fmt: skip
+# Percentiles of the interleaved canary kept with each window (the gate's covariates).
+CANARY_PERCENTILES = (50, 90, 99)
 # Result keys about the timed window kept in the details: why it stopped (and the target's
-# interval), the board's state before it, its start and end on the board's clock.
-WINDOW_DETAILS = ("stop", "board_state", "window")
+# interval), the board's state before it, its start and end on the board's clock, the
+# interleaved canary's latency summary.
+WINDOW_DETAILS = ("stop", "board_state", "window", "canary")
 
 
 def telemetry_spec(device: Device) -> dict[str, Any]:
@@ -48,6 +52,18 @@ def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tu
         "eval": {"path": eval_path, "max_samples": None} if eval_path else None,
         "measure": measure,
         "runtime_options": job.settings.get("runtime_options", {}),
+    }
+
+
+def canary_spec(job: Job, artifact: str, sha256: str, input_shape: tuple[int, ...], fmt: str = "onnx",
+                weights: str | None = None) -> dict[str, Any]:
+    """The spec's ``canary``: the board canary on the job's runtime and options, in blocks."""
+    return {
+        "runtime": job.runtime,
+        "artifact": {"path": artifact, "format": fmt, "sha256": sha256, "weights": weights},
+        "input": {"shape": list(input_shape), "dtype": "float32"},
+        "runtime_options": job.settings.get("runtime_options", {}),
+        "block_s": float(job.settings["canary_block_s"]),
     }
 
 
@@ -93,6 +109,9 @@ def _metrics(event: dict[str, Any]) -> dict[str, Any]:
     for key in ("peak_rss_mb", "rss_before_load_mb", "accuracy", "eval_n", "load_s", "first_infer_ms", "threads",
                 "precision", "energy_mj", "avg_power_w", "throttled"):
         out[key] = event.get(key)
+    canary = (event.get("canary") or {}).get("latency") or {}
+    for q in CANARY_PERCENTILES:
+        out[f"canary_p{q}_ms"] = canary.get(f"p{q}_ms")
     for key in ("noisy", "unstable"):  # the mark's reason, or None (an older agent sends neither)
         value = event.get(key)
         out[key] = value if isinstance(value, str) and value else None

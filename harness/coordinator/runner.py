@@ -19,7 +19,14 @@ from harness.config import Device
 from harness.config.inventory import DEFAULTS
 from harness.coordinator.files import FileRef, Stager
 from harness.coordinator.lease import LeaseTerms, LeaseWatch, board_busy
-from harness.coordinator.protocol import make_spec, parse_events, result_from_events, telemetry_spec
+from harness.coordinator.protocol import (
+    CANARY_PROTOCOL,
+    canary_spec,
+    make_spec,
+    parse_events,
+    result_from_events,
+    telemetry_spec,
+)
 from harness.errors import AgentError, ConnectError, HarnessError, TransportError
 from harness.records import Job, JobResult
 
@@ -41,6 +48,7 @@ class Payload:
     variant: dict[str, Any]
     format: str = "onnx"
     weights: FileRef | None = None  # the separate weights file of formats that have one
+    canary: Payload | None = None  # the board canary, interleaved with the job in its process
 
 
 def open_transport(device: Device, driver_env: dict[str, str]) -> Transport:
@@ -152,6 +160,11 @@ class DeviceRunner:
         eval_remote = self._put(payload.eval) if payload.eval else None
         spec = make_spec(job, job_id, artifact, payload.artifact.sha256, payload.input_shape, eval_remote,
                          payload.format, weights, telemetry_spec(self.device))
+        if payload.canary is not None:
+            c = payload.canary
+            spec.update(protocol=CANARY_PROTOCOL, canary=canary_spec(
+                job, self._put(c.artifact), c.artifact.sha256, c.input_shape, c.format,
+                self._put(c.weights) if c.weights else None))
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
         t.write_text(spec_path, json.dumps(spec, indent=1))
         timeout = float(job.settings["measure"]["timeout_s"]) + self.grace_s

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
     models = [m for m in suite.models if any(j.model == m.label for j in todo)]
     built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
-    if any(j.model == CANARY.label for j in todo):
+    canary_key = (CANARY.label, CANARY_VARIANT)
+    if any(j.model == CANARY.label or "canary_block_s" in j.settings for j in todo):
         canary = build_all([CANARY], [CANARY_VARIANT], opts.cache_dir / "artifacts")
         built.variants.update(canary.variants)
         built.failures.update(canary.failures)
@@ -118,6 +120,8 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     queue: list[Job] = []
     for job in todo:
         reason = built.failures.get((job.model, job.variant))
+        if reason is None and "canary_block_s" in job.settings and canary_key in built.failures:
+            reason = f"the interleaved canary: {built.failures[canary_key]}"
         if reason is not None:
             _finish(ctx, job, JobResult.failed(f"variant build failed: {reason}"))
         else:
@@ -179,6 +183,14 @@ def _payloads(variants: dict[tuple[str, str], Built]) -> dict[tuple[str, str], P
     return out
 
 
+def _payload_of(job: Job, payloads: dict[tuple[str, str], Payload]) -> Payload:
+    """The job's files, with the canary's when it is interleaved with the job."""
+    payload = payloads[(job.model, job.variant)]
+    if "canary_block_s" in job.settings:
+        return dataclasses.replace(payload, canary=payloads[(CANARY.label, CANARY_VARIANT)])
+    return payload
+
+
 @dataclass
 class _Context:
     """What the measuring loop writes to."""
@@ -231,7 +243,7 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
             ctx.store.job_started(jid, name, first=not ctx.repeats[job.key])
             ctx.progress.started(job, name, unit.label())
             job_id = f"{ctx.run_id}-{jid}" + (f"-r{unit.repeat}" if repeats_of(job) > 1 else "")
-            ref = actors.handles[name].run_job.remote(job, job_id, payloads[(job.model, job.variant)])
+            ref = actors.handles[name].run_job.remote(job, job_id, _payload_of(job, payloads))
             running[ref] = (name, unit, time.time())
         if sched.idle:
             break

@@ -7,8 +7,11 @@ agreed within 1-2%. The canary (a fixed model, ``canary: true``) measured on the
 next to a result sees that shared part, so the gate compares ``log(latency) - beta *
 log(canary)`` instead of the raw latency (CUPED, a control variate):
 
-- a result's covariate is the canary windows on its board that closed last before and
-  opened first after each of its windows, averaged (log scale);
+- a result's covariate is its own canary when the canary was interleaved with it
+  (``canary: {interleaved: true}``: blocks of the canary alternating with the job's in its
+  timed window, its percentile kept with each window), else the canary windows on its board
+  that closed last before and opened first after each of its windows; averaged over the
+  job's windows (log scale). A comparison uses one kind throughout: the candidate's;
 - ``beta`` is the least-squares slope of the configuration's log latency on its covariate
   over the gate's history runs, kept within [0, 2]: a model that does not move with the
   canary gets ~0 and its comparison is the raw one;
@@ -62,6 +65,7 @@ class Adjusted:
     runs: int  # history runs the fit used
     usual_cv: float | None  # the history's 90th percentile of the per-inference CV: noise it has seen
     extrapolated: str | None = None  # why the line does not reach the candidate's board state
+    interleaved: bool = False  # the covariate is the canary interleaved with each job, not windows next to it
 
 
 class CanaryWindows:
@@ -73,20 +77,31 @@ class CanaryWindows:
         self._jobs = {int(j): g for j, g in df[df.model != CANARY.label].groupby("job_id")}
         canary = df[(df.model == CANARY.label) & df.started.notna() & df.finished.notna()] if frames else df
         self._canary = {key: g.sort_values("finished") for key, g in canary.groupby(["run", "board"])}
-        self._memo: dict[tuple[int, int], tuple[float, float] | None] = {}
+        self._memo: dict[tuple[int, int], tuple[tuple[float, float] | None, bool]] = {}
 
     def pair(self, job_id: int, q: int) -> tuple[float, float] | None:
         """(log value, covariate) of a job: the mean over its windows of their log ``q``-th
-        percentile, and of the canary windows next to them on the same board; None without one."""
+        percentile, and of its interleaved canary's or else of the canary windows next to them on
+        the same board; None without one."""
+        return self._lookup(job_id, q)[0]
+
+    def interleaved(self, job_id: int, q: int) -> bool:
+        """Whether the job's covariate is its own interleaved canary."""
+        return self._lookup(job_id, q)[1]
+
+    def _lookup(self, job_id: int, q: int) -> tuple[tuple[float, float] | None, bool]:
         key = (job_id, q)
         if key not in self._memo:
             self._memo[key] = self._pair(job_id, f"p{q}_ms")
         return self._memo[key]
 
-    def _pair(self, job_id: int, col: str) -> tuple[float, float] | None:
+    def _pair(self, job_id: int, col: str) -> tuple[tuple[float, float] | None, bool]:
         g = self._jobs.get(job_id)
         if g is None or col not in g or not (g[col].astype(float) > 0).all():
-            return None
+            return None, False
+        own = f"canary_{col}"
+        if own in g and (g[own].astype(float) > 0).all():  # NaN (a window without it) compares False
+            return (float(np.log(g[col].astype(float)).mean()), float(np.log(g[own].astype(float)).mean())), True
         near: list[float] = []
         for run, board, started, finished in zip(g.run, g.board, g.started, g.finished, strict=True):
             mine = self._canary.get((run, board))
@@ -97,7 +112,7 @@ class CanaryWindows:
             after = np.flatnonzero(starts >= finished)
             after = after[np.argmin(starts[after])][None] if len(after) else after  # the first to open after it
             near += [math.log(v) for v in mine[col].to_numpy(float)[np.concatenate([before, after])] if v > 0]
-        return (float(np.log(g[col].astype(float)).mean()), float(np.mean(near))) if near else None
+        return ((float(np.log(g[col].astype(float)).mean()), float(np.mean(near))) if near else None), False
 
 
 @dataclass(frozen=True)
@@ -128,14 +143,20 @@ def fit_line(pairs: Sequence[tuple[float, float]]) -> Line:
 
 def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd.Series],
              history: Sequence[pd.Series]) -> Adjusted | None:
-    """Candidate vs baselines on ``log(latency) - beta * log(canary)``; None when it cannot be fitted."""
+    """Candidate vs baselines on ``log(latency) - beta * log(canary)``; None when it cannot be fitted.
+    Baselines and history count only with the candidate's kind of covariate (interleaved or not)."""
+    kind = windows.interleaved(int(cand.job_id), q)
+
+    def pair(job_id: int) -> tuple[float, float] | None:
+        return windows.pair(job_id, q) if windows.interleaved(job_id, q) == kind else None
+
     c_pair = windows.pair(int(cand.job_id), q)
-    b_pairs = [p for p in (windows.pair(int(r.job_id), q) for r in bases) if p is not None]
+    b_pairs = [p for p in (pair(int(r.job_id)) for r in bases) if p is not None]
     fit: dict[int, tuple[float, float]] = {}
     cvs: list[float] = []
     for row in (*history, *bases):
         job_id = int(row.job_id)
-        if job_id != int(cand.job_id) and job_id not in fit and (p := windows.pair(job_id, q)) is not None:
+        if job_id != int(cand.job_id) and job_id not in fit and (p := pair(job_id)) is not None:
             fit[job_id] = p
             cvs.append(float(row.cv) if not pd.isna(row.get("cv")) else math.nan)
     if c_pair is None or len(b_pairs) < len(bases) or len(fit) < MIN_RUNS:
@@ -150,7 +171,7 @@ def adjusted(windows: CanaryWindows, q: int, cand: pd.Series, bases: Sequence[pd
     change = compare(cand_adj, bases_adj, noise, line.dof)
     known = [v for v in cvs if not math.isnan(v)]
     return Adjusted(change, math.exp(c_pair[0] - base_logs), beta, len(fit),
-                    float(np.percentile(known, 90)) if known else None, _extrapolation(c_pair[1], line))
+                    float(np.percentile(known, 90)) if known else None, _extrapolation(c_pair[1], line), kind)
 
 
 def _extrapolation(covariate: float, line: Line) -> str | None:

@@ -188,7 +188,8 @@ def _verdict(reader: _Reader, config: dict[str, str], metric: str, rule: Increas
     note, raw_ratio = "", None
     if metric in PERCENTILES and (adj := adjusted(reader.windows, PERCENTILES[metric], cand, bases, history)):
         change, raw_ratio = adj.change, adj.raw_ratio
-        note = f"vs the board canary (beta {adj.beta:.2f}, {adj.runs} runs); without it {(raw_ratio - 1) * 100:+.1f}%"
+        yardstick = "its interleaved canary" if adj.interleaved else "the board canary"
+        note = f"vs {yardstick} (beta {adj.beta:.2f}, {adj.runs} runs); without it {(raw_ratio - 1) * 100:+.1f}%"
         if adj.usual_cv is not None and _cv(cand) <= adj.usual_cv:
             marks = []  # no noisier than its history usually is: the history's residual spread holds such noise
         if adj.extrapolated:

@@ -11,6 +11,7 @@ from pathlib import Path
 import agent_testlib as lib
 import pytest
 
+from devices.agent import PROTOCOL
 from devices.agent.cli import main
 from devices.agent.runtimes import RUNTIMES, OnnxRuntime, OpenVinoRuntime, get_runtime
 from devices.bundle import build_agent
@@ -135,7 +136,7 @@ def test_probe_via_zipapp(assets: dict) -> None:
     rc, events, _ = lib.run_agent([str(assets["pyz"]), "probe", "--runtimes", "onnxruntime,openvino,tensorrt"])
     assert rc == 0 and len(events) == 1
     facts = events[0]
-    assert facts["event"] == "facts" and facts["protocol"] == 1 and facts["agent_version"] == "0.1.0"
+    assert facts["event"] == "facts" and facts["protocol"] == PROTOCOL and facts["agent_version"] == "0.1.0"
     assert facts["python"] == "%d.%d.%d" % sys.version_info[:3] and facts["cpu_count"] >= 1
     rts = facts["runtimes"]
     assert rts["onnxruntime"]["available"] and "CPUExecutionProvider" in rts["onnxruntime"]["devices"]

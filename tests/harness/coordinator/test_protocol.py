@@ -114,3 +114,23 @@ def test_suite_target_and_quiet_reach_the_agent_intact() -> None:
         job = Job("m", "fp32", "local", "onnxruntime", {"measure": measure.model_dump(), "runtime_options": {}})
         spec = parse_spec(json.loads(json.dumps(make_spec(job, "j", "/a.onnx", "0" * 64, (1, 3), None))))
         assert (spec.measure.target, spec.measure.quiet) == (target, quiet)
+
+
+def test_the_interleaved_canary_reaches_the_agent_and_comes_back_per_window() -> None:
+    from devices.agent.spec import parse_spec
+    from harness.coordinator.protocol import CANARY_PROTOCOL, canary_spec
+
+    job = Job("m", "int8", "local", "openvino", {"measure": {"min_iters": 5}, "runtime_options": {"device": "CPU"},
+                                                 "canary_block_s": 0.3})
+    spec = make_spec(job, "j", "/a.onnx", "0" * 64, (1, 3, 8, 8), None)
+    spec.update(protocol=CANARY_PROTOCOL, canary=canary_spec(job, "/c.onnx", "1" * 64, (1, 3, 224, 224)))
+    got = parse_spec(json.loads(json.dumps(spec))).canary
+    assert got is not None and (got.runtime, got.artifact.path, got.artifact.sha256) == ("openvino", "/c.onnx", "1" * 64)
+    assert got.input_shape == (1, 3, 224, 224) and got.runtime_options == {"device": "CPU"} and got.block_s == 0.3
+    event = {"event": "result", "latency": {"p50_ms": 1.0}, "canary": {"latency": {"p50_ms": 5.0, "p90_ms": 5.5,
+                                                                                   "p99_ms": 6.0}, "runtime": "openvino"}}
+    res = result_from_events([event], 0, "")
+    assert (res.metrics["canary_p50_ms"], res.metrics["canary_p90_ms"], res.metrics["canary_p99_ms"]) == (5.0, 5.5, 6.0)
+    assert res.details["canary"]["runtime"] == "openvino"
+    plain = result_from_events([{"event": "result", "latency": {"p50_ms": 1.0}}], 0, "")
+    assert plain.metrics["canary_p50_ms"] is None and "canary" not in plain.details

@@ -30,13 +30,16 @@ _CLOCK = itertools.count(1_000_000)  # one shared wall clock: a window takes one
 def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly", slow: dict | None = None,
             missing: tuple = (), accuracy: dict | None = None, energy: dict | None = None, run_noise: float = 0.005,
             gate: dict | None = None, repeats: int = 1, process_noise: float = 0.0, unstable: dict | None = None,
-            canary: dict | None = None, board_noise: float = 0.0, deaf: tuple = (), cv: dict | None = None) -> str:
+            canary: dict | None = None, board_noise: float = 0.0, deaf: tuple = (), cv: dict | None = None,
+            interleaved: bool = False) -> str:
     """One run over CONFIGS; ``slow`` maps a config to a latency factor. ``repeats`` windows per
     job, each in its "own process" (a log shift of sd ``process_noise``), folded as the sweep does;
     ``canary`` maps a board to its canary's latency factor (canary jobs first, between every two
     jobs, and last on each board, as ``canary: {every: 1}`` places them); ``board_noise`` is the
     sd of this run's board speed (a log shift every window of the run feels, canary included,
-    but the configs in ``deaf``); ``unstable`` maps a config to its mark, ``cv`` to its CV."""
+    but the configs in ``deaf``); ``unstable`` maps a config to its mark, ``cv`` to its CV;
+    ``interleaved``: each config's window carries its own canary's percentiles, which share the
+    window's board and process shifts (``canary: {interleaved: true}``)."""
     config: dict[str, Any] = {"suite": {"name": "s", "gate": gate}, "devices": []}
     run = store.create_run(suite="s", config=config, tag=tag)
     jobs = [Job(*c, {"measure": {}}) for c in CONFIGS]
@@ -48,8 +51,12 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
     board_shift = rng.normal(0, board_noise)
     windows: dict[str, list[tuple[int, float]]] = {}  # job key -> (tick, log shift) of each window
 
-    def window(job: Job, shift: float) -> None:
-        windows.setdefault(job.key, []).append((next(_CLOCK), shift + rng.normal(0, process_noise)))
+    shift_of: dict[str, list[float]] = {}  # job key -> the board's and process's shift of each window
+
+    def window(job: Job, shift: float, own: float = 0.0) -> None:
+        process = rng.normal(0, process_noise)
+        windows.setdefault(job.key, []).append((next(_CLOCK), shift + process))
+        shift_of.setdefault(job.key, []).append(own + process)
 
     for b in boards:
         window(canaries[(b, "first")], board_shift)
@@ -57,7 +64,7 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
     for c, job in zip(CONFIGS, jobs):
         shift = rng.normal(0, run_noise) + (0.0 if c in deaf else board_shift)
         for _ in range(repeats):
-            window(job, shift)
+            window(job, shift, 0.0 if c in deaf else board_shift)
         seen[c[2]] = seen.get(c[2], 0) + 1
         if c[2] in boards:
             window(canaries[(c[2], "between" if seen[c[2]] <= gaps[c[2]] else "last")], board_shift)
@@ -71,7 +78,9 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
                  "peak_rss_mb": 100.0 + CONFIGS.index(c), "unstable": (unstable or {}).get(c)}
         if cv and c in cv:
             extra["cv"] = cv[c]
-        store.record(ids[job.key], _measured(rng, base * (slow or {}).get(c, 1.0), windows[job.key], c[2], extra))
+        own = 5.0 * canary[c[2]] if interleaved and canary else None
+        store.record(ids[job.key], _measured(rng, base * (slow or {}).get(c, 1.0), windows[job.key], c[2], extra, own,
+                                             shift_of.get(job.key, [])))
     for (b, _), job in canaries.items():
         store.job_started(ids[job.key], b)
         store.record(ids[job.key], _measured(rng, 5.0 * canary[b], windows[job.key], b, {}))
@@ -80,13 +89,17 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
 
 
 def _measured(rng: np.random.Generator, median_ms: float, windows: list[tuple[int, float]], board: str,
-              extra: dict) -> JobResult:
-    """A job's windows (each a tick of the clock and a log shift), folded as the sweep folds them."""
+              extra: dict, canary_ms: float | None = None, shared: list[float] = ()) -> JobResult:
+    """A job's windows (each a tick of the clock and a log shift), folded as the sweep folds them;
+    with ``canary_ms``, each window's interleaved canary, shifted by ``shared`` of that window."""
     results = []
-    for _, shift in windows:
+    for i, (_, shift) in enumerate(windows):
         samples = latencies(rng, median_ms, n=2000 // len(windows), run_shift=shift)
         metrics = {"p50_ms": float(np.median(samples)), "p99_ms": float(np.percentile(samples, 99)),
                    "cv": float(np.std(samples) / np.mean(samples)), **extra}
+        if canary_ms is not None:
+            theirs = latencies(rng, canary_ms, n=1000, run_shift=shared[i])
+            metrics.update(canary_p50_ms=float(np.median(theirs)), canary_p99_ms=float(np.percentile(theirs, 99)))
         results.append(JobResult("ok", metrics=metrics, samples_ns=(samples * 1e6).astype(np.int64)))
     reps = [as_repeat(w, i, board, float(t), t + 0.9) for i, ((t, _), w) in enumerate(zip(windows, results))]
     return combine(reps, results[-1])

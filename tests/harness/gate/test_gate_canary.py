@@ -133,3 +133,49 @@ def test_a_board_far_from_anything_its_history_saw_must_clear_the_limit_with_its
     assert "correction is an extrapolation" in far.unstable and "+25" in far.unstable
     assert far.ci[0] < 1.05 < far.ratio and far.verdict == "inconclusive" and "whole interval" in far.note
     assert home.unstable is None and home.verdict == "pass"  # pi's canary is where it always was
+
+
+def test_a_jobs_own_interleaved_canary_is_its_covariate(store) -> None:  # noqa: ANN001
+    run = add_run(store, np.random.default_rng(5), canary=BOARDS, board_noise=0.05, interleaved=True, repeats=3)
+    reps = store.repeats(run=run)
+    windows = CanaryWindows(store, [run])
+    for job_id, mine in reps[reps.model != "canary"].groupby("job_id"):
+        y, c = windows.pair(int(job_id), 99)
+        assert windows.interleaved(int(job_id), 99) and len(mine) == 3
+        assert y == pytest.approx(np.log(mine.p99_ms).mean()) and c == pytest.approx(np.log(mine.canary_p99_ms).mean())
+    first = reps[reps.model == "canary"].job_id.iloc[0]
+    assert not windows.interleaved(int(first), 50)  # the canary's own windows carry none
+
+
+def test_the_interleaved_canary_sees_the_slow_process_the_windows_next_to_it_miss(tmp_path: Path) -> None:
+    """Each window lands in a process 6% slower or faster (sd) that only the canary inside it shares:
+    relative to the windows next to it a 10% slowdown hides in that noise, relative to its own
+    interleaved canary it is caught, and the A/A comparison stays quiet."""
+    found: dict[bool, list[str]] = {}
+    for inside in (True, False):
+        found[inside] = []
+        with harness.store.open(tmp_path / f"{inside}.db") as st:
+            for seed in range(6):
+                rng = np.random.default_rng(300 + seed)
+                kw = dict(tag=f"n{seed}", canary=BOARDS, board_noise=0.03, process_noise=0.06, interleaved=inside)
+                runs = [add_run(st, rng, **kw) for _ in range(MIN_RUNS + 4)]  # type: ignore[arg-type]
+                cand = add_run(st, rng, slow={CONFIGS[0]: 1.10}, **kw)  # type: ignore[arg-type]
+                result = evaluate(st, cand, runs[-5:], DEFAULT, runs)
+                found[inside].append(p50(result, CONFIGS[0]).verdict)
+                assert "regression" not in {p50(result, c).verdict for c in CONFIGS[1:]}
+                note = p50(result, CONFIGS[0]).note
+                assert ("vs its interleaved canary" in note) is inside and ("vs the board canary" in note) is not inside
+    assert found[True] == ["regression"] * 6
+    assert found[False].count("regression") <= 3, found[False]
+
+
+def test_a_history_of_the_other_kind_is_not_mixed_in(store) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(7)
+    runs = history(store, rng, board_noise=0.05)  # canary windows next to the jobs
+    cand = add_run(store, rng, canary=BOARDS, board_noise=0.05, interleaved=True)
+    result = evaluate(store, cand, runs[-5:], DEFAULT, runs)
+    assert all("canary" not in p50(result, c).note for c in CONFIGS)  # too few of its kind: the raw comparison
+    more = history(store, rng, board_noise=0.05, interleaved=True)
+    result = evaluate(store, cand, more[-5:], DEFAULT, runs + more)
+    assert all("vs its interleaved canary" in p50(result, c).note and f"{len(more)} runs" in p50(result, c).note
+               for c in CONFIGS)
