@@ -38,8 +38,8 @@ from .accuracy import check_eval_set, load_eval_set, top1_accuracy
 from .boardstate import BoardState
 from .digest import sha256_file
 from .earlystop import stop_record
-from .interleave import POWER_REASON, interleaved_loop, prepare_canary
 from .errors import ArtifactIncompatible, MeasurementError, guard
+from .interleave import POWER_REASON, interleaved_loop, prepare_canary
 from .loops import TARGET_TIME_SHARE, TARGET_TIME_SHARE_EVAL, Deadline, InferFn, target_loop, timed_loop, warmup_loop
 from .memory import read_memory
 from .runtimes.base import Runtime

@@ -148,9 +148,6 @@ def _parse_canary(raw: Dict[str, Any]) -> Optional[CanarySpec]:
     if raw.get("canary") is None:
         return None
     c = section(raw, "canary", _CANARY_KEYS)
-    for key in ("runtime", "artifact", "input", "block_s"):
-        if key not in c:
-            raise ProtocolError("spec is missing key canary.%s" % key)
     block_s = number(c, "block_s", "canary.")
     if not block_s > 0:
         raise ProtocolError("spec key canary.block_s must be > 0, got %r" % block_s)
