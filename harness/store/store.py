@@ -92,8 +92,10 @@ class Store:
     def create_run(self, *, suite: str, config: dict[str, Any], tag: str | None = None,
                    suite_path: str | None = None, host: str | None = None,
                    project_version: str | None = None, git_commit: str | None = None) -> str:
-        run_id = new_run_id()
-        with self._tx() as c:
+        with self._tx() as c:  # the write lock is held: an id checked free here stays free
+            run_id = new_run_id()
+            while c.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():  # same second, same 4 hex digits
+                run_id = new_run_id()
             c.execute(
                 "INSERT INTO runs (id, tag, suite, suite_path, config_json, started, project_version, git_commit, host)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",

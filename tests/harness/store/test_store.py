@@ -64,6 +64,20 @@ def test_add_jobs_is_idempotent_for_resume(tmp_path: Path) -> None:
         assert [status for _, _, status in st.jobs(run)] == ["pending", "pending"]
 
 
+def test_two_runs_in_one_second_drawing_the_same_id_both_get_stored(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run id is the second plus 4 hex digits: a burst of runs can draw one twice (the gate's
+    tests create hundreds a second); the store draws again instead of failing the sweep."""
+    import harness.store.store as store_module
+
+    drawn = iter(["20261123-000000-abcd", "20261123-000000-abcd", "20261123-000000-abcd", "20261123-000000-beef"])
+    monkeypatch.setattr(store_module, "new_run_id", lambda now=None: next(drawn))
+    with harness.store.open(tmp_path / "h.db") as st:
+        first, second = st.create_run(suite="s", config={}), st.create_run(suite="s", config={})
+        assert (first, second) == ("20261123-000000-abcd", "20261123-000000-beef")
+        assert set(st.runs().run) == {first, second}
+
+
 def test_resolve_run(tmp_path: Path) -> None:
     with harness.store.open(tmp_path / "h.db") as st:
         with pytest.raises(StoreError, match="harness sweep"):
