@@ -24,10 +24,9 @@ from typing import IO, Any, Dict, List, Optional
 from . import lease
 from .errors import AgentError, MeasurementError, ProtocolError, RuntimeUnavailable
 from .facts import default_probe_names, host_facts, measure_facts, probe_facts
-from .interleave import open_canary
 from .measure import Deadline, run_job
 from .memory import current_rss_mb
-from .runtimes import RUNTIMES
+from .runtimes import open_runtime
 from .serve import serve
 from .spec import parse_spec
 from .specfields import read_spec_file
@@ -132,12 +131,7 @@ def measure(spec_path: str, emit: Emitter, watchdog: bool = False) -> int:
     emit(facts)
     try:
         spec = parse_spec(raw)
-        if spec.runtime not in RUNTIMES:
-            raise ProtocolError("unknown runtime %r (known: %s)" % (spec.runtime, ", ".join(sorted(RUNTIMES))))
-        try:
-            runtime = RUNTIMES[spec.runtime](spec.runtime_options, spec.measure.threads)
-        except ValueError as exc:
-            raise ProtocolError(str(exc)) from None
+        runtime = open_runtime(spec.runtime, spec.runtime_options, spec.measure.threads)
         info = facts["runtime"]
         if not info.get("available"):
             raise RuntimeUnavailable("runtime %s is not usable here: %s" % (spec.runtime, info.get("reason")))
@@ -151,7 +145,8 @@ def measure(spec_path: str, emit: Emitter, watchdog: bool = False) -> int:
             emit({"event": "progress", "job_id": spec.job_id, "phase": step})
 
         try:
-            canary = open_canary(spec.canary, RUNTIMES, spec.measure.threads) if spec.canary else None
+            c = spec.canary
+            canary = open_runtime(c.runtime, c.runtime_options, spec.measure.threads, "canary") if c else None
             result = run_job(spec, runtime, info, on_phase, deadline, rss_before, canary=canary)
         finally:
             if timer is not None:

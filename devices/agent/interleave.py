@@ -24,25 +24,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from .earlystop import target_met
-from .errors import ArtifactIncompatible, MeasurementError, ProtocolError, guard
+from .errors import ArtifactIncompatible, MeasurementError, guard
 from .loops import TARGET_MAX_ITERS, Deadline, InferFn, timed_loop, warmup_loop
 from .runtimes.base import Runtime
 from .spec import CanarySpec, MeasureSettings
 
 POWER_REASON = "not measured: the interleaved canary shares the timed window"
-
-
-def open_canary(spec: CanarySpec, runtimes: Dict[str, Any], threads: Optional[int]) -> Runtime:
-    """The canary's runtime, constructed (options checked) but not loaded."""
-    if spec.runtime not in runtimes:
-        raise ProtocolError("unknown canary runtime %r (known: %s)" % (spec.runtime, ", ".join(sorted(runtimes))))
-    try:
-        return runtimes[spec.runtime](spec.runtime_options, threads)
-    except ValueError as exc:
-        raise ProtocolError("canary: %s" % exc) from None
 
 
 def prepare_canary(runtime: Runtime, spec: CanarySpec, x: Any, ms: MeasureSettings, deadline: Deadline) -> InferFn:

@@ -62,19 +62,19 @@ def make_input(shape: Tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
     return np.ascontiguousarray(rng.randint(0, high, size=shape).astype(dtype))
 
 
+def _check_model(path: str, weights: Optional[str], sha256: Optional[str], what: str) -> None:
+    for name in (path, weights):
+        if name is not None and not os.path.isfile(name):
+            raise ArtifactIncompatible("%s file not found on the board: %s" % (what, name))
+    if sha256 and sha256_file(path) != sha256.lower():
+        raise ArtifactIncompatible("%s %s does not match its sha256 %s (copy damaged?)" % (what, path, sha256))
+
+
 def _check_artifact(spec: JobSpec) -> None:
-    canary = spec.canary.artifact if spec.canary is not None else None
-    extra = (canary.path, canary.weights) if canary is not None else ()
-    for path in (spec.artifact_path, spec.artifact_weights) + extra:
-        if path is not None and not os.path.isfile(path):
-            raise ArtifactIncompatible("artifact file not found on the board: %s" % path)
-    if spec.artifact_sha256 and sha256_file(spec.artifact_path) != spec.artifact_sha256.lower():
-        raise ArtifactIncompatible(
-            "artifact %s does not match its sha256 %s (copy damaged?)" % (spec.artifact_path, spec.artifact_sha256)
-        )
-    if canary is not None and canary.sha256 and sha256_file(canary.path) != canary.sha256.lower():
-        raise ArtifactIncompatible("canary artifact %s does not match its sha256 %s (copy damaged?)"
-                                   % (canary.path, canary.sha256))
+    _check_model(spec.artifact_path, spec.artifact_weights, spec.artifact_sha256, "artifact")
+    if spec.canary is not None:
+        art = spec.canary.artifact
+        _check_model(art.path, art.weights, art.sha256, "canary artifact")
     if spec.eval_path is not None:
         if not os.path.isfile(spec.eval_path):
             raise ArtifactIncompatible("eval set not found on the board: %s" % spec.eval_path)
@@ -154,11 +154,12 @@ def run_job(
 
         canary_fn = None  # type: Optional[InferFn]
         mem = None  # type: Optional[Dict[str, Any]]
-        if canary is not None and spec.canary is not None:
+        cspec = spec.canary if canary is not None else None
+        if canary is not None and cspec is not None:
             mem = read_memory()  # the job's peak: the canary's session must not count toward it
             on_phase("canary")
-            cx = make_input(spec.canary.input_shape, spec.canary.input_dtype, ms.seed)
-            canary_fn = prepare_canary(canary, spec.canary, cx, ms, deadline)
+            cx = make_input(cspec.input_shape, cspec.input_dtype, ms.seed)
+            canary_fn = prepare_canary(canary, cspec, cx, ms, deadline)
 
         on_phase("timed")
         marks: List[float] = []
@@ -168,9 +169,10 @@ def run_job(
         canary_ns = 0
         tel.start_window()
         try:
-            if canary_fn is not None and spec.canary is not None:
+            if canary_fn is not None and cspec is not None:
+                block_s = cspec.block_s
                 samples, window_ns, reason, checks, canary_samples, canary_ns = guard(
-                    lambda: interleaved_loop(fn, canary_fn, spec.canary.block_s, ms, deadline, share, marks),
+                    lambda: interleaved_loop(fn, canary_fn, block_s, ms, deadline, share, marks),
                     MeasurementError, "inference failed in phase timed")
                 stop = stop_record(reason, samples, target, checks)
             elif target is None:

@@ -47,12 +47,17 @@ def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tu
         "protocol": PROTOCOL,
         "job_id": job_id,
         "runtime": job.runtime,
-        "artifact": {"path": artifact, "format": fmt, "sha256": sha256, "weights": weights},
-        "input": {"shape": list(input_shape), "dtype": "float32"},
+        **_model(artifact, sha256, input_shape, fmt, weights),
         "eval": {"path": eval_path, "max_samples": None} if eval_path else None,
         "measure": measure,
         "runtime_options": job.settings.get("runtime_options", {}),
     }
+
+
+def _model(artifact: str, sha256: str, input_shape: tuple[int, ...], fmt: str, weights: str | None) -> dict[str, Any]:
+    """A spec's (or its canary's) ``artifact`` and ``input`` keys."""
+    return {"artifact": {"path": artifact, "format": fmt, "sha256": sha256, "weights": weights},
+            "input": {"shape": list(input_shape), "dtype": "float32"}}
 
 
 def canary_spec(job: Job, artifact: str, sha256: str, input_shape: tuple[int, ...], fmt: str = "onnx",
@@ -60,8 +65,7 @@ def canary_spec(job: Job, artifact: str, sha256: str, input_shape: tuple[int, ..
     """The spec's ``canary``: the board canary on the job's runtime and options, in blocks."""
     return {
         "runtime": job.runtime,
-        "artifact": {"path": artifact, "format": fmt, "sha256": sha256, "weights": weights},
-        "input": {"shape": list(input_shape), "dtype": "float32"},
+        **_model(artifact, sha256, input_shape, fmt, weights),
         "runtime_options": job.settings.get("runtime_options", {}),
         "block_s": float(job.settings["canary_block_s"]),
     }

@@ -6,8 +6,9 @@ on a board that has none of them.
 
 from __future__ import annotations
 
-from typing import Dict, Type
+from typing import Any, Dict, Optional, Type
 
+from ..errors import ProtocolError
 from .base import Runtime
 from .litert import LiteRtRuntime
 from .onnxruntime import OnnxRuntime
@@ -32,5 +33,17 @@ def get_runtime(name: str) -> Type[Runtime]:
         raise KeyError("unknown runtime %r (known: %s)" % (name, ", ".join(sorted(RUNTIMES)))) from None
 
 
-__all__ = ["RUNTIMES", "Runtime", "get_runtime", "LiteRtRuntime", "OnnxRuntime", "OpenVinoRuntime", "SleepRuntime",
+def open_runtime(name: str, options: Dict[str, Any], threads: Optional[int], role: str = "") -> Runtime:
+    """The runtime a spec names, constructed (options checked) but not loaded; an unknown name
+    or option is the spec's fault (ProtocolError), prefixed with ``role`` ("canary") if given."""
+    if name not in RUNTIMES:
+        raise ProtocolError("unknown %sruntime %r (known: %s)"
+                            % (role + " " if role else "", name, ", ".join(sorted(RUNTIMES))))
+    try:
+        return RUNTIMES[name](options, threads)
+    except ValueError as exc:
+        raise ProtocolError("%s: %s" % (role, exc) if role else str(exc)) from None
+
+
+__all__ = ["RUNTIMES", "Runtime", "get_runtime", "open_runtime", "LiteRtRuntime", "OnnxRuntime", "OpenVinoRuntime", "SleepRuntime",
            "TensorRtRuntime"]
