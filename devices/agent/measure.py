@@ -199,6 +199,7 @@ def run_job(
             accuracy, eval_n = top1_accuracy(runtime.run, ex, ey, spec.input_shape[0],
                                              lambda: deadline.check("accuracy"))
         eff = runtime.effective()
+        canary_precision = canary.effective().get("precision") if canary_fn is not None and canary is not None else None
     finally:
         runtime.close()
         if canary is not None:
@@ -234,7 +235,8 @@ def run_job(
     }  # type: Dict[str, Any]
     result.update(tel.fields(len(samples)))
     if canary_fn is not None:
-        result["canary"] = {"latency": summarize(canary_samples, canary_ns / 1e9), "runtime": canary.name}
+        result["canary"] = {"latency": summarize(canary_samples, canary_ns / 1e9), "runtime": canary.name,
+                            "precision": canary_precision}
         if result.get("avg_power_w") is not None or result.get("energy_mj") is not None:
             result.update(energy_mj=None, avg_power_w=None, peak_power_w=None, power_reason=POWER_REASON)
     return result

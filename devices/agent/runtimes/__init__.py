@@ -35,12 +35,14 @@ def get_runtime(name: str) -> Type[Runtime]:
 
 def open_runtime(name: str, options: Dict[str, Any], threads: Optional[int], role: str = "") -> Runtime:
     """The runtime a spec names, constructed (options checked) but not loaded; an unknown name
-    or option is the spec's fault (ProtocolError), prefixed with ``role`` ("canary") if given."""
+    or option is the spec's fault (ProtocolError), prefixed with ``role`` ("canary") if given.
+    The canary gets what its runtime keeps of the job's options (``Runtime.canary_options``)."""
     if name not in RUNTIMES:
         raise ProtocolError("unknown %sruntime %r (known: %s)"
                             % (role + " " if role else "", name, ", ".join(sorted(RUNTIMES))))
+    cls = RUNTIMES[name]
     try:
-        return RUNTIMES[name](options, threads)
+        return cls(cls.canary_options(options) if role == "canary" else options, threads)
     except ValueError as exc:
         raise ProtocolError("%s: %s" % (role, exc) if role else str(exc)) from None
 

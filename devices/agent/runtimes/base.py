@@ -54,6 +54,13 @@ class Runtime(abc.ABC):
         """Check option values (types, enums); raise ValueError naming the key."""
 
     @classmethod
+    def canary_options(cls, options: Dict[str, Any]) -> Dict[str, Any]:
+        """The options the board canary (an fp32 ONNX model) runs with beside a job that has
+        ``options``: the job's own, so that it shares the job's execution mode; a runtime
+        whose options describe the job's model rather than the board overrides this."""
+        return dict(options)
+
+    @classmethod
     @abc.abstractmethod
     def probe(cls) -> Dict[str, Any]:
         """``{"name", "version", "available", "devices"}`` (+ ``"reason"`` when not available).

@@ -80,6 +80,16 @@ class TensorRtRuntime(Runtime):
         self._outs = []  # type: List[Tuple[str, int, np.ndarray]]
         self._info = {"engine_build_s": None, "engine_cached": None}  # type: Dict[str, Any]
 
+    @classmethod
+    def canary_options(cls, options: Dict[str, Any]) -> Dict[str, Any]:
+        """int8 is the job's model's (its Q/DQ scales or calibration set): the canary, an fp32
+        ONNX without either, runs at fp16, the int8 engine's fallback precision, on the same
+        tensor cores; the job's calibration set is not the canary's."""
+        out = dict(options, calibration=None)
+        if out.get("precision") == "int8":
+            out["precision"] = "fp16"
+        return out
+
     def validate_options(self, options: Dict[str, Any]) -> None:
         if options["precision"] not in _PRECISIONS:
             raise ValueError("runtime_options.precision must be one of %s, got %r"

@@ -33,7 +33,7 @@ import pytest
 from devices.agent.cli import main
 from devices.agent.errors import ArtifactIncompatible, RuntimeUnavailable
 from devices.agent.facts import default_probe_names
-from devices.agent.runtimes import RUNTIMES, TensorRtRuntime, cuda_mem, trt_calib
+from devices.agent.runtimes import RUNTIMES, TensorRtRuntime, cuda_mem, open_runtime, trt_calib
 from devices.agent.runtimes import trt_support as ts
 
 
@@ -261,11 +261,12 @@ class FakeCuda(cuda_mem.CudaBackend):
 
     name = "fake-cuda"
     mem: dict = {}
+    top = 0x1000  # the last address handed out, by any instance (a job's and its canary's share the device)
 
     def __init__(self, device: int = 0):
         if device != 0:
             raise RuntimeError("CUDA cudaSetDevice failed: cudaErrorInvalidDevice")
-        self.syncs, self._next, self._mine = 0, 0x1000, []
+        self.syncs, self._mine = 0, []
 
     def device_names(self) -> list:
         return ["Fake GPU"]
@@ -274,10 +275,10 @@ class FakeCuda(cuda_mem.CudaBackend):
         return "sm_87"
 
     def malloc(self, nbytes: int) -> int:
-        self._next += 0x10000
-        FakeCuda.mem[self._next] = bytearray(nbytes)
-        self._mine.append(self._next)
-        return self._next
+        FakeCuda.top += 0x10000
+        FakeCuda.mem[FakeCuda.top] = bytearray(nbytes)
+        self._mine.append(FakeCuda.top)
+        return FakeCuda.top
 
     def free(self, ptr: int) -> None:
         self._mine.remove(ptr)
@@ -618,6 +619,36 @@ def test_fake_through_the_agent(fake: types.ModuleType, tmp_path: Path, assets: 
     assert first["runtime"]["options"]["engine_cached"] is False and first["runtime"]["options"]["engine_build_s"] > 0
     assert second["runtime"]["options"]["engine_cached"] is True and second["runtime"]["options"]["engine_build_s"] == 0
     assert second["accuracy"] == 1.0
+
+
+def test_canary_options_drop_what_belongs_to_the_job_model() -> None:
+    """The canary (an fp32 ONNX without Q/DQ scales) cannot be built at int8 without the job's
+    calibration set, and that set is not the canary's: it runs at fp16, the int8 engine's fallback."""
+    job = {"precision": "int8", "calibration": "/data/c.npz", "workspace_mb": 256}
+    canary = open_runtime("tensorrt", job, None, "canary")
+    assert canary.options["precision"] == "fp16" and canary.options["calibration"] is None
+    assert canary.options["workspace_mb"] == 256  # what describes the board is shared
+    assert open_runtime("tensorrt", job, None).options["precision"] == "int8"  # the job keeps its own
+    assert TensorRtRuntime.canary_options({"precision": "fp16"}) == {"precision": "fp16", "calibration": None}
+    assert open_runtime("onnxruntime", {"graph_optimization": "basic"}, 1, "canary").options["graph_optimization"] == "basic"
+
+
+def test_fake_int8_job_with_its_interleaved_canary(fake: types.ModuleType, tmp_path: Path, assets: dict) -> None:
+    """An int8 job and its interleaved canary through the agent: the job calibrated at int8, the
+    canary (no calibration of its own) built at fp16 instead of failing the job."""
+    opts = {"engine_cache": str(tmp_path / "engines"), "precision": "int8", "calibration": str(assets["eval"]),
+            "calibration_samples": 8}
+    canary = lib.write_classifier(tmp_path / "canary.onnx", seed=1)
+    spec = lib.make_spec(assets["model"], runtime="tensorrt", runtime_options=opts, protocol=2,
+                         measure={"warmup_s": 0.01, "min_s": 0.05}, canary={
+                             "runtime": "tensorrt", "artifact": {"path": str(canary), "format": "onnx", "sha256": None},
+                             "input": {"shape": list(lib.INPUT_SHAPE), "dtype": "float32"},
+                             "runtime_options": opts, "block_s": 0.01})
+    rc, events = measure_in_process(tmp_path, spec)
+    assert rc == 0, events[-1]
+    res = events[-1]
+    assert res["precision"] == "int8" and res["runtime"]["options"]["int8_mode"] == "calibrated"
+    assert res["canary"]["precision"] == "f16" and res["canary"]["latency"]["n"] > 0
 
 
 def test_fake_bad_onnx_is_artifact_incompatible(fake: types.ModuleType, tmp_path: Path) -> None:
