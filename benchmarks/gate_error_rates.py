@@ -143,7 +143,7 @@ def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, w
     """One agent process measuring ``artifact``; with ``canary`` (its file and input shape), the
     canary interleaved with it as the coordinator's spec asks for it."""
     from harness.coordinator.protocol import CANARY_PROTOCOL, canary_spec, parse_events, result_from_events
-    from harness.records import Job
+    from harness.records import CANARY_BLOCK, Job
 
     settings = dict(MEASURE, min_s=min_s or MEASURE["min_s"], **overrides)
     spec = {"protocol": 1, "job_id": job, "runtime": runtime,
@@ -151,7 +151,7 @@ def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, w
             "input": {"shape": list(shape), "dtype": "float32"}, "eval": None, "measure": settings,
             "runtime_options": OPTIONS.get(runtime, {})}  # fmt: skip
     if canary is not None:
-        as_job = Job("", "", "local", runtime, {"runtime_options": OPTIONS.get(runtime, {}), "canary_block_s": BLOCK_S})
+        as_job = Job("", "", "local", runtime, {"runtime_options": OPTIONS.get(runtime, {}), CANARY_BLOCK: BLOCK_S})
         spec.update(protocol=CANARY_PROTOCOL, canary=canary_spec(as_job, str(canary[0]), "", canary[1]))
     path = work / f"{job}.json"
     path.write_text(json.dumps(spec))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from harness.config import Device, Suite
 from harness.config.suite import BuiltinModel
 from harness.errors import ConfigError
-from harness.records import Job
+from harness.records import CANARY_BLOCK, Job
 from devices.agent.runtimes import get_runtime
 from harness.variants.build import chain_format, chain_runtimes, make_recipes, split_chain
 
@@ -90,7 +90,7 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
             reads = get_runtime(runtime).formats
             if suite.canary_block_s is not None:  # the canary inside the window, on the job's runtime
                 if "onnx" in reads:
-                    settings["canary_block_s"] = suite.canary_block_s
+                    settings[CANARY_BLOCK] = suite.canary_block_s
                 else:
                     skipped.append(f"the interleaved canary on {target}: {runtime} cannot read its onnx file")
             for variant in suite.variants:

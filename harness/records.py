@@ -13,6 +13,9 @@ import numpy as np
 
 from harness.hashing import canonical_json
 
+# Job setting the plan writes when the board canary is interleaved with the job (its block, s).
+CANARY_BLOCK = "canary_block_s"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -32,6 +35,12 @@ class Job:
 
     def label(self) -> str:
         return f"{self.model} [{self.variant}] on {self.device}/{self.runtime}"
+
+    @property
+    def canary_block_s(self) -> float | None:
+        """The interleaved canary's block (s), when the plan put the canary inside this job's window."""
+        value = self.settings.get(CANARY_BLOCK)
+        return None if value is None else float(value)
 
 
 # Metric columns of the results table; the agent's result event and the store agree on them.

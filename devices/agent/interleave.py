@@ -38,8 +38,7 @@ POWER_REASON = "not measured: the interleaved canary shares the timed window"
 def prepare_canary(runtime: Runtime, spec: CanarySpec, x: Any, ms: MeasureSettings, deadline: Deadline) -> InferFn:
     """Load the canary, bind its input and warm it up as the job was; its inference callable."""
     art = spec.artifact
-    if (art.format or "onnx") not in runtime.formats:
-        raise ArtifactIncompatible("canary: %s cannot read %s artifacts" % (runtime.name, art.format or "onnx"))
+    runtime.check_format(art.format, "canary")
     guard(lambda: runtime.load(art.path, art.weights), ArtifactIncompatible,
            "canary: %s could not load %s" % (runtime.name, art.path))
     guard(lambda: runtime.prepare(x), ArtifactIncompatible, "canary: %s rejected the input" % runtime.name)

@@ -104,10 +104,7 @@ def run_job(
     """
     ms = spec.measure
     _check_artifact(spec)
-    fmt = spec.artifact_format or "onnx"
-    if fmt not in runtime.formats:
-        raise ArtifactIncompatible("%s cannot read %s artifacts (it reads: %s)"
-                                   % (runtime.name, fmt, ", ".join(sorted(runtime.formats))))
+    runtime.check_format(spec.artifact_format)
     tel = telemetry if telemetry is not None else JobTelemetry(spec.telemetry)
     try:
         if tel.cooldown_target_c is not None:

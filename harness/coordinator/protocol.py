@@ -67,7 +67,7 @@ def canary_spec(job: Job, artifact: str, sha256: str, input_shape: tuple[int, ..
         "runtime": job.runtime,
         **_model(artifact, sha256, input_shape, fmt, weights),
         "runtime_options": job.settings.get("runtime_options", {}),
-        "block_s": float(job.settings["canary_block_s"]),
+        "block_s": job.canary_block_s,
     }
 
 

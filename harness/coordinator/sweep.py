@@ -111,7 +111,7 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     models = [m for m in suite.models if any(j.model == m.label for j in todo)]
     built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
     canary_key = (CANARY.label, CANARY_VARIANT)
-    if any(j.model == CANARY.label or "canary_block_s" in j.settings for j in todo):
+    if any(j.model == CANARY.label or j.canary_block_s is not None for j in todo):
         canary = build_all([CANARY], [CANARY_VARIANT], opts.cache_dir / "artifacts")
         built.variants.update(canary.variants)
         built.failures.update(canary.failures)
@@ -120,7 +120,7 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     queue: list[Job] = []
     for job in todo:
         reason = built.failures.get((job.model, job.variant))
-        if reason is None and "canary_block_s" in job.settings and canary_key in built.failures:
+        if reason is None and job.canary_block_s is not None and canary_key in built.failures:
             reason = f"the interleaved canary: {built.failures[canary_key]}"
         if reason is not None:
             _finish(ctx, job, JobResult.failed(f"variant build failed: {reason}"))
@@ -186,7 +186,7 @@ def _payloads(variants: dict[tuple[str, str], Built]) -> dict[tuple[str, str], P
 def _payload_of(job: Job, payloads: dict[tuple[str, str], Payload]) -> Payload:
     """The job's files, with the canary's when it is interleaved with the job."""
     payload = payloads[(job.model, job.variant)]
-    if "canary_block_s" in job.settings:
+    if job.canary_block_s is not None:
         return dataclasses.replace(payload, canary=payloads[(CANARY.label, CANARY_VARIANT)])
     return payload
 

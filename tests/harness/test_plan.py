@@ -115,14 +115,14 @@ def test_an_interleaved_canary_rides_with_every_job_its_runtime_can_read() -> No
     plan = make_plan(suite(canary={"interleaved": True, "block_s": 0.5}, runtimes=["onnxruntime", "openvino", "litert"],
                            variants=["fp32", "tflite-fp32"]), devices)
     body = [j for j in plan.jobs if j.model != "canary"]
-    assert {j.settings.get("canary_block_s") for j in body if j.runtime != "litert"} == {0.5}
+    assert {j.canary_block_s for j in body if j.runtime != "litert"} == {0.5}
     assert any(j.runtime == "litert" for j in body)
-    assert all("canary_block_s" not in j.settings for j in body if j.runtime == "litert")
+    assert all(j.canary_block_s is None for j in body if j.runtime == "litert")
     assert "the interleaved canary on tiny: litert cannot read its onnx file" in plan.skipped
     canaries = [j for j in plan.jobs if j.model == "canary"]  # still first and last on each board: the drift check
     assert {j.settings["canary"] for j in canaries} == {"first", "last"} and not any(
-        "canary_block_s" in j.settings for j in canaries)
-    assert not any("canary_block_s" in j.settings for j in make_plan(suite(canary={"every": 2}), DEVICES).jobs)
+        j.canary_block_s is not None for j in canaries)
+    assert not any(j.canary_block_s is not None for j in make_plan(suite(canary={"every": 2}), DEVICES).jobs)
     with pytest.raises(ValueError, match="set 'every: N', 'interleaved: true' or both"):
         suite(canary={"block_s": 0.3})
 

@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, FrozenSet, Optional
 
 import numpy as np
 
+from ..errors import ArtifactIncompatible
+
 
 class Runtime(abc.ABC):
     """One inference engine on this board.
@@ -52,6 +54,12 @@ class Runtime(abc.ABC):
 
     def validate_options(self, options: Dict[str, Any]) -> None:
         """Check option values (types, enums); raise ValueError naming the key."""
+
+    def check_format(self, fmt: Optional[str], role: str = "") -> None:
+        """ArtifactIncompatible unless ``load`` reads ``fmt`` (None: onnx); ``role`` prefixes the message."""
+        if (fmt or "onnx") not in self.formats:
+            raise ArtifactIncompatible("%s%s cannot read %s artifacts (it reads: %s)" % (
+                role + ": " if role else "", self.name, fmt or "onnx", ", ".join(sorted(self.formats))))
 
     @classmethod
     def canary_options(cls, options: Dict[str, Any]) -> Dict[str, Any]:

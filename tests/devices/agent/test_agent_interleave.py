@@ -177,3 +177,11 @@ def test_canary_faults_are_the_jobs_error_events(tmp_path: Path, fault: dict, ki
     rc, events = measure(tmp_path, job_spec(tmp_path, canary=c))
     err = events[-1]
     assert rc != 0 and err["event"] == "error" and err["kind"] == kind and needle in err["message"], err
+
+
+def test_a_canary_its_runtime_cannot_read_fails_the_job_saying_so(tmp_path: Path) -> None:
+    c = canary_spec(tmp_path, runtime="onnxruntime", runtime_options={})
+    c["artifact"]["format"] = "tflite"
+    rc, events = measure(tmp_path, job_spec(tmp_path, canary=c))
+    assert rc == 1 and events[-1]["kind"] == "ArtifactIncompatible"
+    assert events[-1]["message"] == "canary: onnxruntime cannot read tflite artifacts (it reads: onnx)"

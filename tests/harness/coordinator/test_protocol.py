@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from harness.coordinator.protocol import make_spec, parse_events, result_from_events
-from harness.records import Job
+from harness.records import CANARY_BLOCK, Job
 
 FACTS = {"event": "facts", "protocol": 1, "python": "3.8.10"}
 RESULT = {
@@ -121,7 +121,7 @@ def test_the_interleaved_canary_reaches_the_agent_and_comes_back_per_window() ->
     from harness.coordinator.protocol import CANARY_PROTOCOL, canary_spec
 
     job = Job("m", "int8", "local", "openvino", {"measure": {"min_iters": 5}, "runtime_options": {"device": "CPU"},
-                                                 "canary_block_s": 0.3})
+                                                 CANARY_BLOCK: 0.3})
     spec = make_spec(job, "j", "/a.onnx", "0" * 64, (1, 3, 8, 8), None)
     spec.update(protocol=CANARY_PROTOCOL, canary=canary_spec(job, "/c.onnx", "1" * 64, (1, 3, 224, 224)))
     got = parse_spec(json.loads(json.dumps(spec))).canary
