@@ -146,7 +146,7 @@ def measure(spec_path: str, emit: Emitter, watchdog: bool = False) -> int:
 
         try:
             c = spec.canary
-            canary = open_runtime(c.runtime, c.runtime_options, spec.measure.threads, "canary") if c else None
+            canary = open_runtime(c.runtime, c.runtime_options, spec.measure.threads, canary=True) if c else None
             result = run_job(spec, runtime, info, on_phase, deadline, rss_before, canary=canary)
         finally:
             if timer is not None:

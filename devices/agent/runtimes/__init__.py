@@ -33,18 +33,18 @@ def get_runtime(name: str) -> Type[Runtime]:
         raise KeyError("unknown runtime %r (known: %s)" % (name, ", ".join(sorted(RUNTIMES)))) from None
 
 
-def open_runtime(name: str, options: Dict[str, Any], threads: Optional[int], role: str = "") -> Runtime:
+def open_runtime(name: str, options: Dict[str, Any], threads: Optional[int], canary: bool = False) -> Runtime:
     """The runtime a spec names, constructed (options checked) but not loaded; an unknown name
-    or option is the spec's fault (ProtocolError), prefixed with ``role`` ("canary") if given.
-    The canary gets what its runtime keeps of the job's options (``Runtime.canary_options``)."""
+    or option is the spec's fault (ProtocolError). The ``canary``'s runtime gets what it keeps
+    of the job's options (``Runtime.canary_options``), and its faults say "canary"."""
     if name not in RUNTIMES:
         raise ProtocolError("unknown %sruntime %r (known: %s)"
-                            % (role + " " if role else "", name, ", ".join(sorted(RUNTIMES))))
+                            % ("canary " if canary else "", name, ", ".join(sorted(RUNTIMES))))
     cls = RUNTIMES[name]
     try:
-        return cls(cls.canary_options(options) if role == "canary" else options, threads)
+        return cls(cls.canary_options(options) if canary else options, threads)
     except ValueError as exc:
-        raise ProtocolError("%s: %s" % (role, exc) if role else str(exc)) from None
+        raise ProtocolError("canary: %s" % exc if canary else str(exc)) from None
 
 
 __all__ = ["RUNTIMES", "Runtime", "get_runtime", "open_runtime", "LiteRtRuntime", "OnnxRuntime", "OpenVinoRuntime", "SleepRuntime",

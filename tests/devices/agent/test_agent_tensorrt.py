@@ -625,12 +625,13 @@ def test_canary_options_drop_what_belongs_to_the_job_model() -> None:
     """The canary (an fp32 ONNX without Q/DQ scales) cannot be built at int8 without the job's
     calibration set, and that set is not the canary's: it runs at fp16, the int8 engine's fallback."""
     job = {"precision": "int8", "calibration": "/data/c.npz", "workspace_mb": 256}
-    canary = open_runtime("tensorrt", job, None, "canary")
+    canary = open_runtime("tensorrt", job, None, canary=True)
     assert canary.options["precision"] == "fp16" and canary.options["calibration"] is None
     assert canary.options["workspace_mb"] == 256  # what describes the board is shared
     assert open_runtime("tensorrt", job, None).options["precision"] == "int8"  # the job keeps its own
     assert TensorRtRuntime.canary_options({"precision": "fp16"}) == {"precision": "fp16", "calibration": None}
-    assert open_runtime("onnxruntime", {"graph_optimization": "basic"}, 1, "canary").options["graph_optimization"] == "basic"
+    ort = open_runtime("onnxruntime", {"graph_optimization": "basic"}, 1, canary=True)
+    assert ort.options["graph_optimization"] == "basic"
 
 
 def test_fake_int8_job_with_its_interleaved_canary(fake: types.ModuleType, tmp_path: Path, assets: dict) -> None:
