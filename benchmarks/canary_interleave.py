@@ -27,7 +27,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +107,7 @@ def main() -> None:
         return
 
     from harness.config.suite import BuiltinModel
-    from harness.plan import CANARY, CANARY_VARIANT
+    from harness.canary import CANARY, CANARY_VARIANT
     from harness.variants import ArtifactCache, build_variant
     from harness.zoo import resolve_model
 

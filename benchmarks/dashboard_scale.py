@@ -82,7 +82,7 @@ def fill(db: Path, runs: int, configs: list[tuple[str, str, str, str]], seed: in
         for night in range(runs):
             clock.now = START + night * DAY
             run = store.create_run(suite="nightly", config={"suite": {"name": "nightly"}}, tag=TAG)
-            jobs = [Job(*c, {"measure": {}}) for c in configs]
+            jobs = [Job(*c) for c in configs]
             ids = store.add_jobs(run, jobs)
             drift = 1.0 + 0.05 * np.sin(night / 40.0)
             step = np.array([1.15 if (i in stepped and night >= step_night) else 1.0 for i in range(n)])

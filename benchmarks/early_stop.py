@@ -3,7 +3,7 @@
 its interval holds.
 
 Real agent processes (the zipapp the coordinator ships, a fresh process per run, ONNX
-Runtime) measure the quickstart's built-in models, fp32 ONNX (digits-cnn, the zoo's
+Runtime) measure two of the zoo's built-in models, fp32 ONNX (digits-cnn, the zoo's
 MobileNetV2-224 exported through the same ``harness.zoo``/``harness.variants`` path as the
 other benchmarks), ``--rounds`` rounds each. A round measures a model twice, in
 alternating order (A B | B A) so drift cannot favour one arm:
@@ -22,7 +22,7 @@ Reported per model: iterations and window / agent wall time of each arm (medians
 saving, the stop reasons, and the coverage: how often the fixed run's p99 of the same round
 falls inside the target run's 95% interval, and how often the p99 of all fixed runs pooled
 does. The interval is for the run's own p99; the fixed run's p99 carries its own sampling
-error and the run-to-run variation of a fresh process (MEASUREMENT.md, trap 1), so coverage
+error and the run-to-run variation of a fresh process (docs/measurement.md, trap 1), so coverage
 of it below the nominal 95% measures that variation, not a broken interval.
 
 The interval's own rate is measured apart, in one process (``--replay-s``, default 20 s): a
@@ -195,7 +195,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--replay-s", type=float, default=20.0, help="the long window cut into segments (0: skip)")
     args = ap.parse_args(argv)
 
-    from devices.bundle import build_agent
+    from harness.coordinator.bundle import build_agent
 
     work = Path(tempfile.mkdtemp(prefix="eh-earlystop-"))
     agent = build_agent(work / "agent")

@@ -58,14 +58,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.plan import CANARY, CANARY_VARIANT  # noqa: E402
+from harness.canary import CANARY, CANARY_VARIANT  # noqa: E402
 
 # Models whose latency is large enough that a 10% dose can be injected as extra graph nodes
 # (the digits CNN runs in ~30 us: the branch's fixed node overhead alone exceeds 10% of that).
 CONFIGS = [("mobilenetv2-224", "fp32", "onnxruntime"), ("mobilenetv2-224", "int8-static", "onnxruntime"),
            ("mobilenetv2-224", "fp32", "openvino"), ("resnet18-224", "fp32", "onnxruntime")]
 MEASURE = {"warmup_iters": 10, "warmup_s": 1.0, "min_iters": 200, "min_s": 3.0, "max_iters": None,
-           "timeout_s": 600, "threads": None, "seed": 0}  # the agent's defaults; --threads pins the runtime's
+           "timeout_s": 600, "threads": None, "seed": 0, "quiet": None}  # the agent's timing defaults, no board
+# reading (the benchmark measures the gate, not the board's load); --threads pins the runtime's
 OPTIONS = {"openvino": {"inference_precision": "f32"}}
 # mode -> (repeats, what the mode changes in MEASURE): the same timed seconds per job.
 MODES = {"r1": (1, {}), "r5": (5, {"min_iters": 40, "min_s": 0.6, "warmup_s": 0.2})}
@@ -142,19 +143,17 @@ def measure(agent: Path, artifact: Path, shape: tuple[int, ...], runtime: str, w
             min_s: float | None = None, canary: tuple[Path, tuple[int, ...]] | None = None, **overrides: float):
     """One agent process measuring ``artifact``; with ``canary`` (its file and input shape), the
     canary interleaved with it as the coordinator's spec asks for it."""
-    from harness.coordinator.protocol import CANARY_PROTOCOL, canary_spec, parse_events, result_from_events
-    from harness.records import CANARY_BLOCK, Job
+    from devices.agent.spec import Artifact, MeasureSettings
+    from harness.coordinator.protocol import canary_spec, encode_spec, make_spec, parse_events, result_from_events
+    from harness.records import Job, JobSettings
 
-    settings = dict(MEASURE, min_s=min_s or MEASURE["min_s"], **overrides)
-    spec = {"protocol": 1, "job_id": job, "runtime": runtime,
-            "artifact": {"path": str(artifact), "format": "onnx", "sha256": None},
-            "input": {"shape": list(shape), "dtype": "float32"}, "eval": None, "measure": settings,
-            "runtime_options": OPTIONS.get(runtime, {})}  # fmt: skip
-    if canary is not None:
-        as_job = Job("", "", "local", runtime, {"runtime_options": OPTIONS.get(runtime, {}), CANARY_BLOCK: BLOCK_S})
-        spec.update(protocol=CANARY_PROTOCOL, canary=canary_spec(as_job, str(canary[0]), "", canary[1]))
+    settings = MeasureSettings(**dict(MEASURE, min_s=min_s or MEASURE["min_s"], **overrides))
+    as_job = Job("", "", "local", runtime, JobSettings(settings, OPTIONS.get(runtime, {}),
+                                                       canary_block_s=BLOCK_S if canary is not None else None))
+    spec = make_spec(as_job, job, Artifact(str(artifact), "onnx"), shape, None,
+                     canary=None if canary is None else canary_spec(as_job, Artifact(str(canary[0]), "onnx"), canary[1]))
     path = work / f"{job}.json"
-    path.write_text(json.dumps(spec))
+    path.write_text(encode_spec(spec))
     proc = subprocess.run([sys.executable, str(agent), "measure", str(path)], capture_output=True, text=True,
                           timeout=700, env=dict(os.environ))
     result = result_from_events(parse_events(proc.stdout), proc.returncode, proc.stderr)
@@ -189,7 +188,7 @@ def main() -> None:
     configs = CONFIGS[: args.configs]
 
     import harness.store
-    from devices.bundle import build_agent
+    from harness.coordinator.bundle import build_agent
     from harness.config.suite import BuiltinModel
     from harness.variants import ArtifactCache, build_variant
     from harness.zoo import resolve_model
@@ -238,15 +237,16 @@ def _measure_run(store, agent: Path, work: Path, arts: dict, canary: tuple, conf
     ``interleaved``: as ``canary: {interleaved: true}`` does, C X1 X2 ... Xn C with the canary
     inside each X. Returns the seconds spent measuring the configurations."""
     from harness.coordinator.repeats import as_repeat, combine
-    from harness.records import Job
+    from devices.agent.spec import MeasureSettings
+    from harness.records import Job, JobSettings
 
     repeats, overrides = MODES[mode]
-    settings = {**MEASURE, **overrides}
+    settings = MeasureSettings(**{**MEASURE, **overrides})
     run = store.create_run(suite="gate-bench", config={}, tag=f"{kind}-{mode}")
-    jobs = [Job(m, c, "local", rt, {"measure": {**settings, "repeats": repeats}}) for m, c, rt in configs]
+    jobs = [Job(m, c, "local", rt, JobSettings(settings, repeats=repeats)) for m, c, rt in configs]
     gaps = 0 if interleaved else len(configs) - 1
     canaries = {when: Job(CANARY.label, CANARY_VARIANT, "local", "onnxruntime",
-                          {"measure": {**settings, "repeats": n}, "canary": when})
+                          JobSettings(settings, repeats=n, canary=when))
                 for when, n in (("first", 1), ("between", gaps), ("last", 1)) if n}
     ids = store.add_jobs(run, [*jobs, *canaries.values()])
     windows: dict[str, list] = {key: [] for key in ids}

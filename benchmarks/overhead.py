@@ -6,7 +6,7 @@ fp32 ONNX file with the same settings (runtime-default threads unless ``--thread
 OpenVINO with PERFORMANCE_HINT LATENCY and INFERENCE_PRECISION_HINT f32):
 
 - A: the real device agent (the zipapp the coordinator ships, ``python agent.pyz measure
-  spec.json``, stdout piped as devices/transport/local.py does); its p50 is read from the
+  spec.json``, stdout piped as harness/transport/local.py does); its p50 is read from the
   ``result`` event.
 - B: a bare loop in a fresh process of the same Python: ``sess.run(None, feed)`` (ONNX
   Runtime) or ``request.infer()`` on a request whose input tensor was set once
@@ -19,7 +19,7 @@ OpenVINO with PERFORMANCE_HINT LATENCY and INFERENCE_PRECISION_HINT f32):
 
 Runs are interleaved A B (C) | (C) B A | ... over ``--rounds`` rounds, each round covering
 every configuration, and the verdict uses ratios measured side by side within a round
-(shared/MEASUREMENT.md, trap 2). This machine is shared and its 2 vCPUs change speed
+(docs/measurement.md, trap 2). This machine is shared and its 2 vCPUs change speed
 regime every few seconds, so before every process the script waits (bounded) for others'
 CPU use to drop, measures others' CPU use during the process, and measures how much each
 A and B window drifted inside itself; rounds that stayed clean are summarised apart, and a
@@ -356,13 +356,14 @@ def run_agent(agent: Path, workdir: Path, model: Dict[str, Any], runtime: str, m
             "min_s": ms["min_s"],
             "timeout_s": 300,
             "threads": ms["threads"],
+            "quiet": None,  # the loop's cost alone: no board-state reading before the window
         },
         "runtime_options": {"inference_precision": "f32"} if runtime == "openvino" else {},
     }
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(spec))
     t0 = time.perf_counter()
-    # As devices/transport/local.py runs it: the zipapp under the same Python, stdout piped.
+    # As harness/transport/local.py runs it: the zipapp under the same Python, stdout piped.
     proc = subprocess.run(
         [sys.executable, str(agent), "measure", str(spec_path)],
         capture_output=True, text=True, cwd=workdir, stdin=subprocess.DEVNULL, timeout=400,
@@ -648,7 +649,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows: Dict[Tuple[str, str], List[Dict[str, Any]]] = {c: [] for c in configs}
     wait_left = [args.max_wait_total]
 
-    from devices.bundle import build_agent
+    from harness.coordinator.bundle import build_agent
 
     def is_clean(r: Dict[str, Any]) -> bool:
         return r["others_max"] <= args.clean_below and all(r[s]["drift"] <= args.max_drift for s in ("A", "B"))

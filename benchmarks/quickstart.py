@@ -3,8 +3,8 @@
 
     .venv/bin/python benchmarks/quickstart.py [--keep DIR] [--warm-runs 1]
 
-1. cold: an empty ``--cache-dir`` (the digits CNN is trained, the MobileNetV2-style net
-   initialised, every variant built), a fresh ``--store``;
+1. cold: an empty ``--cache-dir`` (the built-in nets initialised and exported, every
+   variant built, int8-static calibrated), a fresh ``--store``;
 2. warm: the same command again with the same cache (and store).
 
 Each run's wall time is split into what the sweep itself prints (``build X s, measure Y
@@ -65,6 +65,14 @@ def _proc_table() -> Dict[int, Tuple[int, int]]:
     return table
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 class TreeSampler(threading.Thread):
     """Splits CPU time during a run between our process tree (the sweep, its Ray daemons
     and workers, the agents) and everyone else, by sampling /proc every ``period`` s.
@@ -94,7 +102,7 @@ class TreeSampler(threading.Thread):
                 if pid not in self._ours and ppid in self._ours:
                     self._ours.add(pid)
                     changed = True
-        agents_now = {pid for pid in table if pid in self._ours and self._is_agent(pid)}
+        agents_now = {pid for pid, (ppid, _) in table.items() if pid in self._ours and self._is_agent(pid, ppid)}
         agent_window = bool(agents_now) and bool(self._agents_before)
         now = time.perf_counter()
         if agent_window:
@@ -116,16 +124,15 @@ class TreeSampler(threading.Thread):
         self._last = {pid: ticks for pid, (_, ticks) in table.items()}
         self._agents_before = agents_now
 
-    def _is_agent(self, pid: int) -> bool:
-        """Whether ``pid`` runs ``agent.pyz measure``; only a yes is cached, since a
-        freshly forked process shows its parent's command line until it execs."""
+    def _is_agent(self, pid: int, ppid: int) -> bool:
+        """Whether ``pid`` is an agent measuring a job: ``agent.pyz measure``, or a child that
+        ``agent.pyz serve`` forked for a job (same command line as its parent; the serving
+        parent itself only waits). Only a yes is cached, since a freshly forked process
+        shows its parent's command line until it execs."""
         if not self._agent.get(pid):
-            try:
-                with open("/proc/%d/cmdline" % pid, "rb") as f:
-                    cmd = f.read()
-            except OSError:
-                return False
-            self._agent[pid] = b".pyz" in cmd and b"measure" in cmd
+            cmd = _cmdline(pid)
+            serve = b".pyz" in cmd and b"serve" in cmd
+            self._agent[pid] = (b".pyz" in cmd and b"measure" in cmd) or (serve and _cmdline(ppid) == cmd)
         return self._agent[pid]
 
     def run(self) -> None:

@@ -6,7 +6,7 @@ download) under ONNX Runtime, fresh session and fresh timed window per measureme
 telemetry OFF (``power.source: none``) and ON (the real ``ina3221`` source reading a fake
 Jetson hwmon tree in a temp dir, at the default 50 ms period; with ``--source auto`` the
 board's real source instead). Measurements are interleaved A B B A per round
-(shared/MEASUREMENT.md, trap 2) inside one process, so this VM's speed-regime switches
+(docs/measurement.md, trap 2) inside one process, so this VM's speed-regime switches
 hit both arms alike; the verdict is the median of the per-round ratios ON/OFF of the p50s
 (target <= 1.01). Each window's drift (spread of its 0.5 s stretch medians) is printed so
 a round that straddled a regime switch can be told apart.
@@ -116,7 +116,7 @@ def measure(model: Path, args: argparse.Namespace, on: bool, root: Optional[str]
         "protocol": 1, "job_id": "telemetry-overhead", "runtime": "onnxruntime",
         "artifact": {"path": str(model), "format": "onnx"}, "input": {"shape": SHAPE, "dtype": "float32"},
         "measure": {"warmup_iters": 10, "warmup_s": 0.5, "min_iters": 200, "min_s": args.min_s,
-                    "threads": args.threads, "timeout_s": 600},
+                    "threads": args.threads, "timeout_s": 600, "quiet": None},
     })
     if on:
         source = "ina3221" if args.source == "fake-ina3221" else args.source

@@ -1,1 +1,1 @@
-"""Everything about a device: how to reach it (transport) and what runs on it (agent)."""
+"""What runs on a board, and nothing else: the agent (how the coordinator reaches a board lives in harness/transport)."""

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, as_harness_error
 from harness.store import DEFAULT_PATH
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_BUG = 0, 1, 2, 3, 70
@@ -169,7 +169,7 @@ def cmd_inventory_check(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from devices.bundle import build_agent
+    from harness.coordinator.bundle import build_agent
     from harness.config import load_inventory
     from harness.errors import ConfigError
     from harness.fleet import check_inventory
@@ -198,7 +198,7 @@ def cmd_lease_break(args: argparse.Namespace) -> int:
     import os
 
     from devices.agent.lease import holder_text
-    from devices.bundle import build_agent
+    from harness.coordinator.bundle import build_agent
     from harness.config import load_inventory
     from harness.errors import ConfigError
     from harness.fleet.leases import break_lease
@@ -361,7 +361,11 @@ def _guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished jobs are stored")
         return 130
-    except Exception:  # noqa: BLE001 - anything else is our bug: say so briefly, keep the traceback
+    except Exception as e:  # noqa: BLE001 - a lower layer's input error, else our bug: say so, keep the traceback
+        known = as_harness_error(e)
+        if known is not None:
+            err.print(f"[bold red]error:[/] {escape(str(known))}")
+            return known.exit_code
         with tempfile.NamedTemporaryFile("w", prefix="harness-error-", suffix=".log", delete=False) as f:
             traceback.print_exc(file=f)
         err.print(f"[bold red]internal error[/] (a bug in edge-harness; traceback in {f.name})")

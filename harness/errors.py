@@ -6,6 +6,8 @@ anything else is a bug and gets a short notice with the traceback in a debug log
 
 from __future__ import annotations
 
+from devices.agent import errors as agent_errors
+
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose."""
@@ -53,19 +55,21 @@ class RemoteCommandError(TransportError):
 
 
 class AgentError(HarnessError):
-    """The device agent reported it could not do the job."""
+    """The device agent could not do the job, or broke the protocol; the job fails with it."""
 
 
-class RuntimeUnavailable(AgentError):
-    pass
+# The agent's own error kinds (``devices/agent/errors.py``: the ``kind`` of its ``error``
+# events), mapped here, once, onto the job's failure reason.
+AGENT_KINDS: dict[str, type[Exception]] = {
+    cls.__name__: cls for cls in (agent_errors.ProtocolError, agent_errors.RuntimeUnavailable,
+                                  agent_errors.ArtifactIncompatible, agent_errors.MeasurementError,
+                                  agent_errors.BoardBusy)
+}  # fmt: skip
 
 
-class ArtifactIncompatible(AgentError):
-    pass
-
-
-class MeasurementError(AgentError):
-    pass
+def agent_failure(kind: str, message: str) -> str:
+    """A job's one-line failure reason from the agent's ``error`` event."""
+    return f"{kind}: {message}" if kind in AGENT_KINDS else f"AgentError (unknown kind {kind!r}): {message}"
 
 
 class VariantBuildError(HarnessError):
@@ -78,3 +82,13 @@ class StoreError(HarnessError):
 
 class SchemaVersionError(StoreError):
     pass
+
+
+def as_harness_error(exc: Exception) -> HarnessError | None:
+    """An error of a layer below the harness that the user caused, as the harness reports it
+    (the reports package raises its own ``ReportError``: it imports nothing from here)."""
+    from reports.errors import ReportError
+
+    if isinstance(exc, ReportError):
+        return ConfigError(exc.reason, field=exc.field)
+    return None

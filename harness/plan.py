@@ -10,23 +10,15 @@ free, and moves to another member when its board drops.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.config import Device, Suite
-from harness.config.suite import BuiltinModel
-from harness.errors import ConfigError
-from harness.records import CANARY_BLOCK, Job
 from devices.agent.runtimes import get_runtime
-from harness.variants.build import chain_format, chain_runtimes, make_recipes, split_chain
-
-
-# The canary (``canary: true``): a fixed built-in model measured first and last on every board.
-# A real CNN rather than the tiny digits net: its latency moves with the board's memory and
-# compute (clocks, heat, other tenants), not with the agent's per-call overhead.
-CANARY = BuiltinModel(builtin="mobilenetv2-224", name="canary")
-CANARY_VARIANT = "fp32"
+from harness.canary import canary_jobs, interleaved_block
+from harness.config import Device, Suite
+from harness.errors import ConfigError
+from harness.records import Job, JobSettings
+from harness.variants.build import chain_format, chain_precision, chain_runtimes, make_recipes, split_chain
 
 
 @dataclass(frozen=True)
@@ -83,22 +75,21 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                 skipped.append(f"{target} does not offer {runtime}")
                 continue
             boards[(target, runtime)] = offering
-            settings = {
-                "measure": suite.measure.model_dump(),
-                "runtime_options": suite.runtime_options.get(runtime, {}),
-            }
             reads = get_runtime(runtime).formats
-            if suite.canary_block_s is not None:  # the canary inside the window, on the job's runtime
-                if "onnx" in reads:
-                    settings[CANARY_BLOCK] = suite.canary_block_s
-                else:
-                    skipped.append(f"the interleaved canary on {target}: {runtime} cannot read its onnx file")
+            block_s, unreadable = interleaved_block(suite, reads)  # the canary inside the window, on the job's runtime
+            if unreadable:
+                skipped.append(f"the interleaved canary on {target}: {runtime} cannot read its onnx file")
+            settings = JobSettings(suite.measure.to_wire(), suite.runtime_options.get(runtime, {}),
+                                   suite.measure.repeats, suite.measure.order, canary_block_s=block_s)
             for variant in suite.variants:
                 recipes = make_recipes(split_chain(variant), suite.recipes)
                 fmt = chain_format(recipes)
                 if fmt not in reads:
                     skipped.append(f"{variant}: {runtime} cannot read its {fmt} file (it reads "
                                    f"{', '.join(sorted(reads))})")
+                    continue
+                if note := _precision_problem(variant, recipes, runtime):
+                    skipped.append(note)
                     continue
                 allowed = chain_runtimes(recipes)
                 if allowed is not None and runtime not in allowed:
@@ -109,33 +100,21 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
     if not jobs:
         raise ConfigError("the suite plans no job: " + "; ".join(dict.fromkeys(skipped)))
     if suite.canary:
-        jobs += _canaries(suite, devices, boards, jobs)
+        jobs += canary_jobs(suite, devices, boards, jobs)
     return Plan(tuple(jobs), tuple(dict.fromkeys(skipped)), tuple(devices), boards)
 
 
-def _canaries(suite: Suite, devices: Sequence[Device], boards: dict[tuple[str, str], tuple[str, ...]],
-              body: Sequence[Job]) -> list[Job]:
-    """Canary jobs per board (first and last), on the first of the suite's runtimes the board
-    offers, one window each (the pair is already two fresh processes). With ``every: N``, a
-    third job whose windows (repeats) go between the board's jobs, one per N of them; a pool
-    member runs about one in ``members`` of the pool's jobs, so it gets that share of them."""
-    out = []
-    every = suite.canary_every
-    for d in devices:
-        runtime = next((r for r in suite.runtimes if r in d.runtimes), None)
-        if runtime is None:
-            continue
-        boards[(d.name, runtime)] = (d.name,)
-        target = d.pool or d.name
-        members = len({b for (t, _), names in boards.items() if t == target for b in names}) or 1
-        units = sum(int(j.settings["measure"].get("repeats", 1)) for j in body if j.device == target)
-        between = math.ceil(units / members / every) - 1 if every else 0
-        for when, windows in (("first", 1), ("between", between), ("last", 1)):
-            if windows <= 0:
-                continue
-            settings = {"measure": {**suite.measure.model_dump(), "repeats": windows},
-                        "runtime_options": suite.runtime_options.get(runtime, {}), "canary": when}
-            if when == "between":
-                settings["between"] = target  # order_units spreads these windows over the target's units
-            out.append(Job(CANARY.label, CANARY_VARIANT, d.name, runtime, settings))
-    return out
+# Recipe precisions (``Recipe.precision``, as stored with a variant) in the runtimes' spelling
+# (``Runtime.precisions``: OpenVINO's).
+_RUNTIME_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "int8"}
+
+
+def _precision_problem(variant: str, recipes: list, runtime: str) -> str | None:
+    """Why ``runtime`` cannot execute the precision the chain makes, or None when it can (or
+    its class lists no precisions)."""
+    runs = get_runtime(runtime).precisions
+    made = chain_precision(recipes)
+    need = _RUNTIME_PRECISION.get(made, made)
+    if not runs or need in runs:
+        return None
+    return f"{variant}: {runtime} cannot execute its {need} precision (it runs {', '.join(sorted(runs))})"

@@ -6,15 +6,53 @@ Plain dataclasses, picklable (they cross Ray process boundaries), JSON-friendly 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from devices.agent.spec import MeasureSettings, QuietSettings, TargetSettings
 from harness.hashing import canonical_json
+from devices.agent.metrics import METRIC_TABLE
 
-# Job setting the plan writes when the board canary is interleaved with the job (its block, s).
-CANARY_BLOCK = "canary_block_s"
+@dataclass(frozen=True)
+class JobSettings:
+    """A job's settings: what its board is sent (the wire's ``measure`` and
+    ``runtime_options``) and what the coordinator does with it (how many windows, in which
+    order, where a board canary's windows go, the interleaved canary's block)."""
+
+    measure: MeasureSettings = MeasureSettings()
+    runtime_options: dict[str, Any] = field(default_factory=dict)
+    repeats: int = 1  # timed windows, each in a fresh agent process
+    order: str = "sequential"  # how a board's jobs' repeats are ordered (``units.order_units``)
+    canary: str | None = None  # a board canary job's place: "first", "between" or "last"
+    between: str | None = None  # the target over whose units a "between" canary's windows are spread
+    canary_block_s: float | None = None  # the interleaved canary's block (s), when the plan put it in this job
+
+    def identity(self) -> dict[str, Any]:
+        """The settings as stored (``jobs.settings_json``) and hashed into ``Job.key``; this JSON
+        shape is what earlier stores hold, so a resumed run finds its jobs again."""
+        measure = {**asdict(self.measure), "threads": "auto" if self.measure.threads is None else self.measure.threads,
+                   "repeats": self.repeats, "order": self.order}
+        out: dict[str, Any] = {"measure": measure, "runtime_options": dict(self.runtime_options)}
+        for key in ("canary", "between", "canary_block_s"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    @classmethod
+    def from_identity(cls, stored: dict[str, Any]) -> JobSettings:
+        """Settings read back from a store (keys a store does not hold take their defaults)."""
+        m = dict(stored.get("measure") or {})
+        repeats, order = int(m.pop("repeats", 1)), str(m.pop("order", "sequential"))
+        if m.get("threads") == "auto":
+            m["threads"] = None
+        for key, kind in (("target", TargetSettings), ("quiet", QuietSettings)):
+            if isinstance(m.get(key), dict):
+                m[key] = kind(**m[key])
+        known = {f.name for f in fields(MeasureSettings)}
+        return cls(MeasureSettings(**{k: v for k, v in m.items() if k in known}), dict(stored.get("runtime_options") or {}),
+                   repeats, order, stored.get("canary"), stored.get("between"), stored.get("canary_block_s"))
 
 
 @dataclass(frozen=True)
@@ -25,34 +63,22 @@ class Job:
     variant: str
     device: str
     runtime: str
-    settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    settings: JobSettings = field(default_factory=JobSettings, hash=False, compare=False)
 
     @property
     def key(self) -> str:
         """Stable identity inside a run: resume matches stored jobs on it."""
-        ident = [self.model, self.variant, self.device, self.runtime, self.settings]
+        ident = [self.model, self.variant, self.device, self.runtime, self.settings.identity()]
         return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
 
     def label(self) -> str:
         return f"{self.model} [{self.variant}] on {self.device}/{self.runtime}"
 
-    @property
-    def canary_block_s(self) -> float | None:
-        """The interleaved canary's block (s), when the plan put the canary inside this job's window."""
-        value = self.settings.get(CANARY_BLOCK)
-        return None if value is None else float(value)
 
-
-# Metric columns of the results table; the agent's result event and the store agree on them.
-METRICS = (
-    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "min_ms", "max_ms",
-    "throughput", "n_iters", "window_s", "p50_ci_lo_ms", "p50_ci_hi_ms",
-    "peak_rss_mb", "rss_before_load_mb", "accuracy", "eval_n",
-    "energy_mj", "avg_power_w", "throttled", "load_s", "first_infer_ms", "threads", "precision",
-    "engine_build_s", "repeats", "noisy", "unstable",
-)  # fmt: skip
-# Metric columns holding text: ``noisy`` and ``unstable`` are the reasons for the mark (NULL: no mark).
-TEXT_METRICS = ("precision", "noisy", "unstable")
+# Metric columns of the results table (defined in ``harness.metrics``); those holding text
+# (``noisy`` and ``unstable`` are the reasons for the mark, NULL: no mark).
+METRICS = tuple(m.column for m in METRIC_TABLE)
+TEXT_METRICS = tuple(m.column for m in METRIC_TABLE if m.kind == "text")
 
 # What the store keeps about each built variant (its ``variants`` table; results join it).
 # ``precision`` there is the weights' precision; a result's ``precision`` is what the runtime ran.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from devices.agent.metrics import BY_COLUMN
 from reports import fmt
 
 __all__ = [
@@ -93,33 +94,34 @@ def _latency_error(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return plus, minus
 
 
-ACCURACY_AXIS = Axis("accuracy", "accuracy (%)", 100.0, True, label="accuracy", gate="accuracy",
-                     format=fmt.pct, relative=False)  # fmt: skip
+def _of(column: str, title: str, scale: float, **kw: object) -> Axis:
+    """The axis of a stored metric: its direction, the gate's name for it and whether its
+    changes are relative come from the metric table (``devices.agent.metrics``)."""
+    m = BY_COLUMN[column]
+    return Axis(column, title, scale, m.better == "higher", gate=m.gate, relative=not m.points,
+                **kw)  # type: ignore[arg-type]
+
+
+ACCURACY_AXIS = _of("accuracy", "accuracy (%)", 100.0, label="accuracy", format=fmt.pct)
 SIZE_AXIS = Axis("size_bytes", "artifact size (MiB)", 1.0 / (1 << 20), False, label="size",
                  heading="model size", format=fmt.mib)  # fmt: skip
-LATENCY_AXIS = Axis("p50_ms", "p50 latency (ms)", 1.0, False, _latency_error, "p50",
-                    gate="latency_p50", format=fmt.ms)  # fmt: skip
+LATENCY_AXIS = _of("p50_ms", "p50 latency (ms)", 1.0, errors=_latency_error, label="p50", format=fmt.ms)
 # No error bars on the tail: a std around p99 would suggest a precision it does not have.
-P90_AXIS = Axis("p90_ms", "p90 latency (ms)", 1.0, False, None, "p90", "p90 latency",
-                "latency_p90", fmt.ms)  # fmt: skip
-P99_AXIS = Axis("p99_ms", "p99 latency (ms)", 1.0, False, None, "p99", "p99 latency",
-                "latency_p99", fmt.ms)  # fmt: skip
+P90_AXIS = _of("p90_ms", "p90 latency (ms)", 1.0, label="p90", heading="p90 latency", format=fmt.ms)
+P99_AXIS = _of("p99_ms", "p99 latency (ms)", 1.0, label="p99", heading="p99 latency", format=fmt.ms)
 # No error bars: the agent integrates power over the whole window, one number per job.
-ENERGY_AXIS = Axis("energy_mj", "energy per inference (mJ)", 1.0, False, None, "energy",
-                   "energy per inference", "energy_per_inference", fmt.mj)  # fmt: skip
-MEMORY_AXIS = Axis("peak_rss_mb", "peak memory (MB)", 1.0, False, None, "peak memory",
-                   "peak memory", "peak_memory", fmt.mb)  # fmt: skip
+ENERGY_AXIS = _of("energy_mj", "energy per inference (mJ)", 1.0, label="energy", heading="energy per inference",
+                  format=fmt.mj)  # fmt: skip
+MEMORY_AXIS = _of("peak_rss_mb", "peak memory (MB)", 1.0, label="peak memory", heading="peak memory", format=fmt.mb)
 
 
 # Cold start: what a user waits for before the first answer, apart from steady-state latency.
 # The three parts are stored; their sum is derived. A TensorRT engine is built once per
 # (model, board, TensorRT version) and then cached, so its build time is shown next to the
 # cold start, never inside it. Older runs (and other runtimes) have NULL: the value is NaN.
-LOAD_AXIS = Axis("load_s", "model load (s)", 1.0, False, None, "model load", format=fmt.seconds)
-FIRST_INFER_AXIS = Axis("first_infer_ms", "first inference (ms)", 1.0, False, None, "first inference",
-                        format=fmt.ms)  # fmt: skip
-ENGINE_BUILD_AXIS = Axis("engine_build_s", "engine build (s)", 1.0, False, None, "engine build",
-                         format=fmt.seconds)  # fmt: skip
+LOAD_AXIS = _of("load_s", "model load (s)", 1.0, label="model load", format=fmt.seconds)
+FIRST_INFER_AXIS = _of("first_infer_ms", "first inference (ms)", 1.0, label="first inference", format=fmt.ms)
+ENGINE_BUILD_AXIS = _of("engine_build_s", "engine build (s)", 1.0, label="engine build", format=fmt.seconds)
 
 
 def _cold_start(df: pd.DataFrame) -> pd.Series:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import ConfigError
+from reports.errors import ReportError
 
 __all__ = ["Budget", "resolve_budget"]
 
@@ -42,7 +42,7 @@ class Budget:
         for name, flag in (("latency_ms", "--budget-ms"), ("energy_mj", "--budget-mj")):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"a budget must be a positive number, got {value!r}", field=flag)
+                raise ReportError(f"a budget must be a positive number, got {value!r}", field=flag)
 
     @property
     def empty(self) -> bool:

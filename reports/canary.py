@@ -18,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["CANARY_MODEL", "DRIFT_WARN", "canary_pairs", "is_canary", "without_canary"]
+from devices.agent.canary import CANARY_NAME
 
-#: The model name the planner gives the canary jobs (``harness.plan.CANARY``).
-CANARY_MODEL = "canary"
+__all__ = ["CANARY_NAME", "DRIFT_WARN", "canary_pairs", "is_canary", "without_canary"]
+
 #: A within-run drift (last/first - 1) beyond this fraction either way is highlighted.
 DRIFT_WARN = 0.05
 #: Columns carried per end (first/last) when the frame has them.
@@ -30,7 +30,7 @@ _PER_END = ("p50_ms", "p99_ms", "cv", "started", "status", "noisy", "unstable", 
 
 def is_canary(df: pd.DataFrame) -> pd.Series:
     """True on the canary's rows."""
-    return df["model"].astype(str) == CANARY_MODEL
+    return df["model"].astype(str) == CANARY_NAME
 
 
 def without_canary(df: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,8 @@ Why this shape:
 
 - **Offline and small.** plotly.js is inlined exactly once in ``<head>`` and each figure is
   emitted with ``include_plotlyjs=False``; per-figure inlining costs 4.8 MB per chart
-  (see shared/STACK.md). The page loads nothing from the network.
+  (plotly's ``write_html(include_plotlyjs=True)`` inlines all of plotly.js). The page loads
+  nothing from the network.
 - **Deterministic.** Figure ids are ``fig-<section>-<n>`` instead of plotly's random UUIDs,
   and no clock is read, so the same run renders byte-identical pages (diffable, cacheable).
 - **One broken section does not lose the report.** A section that raises is replaced by a

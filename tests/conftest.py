@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# Ray reads these when it is first imported, and any test may import it first (the runner
+# asks Ray for its node id): set them before any test runs, not in the fixture.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 
 @pytest.fixture(scope="session")
 def artifact_cache(tmp_path_factory: pytest.TempPathFactory):
@@ -36,8 +41,6 @@ def mobilenet_source(artifact_cache):
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
     """A real local Ray; the coordinator reuses it instead of starting its own."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -2,7 +2,7 @@
 
 It measures one model under one runtime and prints JSON lines on stdout. It imports only
 the standard library, numpy and the runtime it uses (lazily), and parses on Python 3.8
-(JetPack 5), so it ships as a single zipapp (``devices/bundle.py``) with no install step.
+(JetPack 5), so it ships as a single zipapp (``harness/coordinator/bundle.py``) with no install step.
 It must never import ``harness`` or ``reports``: those live on the coordinator.
 """
 

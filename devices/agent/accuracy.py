@@ -1,6 +1,6 @@
 """Top-1 accuracy on the board, with the very runtime instance that was timed.
 
-Latency and accuracy share runtime, precision hint and threads (MEASUREMENT.md, trap 7):
+Latency and accuracy share runtime, precision hint and threads (docs/measurement.md, trap 7):
 OpenVINO's silent bf16 would otherwise give the latency of one setting and the accuracy
 of another.
 """

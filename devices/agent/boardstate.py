@@ -1,5 +1,5 @@
 """The board's state just before the timed window, and waiting for a quiet board
-(``measure.quiet``; MEASUREMENT.md trap 4: someone else on the board ruins the measurement).
+(``measure.quiet``; docs/measurement.md, trap 4: someone else on the board ruins the measurement).
 
 Read after the model is loaded and before warm-up, so the ~1 s it takes overlaps nothing
 timed:

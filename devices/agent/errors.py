@@ -1,7 +1,7 @@
 """Errors the agent reports as ``error`` events; ``kind`` is the class name.
 
-The coordinator maps each kind onto ``harness.errors`` (same names, except
-``ProtocolError``, which means the coordinator and agent disagree about the spec).
+The coordinator maps each kind, in one place (``harness.errors.AGENT_KINDS``), onto the
+job's failure reason; ``ProtocolError`` means the coordinator and agent disagree about the spec.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ class ArtifactIncompatible(AgentError):
 
 class MeasurementError(AgentError):
     """Inference failed or the job ran past its time limit."""
+
+
+class BoardBusy(AgentError):
+    """Another coordinator held the board's lease for longer than the job would wait."""
 
 
 def guard(step: Callable[[], Any], kind: type, what: str) -> Any:

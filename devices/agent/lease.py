@@ -1,7 +1,7 @@
 """An exclusive, time-limited lease on a board, kept in the board's own work directory.
 
 Two coordinators (a nightly sweep, a CI gate job, maybe on two machines) may drive one
-board; measuring on it at the same time ruins both numbers (MEASUREMENT.md, trap 4). So the
+board; measuring on it at the same time ruins both numbers (docs/measurement.md, trap 4). So the
 lease lives on the board, where every coordinator's agent sees it. Every operation runs
 under ``flock`` on ``lease.lock``: the kernel drops that lock when its process dies, so the
 mutex itself can never go stale. The lease proper is ``lease.json``, replaced atomically. It

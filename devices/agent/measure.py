@@ -1,7 +1,7 @@
 """The measurement protocol: load, first inference, warm-up, timed window, accuracy.
 
 - Load time and the first inference are kept apart from warm-up: they are the cold-start
-  figures users ask for (MEASUREMENT.md, trap 5; benchmark_app reports the first
+  figures users ask for (docs/measurement.md, trap 5; benchmark_app reports the first
   inference apart too).
 - Warm-up and the timed window both stop only when an iteration count AND a duration are
   reached, as trtexec (>= 3 s and >= 10 iterations) and optimum-benchmark do.
@@ -20,7 +20,7 @@
   the first and last timed iteration) go to the result's ``window``, so windows of other
   coordinators on the same board can be compared.
 - With the spec's ``canary``, the canary is loaded after the warm-up and alternates with the
-  job in blocks through the timed window (``interleave.py``); its samples stay apart.
+  job in blocks through the timed window (``canary.py``); its samples stay apart.
 - Telemetry (``telemetry/session.py``): cooldown and the idle power baseline come before
   the load; the power sampler runs only around the timed loop, with a thermal/clock
   snapshot on each side; its failures are reasons in the result, never job errors.
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -39,11 +40,11 @@ from .boardstate import BoardState
 from .digest import sha256_file
 from .earlystop import stop_record
 from .errors import ArtifactIncompatible, MeasurementError, guard
-from .interleave import POWER_REASON, interleaved_loop, prepare_canary
+from .canary import POWER_REASON, interleaved_loop, prepare_canary
 from .loops import TARGET_TIME_SHARE, TARGET_TIME_SHARE_EVAL, Deadline, InferFn, target_loop, timed_loop, warmup_loop
 from .memory import read_memory
 from .runtimes.base import Runtime
-from .spec import JobSpec
+from .spec import CanarySpec, JobSpec, MeasureSettings
 from .stats import as_int_list, summarize, unstable_reason
 from .telemetry.session import JobTelemetry, clean
 
@@ -71,14 +72,38 @@ def _check_model(path: str, weights: Optional[str], sha256: Optional[str], what:
 
 
 def _check_artifact(spec: JobSpec) -> None:
-    _check_model(spec.artifact_path, spec.artifact_weights, spec.artifact_sha256, "artifact")
+    _check_model(spec.artifact.path, spec.artifact.weights, spec.artifact.sha256, "artifact")
     if spec.canary is not None:
         art = spec.canary.artifact
         _check_model(art.path, art.weights, art.sha256, "canary artifact")
-    if spec.eval_path is not None:
-        if not os.path.isfile(spec.eval_path):
-            raise ArtifactIncompatible("eval set not found on the board: %s" % spec.eval_path)
-        check_eval_set(spec.eval_path, spec.input_shape)
+    if spec.eval is not None:
+        if not os.path.isfile(spec.eval.path):
+            raise ArtifactIncompatible("eval set not found on the board: %s" % spec.eval.path)
+        check_eval_set(spec.eval.path, spec.input.shape)
+
+
+@dataclass
+class Warmup:
+    """What came before the timed window: the first inference, the warm-up, the board's state."""
+
+    first_ns: int
+    iters: int
+    ns: int
+    board_state: Optional[Dict[str, Any]] = None
+    noisy: Optional[str] = None
+
+
+@dataclass
+class Window:
+    """One timed window: the job's samples and time, why it stopped, its start and end on the
+    board's clock, and the interleaved canary's samples and time (empty without one)."""
+
+    samples: List[int]
+    ns: int
+    stop: Dict[str, Any]
+    marks: List[float]
+    canary_samples: List[int] = field(default_factory=list)
+    canary_ns: int = 0
 
 
 def run_job(
@@ -102,121 +127,57 @@ def run_job(
     ``measure.quiet`` is set. ``canary`` (constructed, not loaded; closed here) is the
     runtime of the spec's ``canary``, interleaved with the job through the timed window.
     """
-    ms = spec.measure
     _check_artifact(spec)
-    runtime.check_format(spec.artifact_format)
+    runtime.check_format(spec.artifact.format)
     tel = telemetry if telemetry is not None else JobTelemetry(spec.telemetry)
+    cspec = spec.canary if canary is not None else None
     try:
         if tel.cooldown_target_c is not None:
             on_phase("cooldown")
         tel.before_job((deadline.end_ns - time.perf_counter_ns()) / 2e9)  # cooldown gets half the time left
         deadline.check("cooldown")
-        on_phase("load")
-        t0 = time.perf_counter_ns()
-        guard(lambda: runtime.load(spec.artifact_path, spec.artifact_weights), ArtifactIncompatible,
-              "%s could not load %s" % (runtime.name, spec.artifact_path))
-        load_ns = time.perf_counter_ns() - t0
-        deadline.check("load")
-
-        x = make_input(spec.input_shape, spec.input_dtype, ms.seed)
-        guard(lambda: runtime.prepare(x), ArtifactIncompatible, "%s rejected the input" % runtime.name)
-        fn = runtime.infer_fn()
-
-        probe = None  # type: Optional[BoardState]
-        since = None  # type: Optional[Dict[str, Any]]
-        if ms.quiet is not None:
-            probe = board if board is not None else BoardState()
-            since = probe.begin()  # the first reading spans the warm-up: a quiet board costs no extra time
-
-        on_phase("warmup")
-        w0 = time.perf_counter_ns()
-        guard(fn, MeasurementError, "inference failed in phase warmup")
-        first_ns = time.perf_counter_ns() - w0
-        warm_iters = guard(lambda: warmup_loop(fn, ms.warmup_iters, ms.warmup_s, deadline, w0),
-                           MeasurementError, "inference failed in phase warmup")
-        warm_ns = time.perf_counter_ns() - w0
-
-        board_state = None  # type: Optional[Dict[str, Any]]
-        noisy = None  # type: Optional[str]
-        if probe is not None and ms.quiet is not None:
-            on_phase("board_state")
-            left_s = (deadline.end_ns - time.perf_counter_ns()) / 1e9
-            board_state, noisy = probe.settle(ms.quiet, max(0.0, min(ms.quiet.wait_s, left_s * QUIET_TIME_SHARE)),
-                                              since)
-            deadline.check("board_state")
-            if board_state.get("checks", 1) > 1:  # it waited for the board: warm the caches again
-                on_phase("warmup")
-                guard(lambda: warmup_loop(fn, ms.warmup_iters, 0.0, deadline, time.perf_counter_ns(), 0),
-                      MeasurementError, "inference failed in phase warmup")
-
+        fn, load_ns = _load(spec, runtime, deadline, on_phase)
+        warm = _warm_up(fn, spec.measure, deadline, on_phase, board)
         canary_fn = None  # type: Optional[InferFn]
         mem = None  # type: Optional[Dict[str, Any]]
-        cspec = spec.canary if canary is not None else None
         if canary is not None and cspec is not None:
             mem = read_memory()  # the job's peak: the canary's session must not count toward it
             on_phase("canary")
-            cx = make_input(cspec.input_shape, cspec.input_dtype, ms.seed)
-            canary_fn = prepare_canary(canary, cspec, cx, ms, deadline)
-
+            cx = make_input(cspec.input.shape, cspec.input.dtype, spec.measure.seed)
+            canary_fn = prepare_canary(canary, cspec, cx, spec.measure, deadline)
         on_phase("timed")
-        marks: List[float] = []
-        target = ms.target
-        share = TARGET_TIME_SHARE if spec.eval_path is None else TARGET_TIME_SHARE_EVAL
-        canary_samples = []  # type: List[int]
-        canary_ns = 0
+        share = TARGET_TIME_SHARE if spec.eval is None else TARGET_TIME_SHARE_EVAL
         tel.start_window()
         try:
-            if canary_fn is not None and cspec is not None:
-                block_s = cspec.block_s
-                samples, window_ns, reason, checks, canary_samples, canary_ns = guard(
-                    lambda: interleaved_loop(fn, canary_fn, block_s, ms, deadline, share, marks),
-                    MeasurementError, "inference failed in phase timed")
-                stop = stop_record(reason, samples, target, checks)
-            elif target is None:
-                samples, window_ns = guard(
-                    lambda: timed_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, marks),
-                    MeasurementError, "inference failed in phase timed")
-                mins_met = len(samples) >= ms.min_iters and window_ns >= int(ms.min_s * 1e9)
-                stop = stop_record("min_reached" if mins_met else "max_iters")
-            else:
-                samples, window_ns, reason, checks = guard(
-                    lambda: target_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, target, share, marks),
-                    MeasurementError, "inference failed in phase timed")
-                stop = stop_record(reason, samples, target, checks)
+            window = guard(lambda: _timed(fn, spec.measure, deadline, share, canary_fn, cspec),
+                           MeasurementError, "inference failed in phase timed")
         finally:
             tel.stop_window()
         if mem is None:
             mem = read_memory()  # peak of load + inference, before the eval set is read
-
-        accuracy: Optional[float] = None
-        eval_n: Optional[int] = None
-        if spec.eval_path is not None:
-            on_phase("accuracy")
-            ex, ey = load_eval_set(spec.eval_path, spec.input_dtype, spec.eval_max_samples)
-            accuracy, eval_n = top1_accuracy(runtime.run, ex, ey, spec.input_shape[0],
-                                             lambda: deadline.check("accuracy"))
+        accuracy, eval_n = _accuracy(spec, runtime, deadline, on_phase)
         eff = runtime.effective()
-        canary_precision = canary.effective().get("precision") if canary_fn is not None and canary is not None else None
+        canary_eff = canary.effective() if canary_fn is not None and canary is not None else None
     finally:
         runtime.close()
         if canary is not None:
             canary.close()
         tel.close()
 
-    latency = summarize(samples, window_ns / 1e9)
+    latency = summarize(window.samples, window.ns / 1e9)
     result = {
         "event": "result",
         "job_id": spec.job_id,
         "latency": latency,
-        "samples_ns": as_int_list(samples),
-        "stop": clean(stop),
-        "window": {"start_unix": marks[0], "end_unix": marks[-1]},
-        "board_state": clean(board_state),
-        "noisy": noisy,
-        "unstable": unstable_reason(latency, samples),
-        "warmup": {"iters": warm_iters, "s": warm_ns / 1e9},
+        "samples_ns": as_int_list(window.samples),
+        "stop": clean(window.stop),
+        "window": {"start_unix": window.marks[0], "end_unix": window.marks[-1]},
+        "board_state": clean(warm.board_state),
+        "noisy": warm.noisy,
+        "unstable": unstable_reason(latency, window.samples),
+        "warmup": {"iters": warm.iters, "s": warm.ns / 1e9},
         "load_s": load_ns / 1e9,
-        "first_infer_ms": first_ns / 1e6,
+        "first_infer_ms": warm.first_ns / 1e6,
         "peak_rss_mb": mem["peak_mb"],
         "rss_before_load_mb": rss_before_load_mb,
         "memory_source": mem["source"],
@@ -230,10 +191,82 @@ def run_job(
             "options": eff.get("options", {}),
         },
     }  # type: Dict[str, Any]
-    result.update(tel.fields(len(samples)))
-    if canary_fn is not None:
-        result["canary"] = {"latency": summarize(canary_samples, canary_ns / 1e9), "runtime": canary.name,
-                            "precision": canary_precision}
+    result.update(tel.fields(len(window.samples)))
+    if canary_eff is not None and canary is not None:
+        result["canary"] = {"latency": summarize(window.canary_samples, window.canary_ns / 1e9),
+                            "runtime": canary.name, "precision": canary_eff.get("precision")}
         if result.get("avg_power_w") is not None or result.get("energy_mj") is not None:
             result.update(energy_mj=None, avg_power_w=None, peak_power_w=None, power_reason=POWER_REASON)
     return result
+
+
+def _load(spec: JobSpec, runtime: Runtime, deadline: Deadline, on_phase: Callable[[str], None]) -> Tuple[InferFn, int]:
+    """Load the model and bind its input: the inference callable and the load time (ns)."""
+    on_phase("load")
+    t0 = time.perf_counter_ns()
+    guard(lambda: runtime.load(spec.artifact.path, spec.artifact.weights), ArtifactIncompatible,
+          "%s could not load %s" % (runtime.name, spec.artifact.path))
+    load_ns = time.perf_counter_ns() - t0
+    deadline.check("load")
+    x = make_input(spec.input.shape, spec.input.dtype, spec.measure.seed)
+    guard(lambda: runtime.prepare(x), ArtifactIncompatible, "%s rejected the input" % runtime.name)
+    return runtime.infer_fn(), load_ns
+
+
+def _warm_up(fn: InferFn, ms: MeasureSettings, deadline: Deadline, on_phase: Callable[[str], None],
+             board: Optional[BoardState]) -> Warmup:
+    """The first inference (timed on its own), the warm-up, and with ``measure.quiet`` the
+    board's state: its first reading spans the warm-up; a busy board is waited for, then
+    the job is warmed up again."""
+    probe = None  # type: Optional[BoardState]
+    since = None  # type: Optional[Dict[str, Any]]
+    if ms.quiet is not None:
+        probe = board if board is not None else BoardState()
+        since = probe.begin()
+    on_phase("warmup")
+    w0 = time.perf_counter_ns()
+    guard(fn, MeasurementError, "inference failed in phase warmup")
+    first_ns = time.perf_counter_ns() - w0
+    iters = guard(lambda: warmup_loop(fn, ms.warmup_iters, ms.warmup_s, deadline, w0),
+                  MeasurementError, "inference failed in phase warmup")
+    warm = Warmup(first_ns, iters, time.perf_counter_ns() - w0)
+    if probe is None or ms.quiet is None:
+        return warm
+    on_phase("board_state")
+    left_s = (deadline.end_ns - time.perf_counter_ns()) / 1e9
+    warm.board_state, warm.noisy = probe.settle(ms.quiet, max(0.0, min(ms.quiet.wait_s, left_s * QUIET_TIME_SHARE)),
+                                                since)
+    deadline.check("board_state")
+    if warm.board_state.get("checks", 1) > 1:  # it waited for the board: warm the caches again
+        on_phase("warmup")
+        guard(lambda: warmup_loop(fn, ms.warmup_iters, 0.0, deadline, time.perf_counter_ns(), 0),
+              MeasurementError, "inference failed in phase warmup")
+    return warm
+
+
+def _timed(fn: InferFn, ms: MeasureSettings, deadline: Deadline, share: float, canary_fn: Optional[InferFn],
+           cspec: Optional[CanarySpec]) -> Window:
+    """The timed window by its loop: the canary interleaved with the job, the plain loop
+    (``min_iters``/``min_s``), or the loop that waits for the target's interval."""
+    marks: List[float] = []
+    if canary_fn is not None and cspec is not None:
+        samples, ns, reason, checks, canary_samples, canary_ns = interleaved_loop(
+            fn, canary_fn, cspec.block_s, ms, deadline, share, marks)
+        return Window(samples, ns, stop_record(reason, samples, ms.target, checks), marks, canary_samples, canary_ns)
+    if ms.target is None:
+        samples, ns = timed_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, marks)
+        mins_met = len(samples) >= ms.min_iters and ns >= int(ms.min_s * 1e9)
+        return Window(samples, ns, stop_record("min_reached" if mins_met else "max_iters"), marks)
+    samples, ns, reason, checks = target_loop(fn, ms.min_iters, ms.min_s, ms.max_iters, deadline, ms.target, share,
+                                              marks)
+    return Window(samples, ns, stop_record(reason, samples, ms.target, checks), marks)
+
+
+def _accuracy(spec: JobSpec, runtime: Runtime, deadline: Deadline,
+              on_phase: Callable[[str], None]) -> Tuple[Optional[float], Optional[int]]:
+    """Top-1 accuracy on the spec's eval set, by the same runtime instance; (None, None) without one."""
+    if spec.eval is None:
+        return None, None
+    on_phase("accuracy")
+    ex, ey = load_eval_set(spec.eval.path, spec.input.dtype, spec.eval.max_samples)
+    return top1_accuracy(runtime.run, ex, ey, spec.input.shape[0], lambda: deadline.check("accuracy"))

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Tuple
 LEASE_KEYS = {"dir": str, "owner": str, "host": str, "pid": int, "ttl_s": (int, float), "wait_s": (int, float)}
 
 
-class Job:
+class JobRequest:
     """One job request and where it stands: queued, ``waiting`` for the lease, ``running``."""
 
     def __init__(self, spec: str, lease_terms: Optional[Dict[str, Any]] = None, problem: str = ""):
@@ -28,24 +28,24 @@ class Job:
         self.killed = ""  # why the server killed the child
 
 
-def parse_request(text: str) -> Optional[Job]:
+def parse_request(text: str) -> Optional[JobRequest]:
     """The job a stdin line asks for; None for a heartbeat (``{"cmd": "renew"}``)."""
     if not text.startswith("{"):
-        return Job(text)
+        return JobRequest(text)
     try:
         req = json.loads(text)
     except ValueError as exc:
-        return Job("", problem="request is not JSON: %s" % exc)
+        return JobRequest("", problem="request is not JSON: %s" % exc)
     cmd = req.get("cmd") if isinstance(req, dict) else None
     if cmd == "renew":
         return None
     if cmd != "job":
-        return Job("", problem="unknown request %r (this agent knows job and renew)" % (cmd,))
+        return JobRequest("", problem="unknown request %r (this agent knows job and renew)" % (cmd,))
     spec, terms = req.get("spec"), req.get("lease")
     if not isinstance(spec, str) or not spec:
-        return Job("", problem="job request without a spec path")
+        return JobRequest("", problem="job request without a spec path")
     problem = "" if terms is None else _lease_problem(terms)
-    return Job(spec, None if problem else terms, problem)
+    return JobRequest(spec, None if problem else terms, problem)
 
 
 def _lease_problem(terms: Any) -> str:

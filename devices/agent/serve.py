@@ -38,7 +38,8 @@ import time
 from typing import IO, Any, Callable, Deque, Dict, Optional, Tuple
 
 from . import PROTOCOL, lease
-from .request import Job, parse_request
+from .errors import BoardBusy
+from .request import JobRequest, parse_request
 
 STDERR_END = "__EH_JOB_STDERR_END__"
 RETRY_S = 0.5  # how often a waiting job tries the lease again
@@ -61,8 +62,8 @@ class Server:
         self.emit = emit
         self.run_child = run_child
         self.inbox: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
-        self.pending: Deque[Job] = collections.deque()
-        self.job: Optional[Job] = None
+        self.pending: Deque[JobRequest] = collections.deque()
+        self.job: Optional[JobRequest] = None
         self.eof = False
 
     def run(self) -> int:
@@ -149,7 +150,7 @@ class Server:
 
     # -- a job's way ----------------------------------------------------------------------
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: JobRequest) -> None:
         self.job = job
         if job.problem:
             self._send({"event": "error", "kind": "ProtocolError", "message": job.problem})
@@ -160,7 +161,7 @@ class Server:
             job.phase, job.since = "waiting", time.monotonic()
             self._try_lease(job, job.since)
 
-    def _try_lease(self, job: Job, now: float) -> None:
+    def _try_lease(self, job: JobRequest, now: float) -> None:
         t = job.terms
         holder = {k: t[k] for k in ("owner", "host", "pid")}
         holder["job_id"] = t.get("job_id")
@@ -189,13 +190,13 @@ class Server:
             self._send({"event": "lease", "state": "waiting", "holder": held})
         waited = now - job.since
         if waited >= t["wait_s"]:
-            self._send({"event": "error", "kind": "BoardBusy", "message": "board busy: held by %s (waited %.0f s)"
+            self._send({"event": "error", "kind": BoardBusy.__name__, "message": "board busy: held by %s (waited %.0f s)"
                         % (lease.holder_text(held), waited)})
             self._end(1)
         else:
             job.next_try = now + RETRY_S
 
-    def _fork(self, job: Job) -> None:
+    def _fork(self, job: JobRequest) -> None:
         sys.stderr.flush()
         server = os.getpid()
         pid = os.fork()
@@ -214,7 +215,7 @@ class Server:
         job.phase, job.pid, job.since = "running", pid, time.monotonic()
         threading.Thread(target=self._wait_child, args=(pid,), daemon=True).start()
 
-    def _renew(self, job: Job) -> None:
+    def _renew(self, job: JobRequest) -> None:
         try:
             mine = lease.renew(job.terms["dir"], job.token, float(job.terms["ttl_s"]))
         except OSError as exc:
@@ -226,7 +227,7 @@ class Server:
         else:
             job.since = time.monotonic()
 
-    def _kill(self, job: Job, why: str) -> None:
+    def _kill(self, job: JobRequest, why: str) -> None:
         job.killed = why
         _say("agent serve: killing job process group %d: %s" % (job.pid, why))
         try:

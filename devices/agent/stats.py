@@ -1,7 +1,7 @@
 """Summary statistics of one timed window, in pure numpy (no scipy on a board).
 
 Every summary carries its sample count, spread (std, cv) and a confidence interval of the
-median, because a number without its spread lies (MEASUREMENT.md, trap 8).
+median, because a number without its spread lies (docs/measurement.md, trap 8).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def as_int_list(samples_ns: Sequence[int]) -> List[int]:
 # variance = X%" when the CV exceeds kUNSTABLE_PERF_REPORTING_THRESHOLD, which is 1.0% in
 # TensorRT's samples/common/sampleReporting.cpp (GPU compute time, population std); we
 # apply it to host-side per-inference latency, where a CPU's scheduling noise alone is
-# above 1%, so the bar is the 2.5% of shared/MEASUREMENT.md.
+# above 1%, so the bar is 2.5% (docs/measurement.md, "What a result carries").
 CV_LIMIT = 0.025
 # pyperf ``format_checks`` (pyperf/_cli.py, "WARNING: the benchmark result may be unstable"):
 # the standard deviation is >= 10% of the mean, or the minimum or the maximum is >= 50% away

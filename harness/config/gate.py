@@ -46,41 +46,59 @@ class Strict(BaseModel):
 
 
 class Increase(Strict):
-    max_increase: Fraction = Field(..., description="Largest allowed relative increase, e.g. 5%.")
+    """How much worse (larger) a metric may get: ``{max_increase: 5%}``."""
+
+    max_increase: Fraction = Field(
+        ..., description="Largest allowed relative increase: a percentage ('5%') or a fraction (0.05)."
+    )
 
 
 class Drop(Strict):
+    """How much accuracy may drop: ``{max_drop: 0.5}``."""
+
     max_drop: float = Field(..., ge=0, description="Largest allowed drop in percentage points.")
 
 
 class Rules(Strict):
     """Thresholds per metric; a metric left out is not gated."""
 
-    latency_p50: Increase | None = None
-    latency_p90: Increase | None = None
-    latency_p99: Increase | None = None
-    energy_per_inference: Increase | None = None
-    peak_memory: Increase | None = None
-    accuracy: Drop | None = None
+    latency_p50: Increase | None = Field(None, description="Median latency (from the per-iteration samples).")
+    latency_p90: Increase | None = Field(None, description="90th-percentile latency.")
+    latency_p99: Increase | None = Field(None, description="99th-percentile latency.")
+    energy_per_inference: Increase | None = Field(
+        None, description="Energy per inference (boards without a power source are not gated on it)."
+    )
+    peak_memory: Increase | None = Field(None, description="Peak resident memory of the job's process.")
+    accuracy: Drop | None = Field(None, description="Top-1 accuracy on the eval set, in percentage points.")
 
 
 class Match(Strict):
-    model: str = "*"
-    variant: str = "*"
-    device: str = "*"
-    runtime: str = "*"
+    """Which configurations an override applies to: fnmatch patterns, all of which must match."""
+
+    model: str = Field("*", description="Pattern on the model's name.")
+    variant: str = Field("*", description="Pattern on the variant (its recipe chain).")
+    device: str = Field("*", description="Pattern on the device or pool name.")
+    runtime: str = Field("*", description="Pattern on the runtime.")
 
     def matches(self, config: dict[str, str]) -> bool:
         return all(fnmatch.fnmatchcase(config[k], getattr(self, k)) for k in ("model", "variant", "device", "runtime"))
 
 
 class Override(Rules):
-    match: Match
+    """Thresholds for some configurations: the first override whose ``match`` fits replaces the
+    policy's thresholds it names; the others stay."""
+
+    match: Match = Field(..., description="The configurations this override applies to.")
 
 
 class Policy(Rules):
+    """The release policy of ``harness gate`` (docs/gate.md): a suite's ``gate:``, or a file of its
+    own passed with ``--policy FILE`` (the same keys at its top level, or under ``gate:``)."""
+
     fdr: float = Field(0.05, gt=0, lt=1, description="False-discovery rate across all comparisons of one gate.")
-    overrides: tuple[Override, ...] = ()
+    overrides: tuple[Override, ...] = Field(
+        (), description="Per-configuration thresholds; the first whose match fits applies."
+    )
 
     def rules_for(self, config: dict[str, str]) -> dict[str, Increase | Drop]:
         """The thresholds that apply to one (model, variant, device, runtime)."""

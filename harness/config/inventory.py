@@ -21,12 +21,20 @@ class Strict(BaseModel):
 
 
 class PowerConfig(Strict):
+    """Where the board's power and energy readings come from (docs/measurement.md, "Telemetry").
+    ``harness inventory check`` lists every source with why it is or is not usable; a board
+    without one still measures everything but energy."""
+
     source: PowerSource = Field("auto", description="Where power/energy readings come from (auto: the first found).")
     command: str | None = Field(None, description="For source 'command': an external meter printing one reading.")
     unit: Literal["W", "J"] = Field("W", description="What the command prints: watts now, or joules so far.")
 
 
 class Cooldown(Strict):
+    """Waiting for a hot board to cool before each job. Give ``max_temp_c``, or ``idle_temp_c``
+    with ``delta_c``, or both (then the higher of the two temperatures is the target); the wait
+    is recorded with the result, and running out of ``max_wait_s`` is not an error."""
+
     max_temp_c: float | None = Field(None, description="Wait before a job until the hottest zone is below this.")
     idle_temp_c: float | None = Field(None, description="The board's idle temperature, for delta_c.")
     delta_c: float | None = Field(None, ge=0, description="Or wait until within this many degrees of idle_temp_c.")
@@ -36,9 +44,14 @@ class Cooldown(Strict):
 class Connection(Strict):
     """Fields a device may take from ``defaults``."""
 
-    user: str | None = Field(None, description="SSH user.")
-    port: int | None = Field(None, ge=1, le=65535, description="SSH port (22).")
-    key: str | None = Field(None, description="Private key file; the ssh-agent when absent.")
+    user: str | None = Field(
+        None, description="SSH user; absent: the host's User in ~/.ssh/config, else your local user name."
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="SSH port.")
+    key: str | None = Field(
+        None, description="Private key file; absent: the host's IdentityFile in ~/.ssh/config, else the "
+        "ssh-agent and the default keys in ~/.ssh."
+    )
     python: str | None = Field(
         None, description="Python on the board that runs the agent (kind local: the coordinator's own unless set)."
     )
@@ -59,9 +72,15 @@ DEFAULTS = {
 
 
 class Device(Connection):
+    """One board: how to reach it and what it offers. Keys it leaves unset come from the
+    inventory's ``defaults``, then from the built-in defaults shown."""
+
     # Any printable name but commas (`--devices a,b` splits on them): names never reach a shell unquoted.
     name: str = Field(..., min_length=1, pattern=r"^[^,\x00-\x1f\x7f]+$", description="Unique device name.")
-    kind: DeviceKind = Field(..., description="jetson | pi | x86 | local | generic.")
+    kind: DeviceKind = Field(
+        ..., description="What the board is (a suite selects by it: devices: {kinds: [pi]}). local: the "
+        "coordinator's own machine, run without SSH; any other kind is reached over SSH and needs a host."
+    )
     host: str | None = Field(None, description="Address or ~/.ssh/config alias (not for kind local).")
     runtimes: RuntimeNames = Field(..., min_length=1, description="Runtimes this board offers.")
     site: str | None = Field(None, description="Drive this board from the Ray node with resource site:<site>.")
@@ -82,6 +101,9 @@ class Device(Connection):
 
 
 class Inventory(Strict):
+    """The fleet. Device names are unique, and no pool may take a device's name (results are
+    filed under either)."""
+
     defaults: Connection = Field(default_factory=Connection, description="Applied to every device.")
     devices: tuple[Device, ...] = Field(..., min_length=1, description="The boards.")
 

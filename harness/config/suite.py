@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from devices.agent import spec as wire
+from devices.agent.canary import CANARY_NAME
 from harness.config.gate import Policy
 from harness.config.inventory import RuntimeNames
 from harness.config.yamlio import load_yaml, validate
@@ -137,16 +139,20 @@ ModelRef = Annotated[
 ]
 
 
+# The job's defaults are the wire's (the agent's spec module): one definition on both sides.
+_MEASURE, _TARGET, _QUIET = wire.MeasureSettings(), wire.TargetSettings(), wire.QuietSettings()
+
+
 class Target(Strict):
     """Stop the timed window once a percentile is known this well (the agent's
     ``earlystop.py``): its distribution-free interval at ``confidence`` must lie within
     ``rel_error`` of the estimate on both sides. ``min_iters`` and ``min_s`` still come first."""
 
-    percentile: float = Field(99.0, gt=0, lt=100, description="The percentile to pin down, e.g. 99.")
+    percentile: float = Field(_TARGET.percentile, gt=0, lt=100, description="The percentile to pin down, e.g. 99.")
     rel_error: float = Field(
-        0.02, gt=0, description="Both ends of the interval within this fraction of the estimate (0.02 = 2%)."
+        _TARGET.rel_error, gt=0, description="Both ends of the interval within this fraction of the estimate (0.02 = 2%)."
     )
-    confidence: float = Field(0.95, gt=0, lt=1, description="Coverage of the order-statistics interval.")
+    confidence: float = Field(_TARGET.confidence, gt=0, lt=1, description="Coverage of the order-statistics interval.")
 
 
 class Quiet(Strict):
@@ -154,11 +160,12 @@ class Quiet(Strict):
     above any threshold the agent waits up to ``wait_s``, then measures anyway and marks the
     result ``noisy`` with the reason."""
 
-    max_other_cpu_pct: float = Field(25.0, ge=0, description="Other processes' CPU use, % of all CPUs, over 1 s.")
-    max_load_per_cpu: float = Field(1.0, ge=0, description="1-minute load average per CPU.")
-    min_free_mb: float = Field(100.0, ge=0, description="Available memory (MemAvailable), MB.")
+    max_other_cpu_pct: float = Field(
+        _QUIET.max_other_cpu_pct, ge=0, description="Other processes' CPU use, % of all CPUs, over 1 s.")
+    max_load_per_cpu: float = Field(_QUIET.max_load_per_cpu, ge=0, description="1-minute load average per CPU.")
+    min_free_mb: float = Field(_QUIET.min_free_mb, ge=0, description="Available memory (MemAvailable), MB.")
     wait_s: float = Field(
-        30.0, ge=0, description="How long to wait for a quiet board (also bounded by a quarter of the job's time left)."
+        _QUIET.wait_s, ge=0, description="How long to wait for a quiet board (also bounded by a quarter of the job's time left)."
     )
 
 
@@ -171,16 +178,18 @@ class MeasureSettings(Strict):
     latency is kept.
     """
 
-    warmup_iters: int = Field(10, ge=0, description="Warm-up iterations (at least).")
-    warmup_s: float = Field(1.0, ge=0, description="Warm-up seconds (at least).")
-    min_iters: int = Field(200, ge=1, description="Timed iterations (at least).")
-    min_s: float = Field(3.0, ge=0, description="Timed seconds (at least).")
-    max_iters: int | None = Field(None, ge=1, description="Stop the timed window here even if min_s is not met.")
-    timeout_s: float = Field(600.0, gt=0, description="A job taking longer fails with a timeout.")
-    threads: int | Literal["auto"] = Field("auto", description="Inference threads; 'auto' = the runtime's default.")
-    seed: int = Field(0, description="Seed of the random timing input.")
+    warmup_iters: int = Field(_MEASURE.warmup_iters, ge=0, description="Warm-up iterations (at least).")
+    warmup_s: float = Field(_MEASURE.warmup_s, ge=0, description="Warm-up seconds (at least).")
+    min_iters: int = Field(_MEASURE.min_iters, ge=1, description="Timed iterations (at least).")
+    min_s: float = Field(_MEASURE.min_s, ge=0, description="Timed seconds (at least).")
+    max_iters: int | None = Field(
+        _MEASURE.max_iters, ge=1, description="Stop the timed window here even if min_s is not met.")
+    timeout_s: float = Field(_MEASURE.timeout_s, gt=0, description="A job taking longer fails with a timeout.")
+    threads: int | Literal["auto"] = Field(
+        _MEASURE.threads or "auto", description="Inference threads; 'auto' = the runtime's default.")
+    seed: int = Field(_MEASURE.seed, description="Seed of the random timing input.")
     target: Target | None = Field(
-        None,
+        _MEASURE.target,
         description="Keep the timed window going until this percentile's confidence interval is tight "
         "(after min_iters and min_s; capped by max_iters, else by 80% of the time left, 50% with an eval set). "
         "null: stop on min_iters and min_s alone.",
@@ -208,6 +217,15 @@ class MeasureSettings(Strict):
         if isinstance(v, int) and v < 1:
             raise ValueError("threads must be >= 1 or 'auto'")
         return v
+
+    def to_wire(self) -> wire.MeasureSettings:
+        """What the board is sent: these settings less the coordinator's own (``repeats``, ``order``)."""
+        return wire.MeasureSettings(
+            warmup_iters=self.warmup_iters, warmup_s=self.warmup_s, min_iters=self.min_iters, min_s=self.min_s,
+            max_iters=self.max_iters, timeout_s=self.timeout_s, threads=None if self.threads == "auto" else self.threads,
+            seed=self.seed, target=self.target and wire.TargetSettings(**self.target.model_dump()),
+            quiet=self.quiet and wire.QuietSettings(**self.quiet.model_dump()),
+        )  # fmt: skip
 
 
 class DeviceSelector(Strict):
@@ -369,8 +387,9 @@ class Suite(Strict):
     @classmethod
     def _unique_labels(cls, models: tuple[ModelRef, ...]) -> tuple[ModelRef, ...]:
         labels = [m.label for m in models]
-        if "canary" in labels:
-            raise ValueError("the model name 'canary' is reserved for the board canary ('canary: true'); pick another name")
+        if CANARY_NAME in labels:
+            raise ValueError(f"the model name {CANARY_NAME!r} is reserved for the board canary ('canary: true'); "
+                             "pick another name")
         for label in labels:
             if labels.count(label) > 1:
                 raise ValueError(f"two models are named {label!r}; give one a different 'name'")
@@ -379,9 +398,31 @@ class Suite(Strict):
     @field_validator("runtime_options")
     @classmethod
     def _options_for_known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Known runtimes, and options their runtime class accepts (the agent's own check, at
+        load, not on the board); the error's path ends at the offending key where there is one."""
+        from pydantic import ValidationError
+
+        from devices.agent.runtimes import get_runtime
         from harness.config.names import check_runtimes
 
+        def error(runtime: Any, options: dict[str, Any]) -> ValueError | None:
+            try:
+                runtime(options, None)  # checks keys and values, imports no library
+            except ValueError as exc:
+                return exc
+            return None
+
         check_runtimes(tuple(v))
+        for name, options in v.items():
+            runtime = get_runtime(name)
+            exc = error(runtime, options)
+            key = next((k for k in options if error(runtime, {k: options[k]})), None) if exc else None
+            if exc is None and (exc := error(runtime, runtime.canary_options(options))):
+                exc = ValueError(f"canary: {exc}")  # the canary beside a job runs with these options
+            if exc is not None:
+                loc = (name,) if key is None else (name, key)
+                raise ValidationError.from_exception_data("runtime_options", [
+                    {"type": "value_error", "loc": loc, "input": options.get(key, options), "ctx": {"error": exc}}])
         return v
 
 

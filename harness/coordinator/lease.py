@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.agent.lease import holder_text, utc_text
+from devices.agent.errors import BoardBusy
+from devices.agent.lease import utc_text
 from harness.config.suite import LeaseSettings
+from harness.coordinator.protocol import load_line
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -76,15 +78,16 @@ class LeaseWatch:
             return False
         state = event.get("state")
         if state == "waiting":
-            holder = event.get("holder") or {}
-            log.info("%s is held by %s: waiting", self.board, holder_text(holder))
-            self._note(f"waiting, held by {holder.get('owner')}@{holder.get('host')} since "
-                       f"{utc_text(float(holder.get('started', 0)))}")
+            holder = _object(event.get("holder"))
+            who = f"{holder.get('owner')}@{holder.get('host')}"
+            log.info("%s is held by %s pid %s since %s: waiting", self.board, who, holder.get("pid"),
+                     _since(holder.get("started")))
+            self._note(f"waiting, held by {who} since {_since(holder.get('started'))}")
             if self.wait_began is None:
                 self.wait_began = time.monotonic()
             return False
         if state == "taken_over":
-            p = event.get("previous") or {}
+            p = _object(event.get("previous"))
             self.took_over = f"{p.get('owner')}@{p.get('host')} pid {p.get('pid')} ({event.get('reason')})"
             log.warning("lease of %s taken over from %s", self.board, self.took_over)
         if self.wait_began is not None:
@@ -105,15 +108,25 @@ class LeaseWatch:
 
 def board_busy(events: list[dict[str, Any]]) -> str | None:
     """The agent's "board busy: held by ..." message when the job gave up waiting, else None."""
-    return next((str(e.get("message")) for e in events if e.get("event") == "error" and e.get("kind") == "BoardBusy"),
+    return next((str(e.get("message")) for e in events if e.get("event") == "error" and e.get("kind") == BoardBusy.__name__),
                 None)
 
 
 def _lease_event(line: str) -> dict[str, Any] | None:
     if '"lease"' not in line:
         return None
+    event = load_line(line)
+    return event if event is not None and event.get("event") == "lease" else None
+
+
+def _since(stamp: Any) -> str:
+    """When a holder took the board (the board's clock), or "?" when the board sent no usable time."""
     try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and event.get("event") == "lease" else None
+        return utc_text(float(stamp))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A lease event's nested object; anything else a board sends reads as empty."""
+    return value if isinstance(value, dict) else {}

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 import numpy as np
 
+from devices.agent.errors import ProtocolError
+from devices.agent.spec import (
+    Artifact,
+    CanarySpec,
+    EvalSet,
+    JobSpec,
+    ModelInput,
+    parse_spec,
+    spec_to_json,
+)
+from devices.agent.telemetry.settings import CooldownSettings, PowerSettings, TelemetrySettings
 from harness.config import Device
+from harness.errors import AgentError, agent_failure
+from devices.agent.metrics import CANARY_TABLE, METRIC_TABLE
 from harness.records import Job, JobResult
 
-PROTOCOL = 1
-CANARY_PROTOCOL = 2  # a spec with the interleaved canary: an older agent says "redeploy" instead of "unknown key"
-# Measure settings the coordinator acts on itself (how many processes, in which order): not the agent's.
-COORDINATOR_MEASURE_KEYS = ("repeats", "order")
 log = logging.getLogger("edge_harness.coordinator")
 
 
@@ -23,102 +33,185 @@ TELEMETRY_DETAILS = (
     "peak_power_w", "idle_power_w", "power_source", "power_reason", "throttle_reason", "cooldown_s",
     "cooldown_timed_out", "temp_before_c", "temp_after_c", "ram_delta_mb", "telemetry",
 )  # fmt: skip
-# Percentiles of the interleaved canary kept with each window (the gate's covariates).
-CANARY_PERCENTILES = (50, 90, 99)
 # Result keys about the timed window kept in the details: why it stopped (and the target's
 # interval), the board's state before it, its start and end on the board's clock, the
 # interleaved canary's latency summary.
 WINDOW_DETAILS = ("stop", "board_state", "window", "canary")
+# Result keys the agent sends as objects (the rest of the details are plain values).
+OBJECT_DETAILS = ("runtime", "warmup", "stop", "board_state", "window", "canary", "telemetry")
+# Bounds on what a board may send: a line (a result carries every sample: ~12 characters
+# each, so 10 M samples fit) and the text of a failure's reason.
+MAX_LINE_CHARS = 128 << 20
+MAX_REASON_CHARS = 1000
 
 
-def telemetry_spec(device: Device) -> dict[str, Any]:
+def telemetry_spec(device: Device) -> TelemetrySettings:
     """The board's power source and cooldown policy, as the agent's spec takes them."""
-    return {"power": device.power.model_dump(), "cooldown": device.cooldown.model_dump()}
+    return TelemetrySettings(power=PowerSettings(**device.power.model_dump()),
+                             cooldown=CooldownSettings(**device.cooldown.model_dump()))
 
 
-def make_spec(job: Job, job_id: str, artifact: str, sha256: str, input_shape: tuple[int, ...],
-              eval_path: str | None, fmt: str = "onnx", weights: str | None = None,
-              telemetry: dict[str, Any] | None = None) -> dict[str, Any]:
-    measure = {k: v for k, v in job.settings["measure"].items() if k not in COORDINATOR_MEASURE_KEYS}
-    if measure.get("threads") == "auto":
-        measure["threads"] = None
-    return {
-        "telemetry": telemetry,
-        "protocol": PROTOCOL,
-        "job_id": job_id,
-        "runtime": job.runtime,
-        **_model(artifact, sha256, input_shape, fmt, weights),
-        "eval": {"path": eval_path, "max_samples": None} if eval_path else None,
-        "measure": measure,
-        "runtime_options": job.settings.get("runtime_options", {}),
-    }
+def make_spec(job: Job, job_id: str, artifact: Artifact, input_shape: tuple[int, ...], eval_path: str | None,
+              telemetry: TelemetrySettings | None = None, canary: CanarySpec | None = None) -> JobSpec:
+    """The job's spec for its board, from its typed settings."""
+    return JobSpec(job_id=job_id, runtime=job.runtime, artifact=artifact, input=ModelInput(tuple(input_shape)),
+                   eval=EvalSet(eval_path) if eval_path else None, measure=job.settings.measure,
+                   runtime_options=dict(job.settings.runtime_options), telemetry=telemetry or TelemetrySettings(),
+                   canary=canary)
 
 
-def _model(artifact: str, sha256: str, input_shape: tuple[int, ...], fmt: str, weights: str | None) -> dict[str, Any]:
-    """A spec's (or its canary's) ``artifact`` and ``input`` keys."""
-    return {"artifact": {"path": artifact, "format": fmt, "sha256": sha256, "weights": weights},
-            "input": {"shape": list(input_shape), "dtype": "float32"}}
-
-
-def canary_spec(job: Job, artifact: str, sha256: str, input_shape: tuple[int, ...], fmt: str = "onnx",
-                weights: str | None = None) -> dict[str, Any]:
+def canary_spec(job: Job, artifact: Artifact, input_shape: tuple[int, ...]) -> CanarySpec:
     """The spec's ``canary``: the board canary on the job's runtime and options, in blocks."""
-    return {
-        "runtime": job.runtime,
-        **_model(artifact, sha256, input_shape, fmt, weights),
-        "runtime_options": job.settings.get("runtime_options", {}),
-        "block_s": job.canary_block_s,
-    }
+    assert job.settings.canary_block_s is not None, "the plan interleaves no canary with this job"
+    return CanarySpec(job.runtime, artifact, ModelInput(tuple(input_shape)), dict(job.settings.runtime_options),
+                      job.settings.canary_block_s)
+
+
+def encode_spec(spec: JobSpec) -> str:
+    """The spec's JSON text, read back with the agent's own parser first: a spec the agent
+    would refuse fails its job here, naming the key, instead of on the board."""
+    text = json.dumps(spec_to_json(spec), indent=1)
+    try:
+        parse_spec(json.loads(text))
+    except ProtocolError as e:
+        raise AgentError(f"the job's spec is invalid: {e}") from None
+    return text
+
+
+def load_line(line: str) -> dict[str, Any] | None:
+    """One stdout line as a JSON object; None for anything else (not JSON, oversized, nested
+    past the parser's recursion limit, not an object)."""
+    if len(line) > MAX_LINE_CHARS:
+        log.warning("agent wrote a line of %d characters to stdout (limit %d): skipped", len(line), MAX_LINE_CHARS)
+        return None
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        log.warning("agent wrote a non-JSON line to stdout: %.200s", line)
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def parse_events(stdout: str) -> list[dict[str, Any]]:
-    """Every JSON object line; anything else on stdout is an agent bug, logged and skipped."""
+    """Every line that is a JSON object naming its event; anything else on stdout is an agent
+    bug, logged and skipped."""
     events = []
     for line in stdout.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            log.warning("agent wrote a non-JSON line to stdout: %.200s", line)
-            continue
-        if isinstance(event, dict) and "event" in event:
+        event = load_line(line.strip()) if line.strip() else None
+        if event is not None and isinstance(event.get("event"), str):
             events.append(event)
     return events
 
 
+class MalformedOutput(AgentError):
+    """The agent's output breaks the protocol (a field missing, mistyped or out of range)."""
+
+
+def job_output(events: list[dict[str, Any]], stderr: str) -> JobResult:
+    """A job's events up to the server's closing ``exit`` event, as a JobResult. Whatever a
+    board sends, this returns: malformed output fails the job with a line naming the field."""
+    try:
+        end = next((i for i in range(len(events) - 1, -1, -1) if events[i]["event"] == "exit"), None)
+        if end is None:
+            raise MalformedOutput("no exit event")
+        code = events[end].get("code")
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise MalformedOutput(f"exit.code must be an integer, got {_shown(code)}")
+        return result_from_events(events[:end], code, stderr)
+    except MalformedOutput as e:
+        return JobResult("failed", f"malformed agent output: {e}")
+
+
 def result_from_events(events: list[dict[str, Any]], exit_code: int, stderr: str) -> JobResult:
-    """Turn the agent's events into a JobResult; a silent or crashed agent is a failure with its stderr."""
+    """Turn the agent's events into a JobResult; a silent or crashed agent is a failure with
+    its stderr. MalformedOutput names the first field that breaks the protocol."""
     facts = next((e for e in events if e["event"] == "facts"), {})
     facts = {k: v for k, v in facts.items() if k != "event"}
     for event in events:
         if event["event"] == "error":
-            return JobResult("failed", f"{event.get('kind', 'AgentError')}: {event.get('message', '')}", facts=facts)
+            reason = agent_failure(_text(event.get("kind", "AgentError"), 80), _text(event.get("message", ""),
+                                                                                       MAX_REASON_CHARS))
+            return JobResult("failed", reason, facts=facts)
         if event["event"] == "result":
-            details = {"runtime": event.get("runtime"), "warmup": event.get("warmup"),
-                       **{k: event[k] for k in TELEMETRY_DETAILS + WINDOW_DETAILS if k in event}}
-            return JobResult("ok", metrics=_metrics(event), samples_ns=np.asarray(event.get("samples_ns", []), dtype=np.int64),
-                             facts=facts, details=details)
+            details = {k: _detail(event, k) for k in ("runtime", "warmup")}
+            details.update({k: _detail(event, k) for k in TELEMETRY_DETAILS + WINDOW_DETAILS if k in event})
+            return JobResult("ok", metrics=_metrics(event), samples_ns=_samples(event.get("samples_ns")), facts=facts,
+                             details=details)
     tail = stderr.strip().splitlines()[-5:]
     return JobResult("failed", f"agent exited with code {exit_code} and no result" + (f": {' | '.join(tail)}" if tail else ""),
                      facts=facts)
 
 
 def _metrics(event: dict[str, Any]) -> dict[str, Any]:
-    lat = event.get("latency", {})
-    ci = lat.get("p50_ci_ms") or (None, None)
-    out = {k: lat.get(k) for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "min_ms", "max_ms", "window_s")}
-    out.update(throughput=lat.get("throughput_ips"), n_iters=lat.get("n"), p50_ci_lo_ms=ci[0], p50_ci_hi_ms=ci[1])
-    for key in ("peak_rss_mb", "rss_before_load_mb", "accuracy", "eval_n", "load_s", "first_infer_ms", "threads",
-                "precision", "energy_mj", "avg_power_w", "throttled"):
-        out[key] = event.get(key)
-    canary = (event.get("canary") or {}).get("latency") or {}
-    for q in CANARY_PERCENTILES:
-        out[f"canary_p{q}_ms"] = canary.get(f"p{q}_ms")
-    for key in ("noisy", "unstable"):  # the mark's reason, or None (an older agent sends neither)
-        value = event.get(key)
-        out[key] = value if isinstance(value, str) and value else None
-    options = (event.get("runtime") or {}).get("options") or {}
-    out["engine_build_s"] = options.get("engine_build_s") if isinstance(options, dict) else None  # TensorRT only
+    """The result event's metrics, each read where ``harness.metrics`` says and checked against its kind."""
+    out: dict[str, Any] = {}
+    for m in (*METRIC_TABLE, *CANARY_TABLE):
+        if m.source is None:
+            continue
+        value, where = event, "result"
+        for step in m.source:
+            if value is None:
+                break
+            if isinstance(step, int):
+                if not isinstance(value, list) or len(value) != 2:
+                    raise MalformedOutput(f"{where} must be a [low, high] pair or null, got {_shown(value)}")
+                value = value[step]
+            else:
+                if not isinstance(value, dict):
+                    raise MalformedOutput(f"{where} must be an object or null, got {_shown(value)}")
+                value = value.get(step)
+            where += f"[{step}]" if isinstance(step, int) else f".{step}"
+        out[m.column] = _checked(value, m.kind, where, m.required)
     return out
+
+
+def _checked(value: Any, kind: str, where: str, required: bool) -> Any:
+    if value is None:
+        if required:
+            raise MalformedOutput(f"{where} is missing")
+        return None
+    if kind == "text":
+        if not isinstance(value, str):
+            raise MalformedOutput(f"{where} must be a string or null, got {_shown(value)}")
+        return value[:MAX_REASON_CHARS] or None  # an empty mark is no mark
+    if kind == "flag":
+        if not isinstance(value, bool):
+            raise MalformedOutput(f"{where} must be true, false or null, got {_shown(value)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MalformedOutput(f"{where} must be a finite number, got {_shown(value)}")
+    if kind == "count":
+        if not isinstance(value, int) or not 0 <= value < 2**63:
+            raise MalformedOutput(f"{where} must be a non-negative integer, got {_shown(value)}")
+        return value
+    return float(value)
+
+
+def _samples(value: Any) -> np.ndarray:
+    if value is None:
+        return np.zeros(0, dtype=np.int64)
+    if not isinstance(value, list) or not all(type(v) is int and 0 <= v < 2**63 for v in value):
+        raise MalformedOutput("result.samples_ns must be a list of non-negative integers (ns)")
+    return np.asarray(value, dtype=np.int64)
+
+
+def _detail(event: dict[str, Any], key: str) -> Any:
+    """A result key kept in the details: an object (or null) where the agent sends one, else a plain value."""
+    value = event.get(key)
+    if key in OBJECT_DETAILS:
+        if value is not None and not isinstance(value, dict):
+            raise MalformedOutput(f"result.{key} must be an object or null, got {_shown(value)}")
+    elif isinstance(value, (dict, list)):
+        raise MalformedOutput(f"result.{key} must be a plain value, got {_shown(value)}")
+    return value
+
+
+def _text(value: Any, limit: int) -> str:
+    """An agent's string as part of a one-line reason (whitespace runs and newlines collapsed)."""
+    return " ".join((value if isinstance(value, str) else repr(value)).split())[:limit]
+
+
+def _shown(value: Any) -> str:
+    """A bad value in a one-line reason: its type and the start of its text."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"

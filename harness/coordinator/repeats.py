@@ -1,6 +1,6 @@
 """A job's repeats (timed windows in fresh agent processes) folded into its headline result.
 
-Run-to-run noise lives between processes, not between iterations (MEASUREMENT.md, trap 1):
+Run-to-run noise lives between processes, not between iterations (docs/measurement.md, trap 1):
 so the headline p50 of a job with several repeats is the median of the repeats' p50s, and
 its confidence interval comes from the spread of those repeat values (distribution-free,
 order statistics of the median), not from the iterations of one window.
@@ -12,14 +12,17 @@ from typing import Any
 
 import numpy as np
 
+from devices.agent.metrics import METRIC_TABLE
 from devices.agent.stats import median_ci_ranks, unstable_reason
 from harness.records import JobResult, Repeat
 
-# Per-window metrics folded by their median across repeats; the rest are handled below.
-_MEDIAN = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "cv", "throughput", "accuracy",
-           "energy_mj", "avg_power_w", "load_s", "first_infer_ms", "engine_build_s")  # fmt: skip
-_SUMMED = ("n_iters", "window_s")
-_SAME = ("threads", "precision", "eval_n", "rss_before_load_mb")
+
+def _across(rule: str) -> tuple[str, ...]:
+    """The metrics whose repeats fold by ``rule`` (``Metric.across``)."""
+    return tuple(m.column for m in METRIC_TABLE if m.across == rule)
+
+
+_MEDIAN, _SUMMED, _SAME = _across("median"), _across("sum"), _across("same")
 # Details of one window worth keeping per repeat (the rest describes the board, kept once).
 _REPEAT_DETAILS = ("window", "stop", "board_state", "cooldown_s", "temp_before_c", "temp_after_c")
 
@@ -49,12 +52,12 @@ def combine(repeats: list[Repeat], last: JobResult) -> JobResult:
         metrics[key] = float(np.sum(values)) if values else None
     for key in _SAME:
         metrics[key] = last.metrics.get(key)
-    mins = [x["min_ms"] for x in s if x.get("min_ms") is not None]
-    maxs = [x["max_ms"] for x in s if x.get("max_ms") is not None]
-    peaks = [x["peak_rss_mb"] for x in s if x.get("peak_rss_mb") is not None]
-    metrics.update(min_ms=min(mins, default=None), max_ms=max(maxs, default=None),
-                   peak_rss_mb=max(peaks, default=None), throttled=any(bool(x.get("throttled")) for x in s),
-                   repeats=len(reps))
+    for fold, keys in ((min, _across("min")), (max, _across("max"))):
+        for key in keys:
+            metrics[key] = fold((x[key] for x in s if x.get(key) is not None), default=None)
+    for key in _across("any"):
+        metrics[key] = any(bool(x.get(key)) for x in s)
+    metrics["repeats"] = len(reps)
     p50s = sorted(x["p50_ms"] for x in s if x.get("p50_ms") is not None)
     if p50s:
         lo, hi = median_ci_ranks(len(p50s))

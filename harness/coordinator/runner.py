@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from devices.agent.serve import STDERR_END
-from devices.transport import LocalTransport, SSHTransport, Transport
-from devices.transport.base import Session
+from devices.agent.spec import Artifact
 from harness.config import Device
-from harness.config.inventory import DEFAULTS
 from harness.coordinator.files import FileRef, Stager
 from harness.coordinator.lease import LeaseTerms, LeaseWatch, board_busy
 from harness.coordinator.protocol import (
-    CANARY_PROTOCOL,
     canary_spec,
+    encode_spec,
+    job_output,
+    load_line,
     make_spec,
     parse_events,
-    result_from_events,
     telemetry_spec,
 )
 from harness.errors import AgentError, ConnectError, HarnessError, TransportError
 from harness.records import Job, JobResult
+from harness.transport import open_transport
+from harness.transport.base import Session
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -49,24 +47,6 @@ class Payload:
     format: str = "onnx"
     weights: FileRef | None = None  # the separate weights file of formats that have one
     canary: Payload | None = None  # the board canary, interleaved with the job in its process
-
-
-def open_transport(device: Device, driver_env: dict[str, str]) -> Transport:
-    """The transport for a device: its own machine for kind local, SSH for every other kind.
-
-    Builds the object only (no network). The built-in default port 22 is passed as "unset" so a ``~/.ssh/config`` alias's
-    ``Port`` still applies; an explicit inventory port always wins.
-    """
-    if device.kind == "local":
-        return LocalTransport(device.workdir, base_env=driver_env)
-    assert device.host is not None  # the inventory model requires it for non-local kinds
-    return SSHTransport(
-        device.host, workdir=device.workdir or DEFAULTS["workdir"],
-        port=None if device.port in (None, DEFAULTS["port"]) else device.port, user=device.user,
-        key_file=os.path.expanduser(device.key) if device.key else None,
-        known_hosts=os.path.expanduser(device.known_hosts or DEFAULTS["known_hosts"]),
-        host_key_policy=device.host_key_policy or "strict",
-    )  # fmt: skip
 
 
 def agent_python(device: Device) -> str:
@@ -151,23 +131,23 @@ class DeviceRunner:
     def _put(self, ref: FileRef) -> str:
         return self.transport.put_by_hash(self.stager.local(ref), ref.sha256)
 
+    def _artifact(self, payload: Payload) -> Artifact:
+        """The payload's model file (and weights file) on the board."""
+        weights = self._put(payload.weights) if payload.weights else None
+        return Artifact(self._put(payload.artifact), payload.format, payload.artifact.sha256, weights)
+
     def _run(self, job: Job, job_id: str, payload: Payload) -> JobResult:
         self._connect()
         t = self.transport
         agent = self._put(self.agent)
-        artifact = self._put(payload.artifact)
-        weights = self._put(payload.weights) if payload.weights else None
         eval_remote = self._put(payload.eval) if payload.eval else None
-        spec = make_spec(job, job_id, artifact, payload.artifact.sha256, payload.input_shape, eval_remote,
-                         payload.format, weights, telemetry_spec(self.device))
-        if payload.canary is not None:
-            c = payload.canary
-            spec.update(protocol=CANARY_PROTOCOL, canary=canary_spec(
-                job, self._put(c.artifact), c.artifact.sha256, c.input_shape, c.format,
-                self._put(c.weights) if c.weights else None))
+        c = payload.canary
+        canary = canary_spec(job, self._artifact(c), c.input_shape) if c is not None else None
+        spec = make_spec(job, job_id, self._artifact(payload), payload.input_shape, eval_remote,
+                         telemetry_spec(self.device), canary)
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
-        t.write_text(spec_path, json.dumps(spec, indent=1))
-        timeout = float(job.settings["measure"]["timeout_s"]) + self.grace_s
+        t.write_text(spec_path, encode_spec(spec))
+        timeout = job.settings.measure.timeout_s + self.grace_s
         server = self._serve(agent)
         server.send_line(self.lease.job_line(spec_path, job_id, t.workdir))
         watch = LeaseWatch(self.device.name, self._notify)
@@ -183,7 +163,7 @@ class DeviceRunner:
         busy = board_busy(events)
         if busy is not None:
             return JobResult("failed", busy)
-        result = result_from_events(events[:-1], int(events[-1]["code"]), answer.stderr)
+        result = job_output(events, answer.stderr)
         result.details["agent_s"] = round(answer.duration_s, 4)  # spec sent to the job's process exited
         if watch.waited_s is not None:
             result.details["lease_wait_s"] = watch.waited_s
@@ -228,10 +208,8 @@ def _is_event(name: str) -> Callable[[str], bool]:
     def match(line: str) -> bool:
         if marker not in line:
             return False
-        try:
-            return json.loads(line).get("event") == name
-        except ValueError:
-            return False
+        event = load_line(line)
+        return event is not None and event.get("event") == name
 
     return match
 

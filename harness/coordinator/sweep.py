@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devices.bundle import build_agent
+from harness.coordinator.bundle import build_agent
 from harness import __version__
 from harness.config import Inventory, Suite
 from harness.coordinator.builds import BuildOutcome, Built, build_all
@@ -23,10 +23,11 @@ from harness.coordinator.files import FileRef
 from harness.coordinator.runner import Payload
 from harness.coordinator.repeats import as_repeat, combine
 from harness.coordinator.scheduler import FaultPolicy, Scheduler
-from harness.coordinator.units import Unit, order_units, repeats_of
+from harness.coordinator.units import Unit, order_units
 from harness.errors import ConfigError
 from harness.hashing import canonical_json
-from harness.plan import CANARY, CANARY_VARIANT, Plan, make_plan, select_devices
+from harness.canary import CANARY, CANARY_VARIANT
+from harness.plan import Plan, make_plan, select_devices
 from harness.records import Job, JobResult, Repeat
 from harness.store import Store
 
@@ -90,7 +91,6 @@ def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptio
     progress = SweepProgress(total=len(todo), quiet=opts.quiet)
     ctx = _Context(store, ids, run_id, outcome, progress, {j.key: store.stored_repeats(ids[j.key]) for j in todo})
     with ray_session(opts.ray_address), progress:
-        t0 = time.monotonic()
         agent = build_agent(opts.cache_dir / "agent")
         actors = DeviceActors(plan.devices, FileRef.of(agent), driver_env, _portable(opts.cache_dir / "staged"),
                               suite.faults.grace_s, suite.lease, run_id) if todo else None
@@ -111,7 +111,7 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     models = [m for m in suite.models if any(j.model == m.label for j in todo)]
     built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
     canary_key = (CANARY.label, CANARY_VARIANT)
-    if any(j.model == CANARY.label or j.canary_block_s is not None for j in todo):
+    if any(j.model == CANARY.label or j.settings.canary_block_s is not None for j in todo):
         canary = build_all([CANARY], [CANARY_VARIANT], opts.cache_dir / "artifacts")
         built.variants.update(canary.variants)
         built.failures.update(canary.failures)
@@ -120,7 +120,7 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     queue: list[Job] = []
     for job in todo:
         reason = built.failures.get((job.model, job.variant))
-        if reason is None and job.canary_block_s is not None and canary_key in built.failures:
+        if reason is None and job.settings.canary_block_s is not None and canary_key in built.failures:
             reason = f"the interleaved canary: {built.failures[canary_key]}"
         if reason is not None:
             _finish(ctx, job, JobResult.failed(f"variant build failed: {reason}"))
@@ -186,7 +186,7 @@ def _payloads(variants: dict[tuple[str, str], Built]) -> dict[tuple[str, str], P
 def _payload_of(job: Job, payloads: dict[tuple[str, str], Payload]) -> Payload:
     """The job's files, with the canary's when it is interleaved with the job."""
     payload = payloads[(job.model, job.variant)]
-    if job.canary_block_s is not None:
+    if job.settings.canary_block_s is not None:
         return dataclasses.replace(payload, canary=payloads[(CANARY.label, CANARY_VARIANT)])
     return payload
 
@@ -217,7 +217,7 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
     actors.serve_files(list({f for p in payloads.values() for f in (p.artifact, p.eval, p.weights) if f is not None}))
     f = suite.faults
     for job in jobs:  # every repeat already stored (a run killed before storing the job itself)
-        if ctx.repeats[job.key] and len(ctx.repeats[job.key]) >= repeats_of(job):
+        if ctx.repeats[job.key] and len(ctx.repeats[job.key]) >= job.settings.repeats:
             reps = ctx.repeats[job.key]
             _finish(ctx, job, combine(reps, JobResult("ok", metrics=dict(reps[-1].summary))))
     done = {key: [r.index for r in reps] for key, reps in ctx.repeats.items()}
@@ -242,7 +242,7 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
             jid = ctx.ids[job.key]
             ctx.store.job_started(jid, name, first=not ctx.repeats[job.key])
             ctx.progress.started(job, name, unit.label())
-            job_id = f"{ctx.run_id}-{jid}" + (f"-r{unit.repeat}" if repeats_of(job) > 1 else "")
+            job_id = f"{ctx.run_id}-{jid}" + (f"-r{unit.repeat}" if job.settings.repeats > 1 else "")
             ref = actors.handles[name].run_job.remote(job, job_id, _payload_of(job, payloads))
             running[ref] = (name, unit, time.time())
         if sched.idle:
@@ -306,7 +306,7 @@ def _unit_done(sched: Scheduler, actors: DeviceActors, ctx: _Context, name: str,
         return
     reps = ctx.repeats[job.key]
     reps.append(as_repeat(result, unit.repeat, result.details.get("board", name), started, time.time()))
-    if len(reps) < repeats_of(job):
+    if len(reps) < job.settings.repeats:
         ctx.store.record_repeat(ctx.ids[job.key], reps[-1])
         return
     _finish(ctx, job, combine(reps, result))

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devices.transport import Transport
-from devices.transport.base import CommandResult
+from harness.transport import Transport
+from harness.transport.base import CommandResult
 from harness.config import Device
 from harness.coordinator.protocol import parse_events
-from harness.coordinator.runner import agent_python, open_transport
+from harness.coordinator.runner import agent_python
+from harness.transport import open_transport
 from harness.errors import AuthError, CommandTimeout, ConnectError, HarnessError, TransportError
 from harness.fleet.leases import lease_event
 

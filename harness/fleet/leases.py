@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from devices.agent.lease import holder_text
-from devices.transport import Transport
+from harness.transport import Transport
 from harness.config import Device
 from harness.coordinator.protocol import parse_events
-from harness.coordinator.runner import agent_python, open_transport
+from harness.coordinator.runner import agent_python
+from harness.transport import open_transport
 from harness.errors import AgentError
 
 

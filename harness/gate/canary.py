@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from harness.gate.stats import Change, Estimate, compare
-from harness.plan import CANARY
+from harness.canary import CANARY
 from harness.store import Store
 
 MIN_RUNS = 10  # history runs with a covariate needed to fit beta and the residual noise

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from devices.agent.metrics import BY_GATE
 from harness.config.gate import Drop, Increase, Policy
 from harness.errors import StoreError
 from harness.gate.canary import CanaryWindows, adjusted
@@ -24,19 +25,19 @@ from harness.gate.stats import (
     repeats_estimate,
     run_noise,
 )
-from harness.plan import CANARY
+from harness.canary import CANARY
 from harness.store import Store
 
 CONFIG = ("model", "variant", "device", "runtime")
 # board-drift: a regression the board's canary shows too (measured relative to the canary, it is not one)
 VERDICTS = ("regression", "board-drift", "improvement", "inconclusive", "missing", "pass")
 # metric -> the percentile of the per-iteration samples, or the results column of a per-run value
-PERCENTILES = {"latency_p50": 50, "latency_p90": 90, "latency_p99": 99}
-COLUMNS = {"energy_per_inference": "energy_mj", "peak_memory": "peak_rss_mb"}
+PERCENTILES = {name: m.percentile for name, m in BY_GATE.items() if m.percentile}
+COLUMNS = {name: m.column for name, m in BY_GATE.items() if not m.percentile and not m.points}
 HISTORY = 5  # baseline runs taken from a tag
 NOISE_HISTORY = 20  # runs of the tag whose spread sets the run-to-run noise: five runs see too little of it
 # the per-run value of a metric in the results table, for the noise estimate
-RUN_VALUE = {"latency_p50": "p50_ms", "latency_p90": "p90_ms", "latency_p99": "p99_ms", **COLUMNS}
+RUN_VALUE = {name: m.column for name, m in BY_GATE.items() if not m.points}
 
 
 @dataclass
@@ -273,7 +274,7 @@ def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[p
 
 def _decide(v: Verdict, fdr: float) -> str:
     """Significant AND beyond the threshold; beyond it but not significant is inconclusive.
-    An unstable measurement (MEASUREMENT.md: CV over trtexec's 2.5%, or pyperf's rules) only
+    An unstable measurement (CV over 2.5%, or pyperf's rules: docs/measurement.md) only
     counts when the change is far past the threshold: its whole interval beyond it (a
     canary-adjusted comparison lifts the mark when the history was as unstable, see _verdict)."""
     assert v.ratio is not None and v.threshold is not None and v.q is not None

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from devices.agent import metrics
 from harness.gate.evaluate import GateResult, Verdict
 
 _STYLE = {"regression": "red", "board-drift": "cyan", "improvement": "green", "inconclusive": "yellow",
@@ -16,21 +17,21 @@ _ORDER = {v: i for i, v in enumerate(("regression", "missing", "board-drift", "i
 
 
 def change_text(v: Verdict) -> str:
-    if v.ratio is None:
-        return ""
-    if v.metric == "accuracy":
-        return f"{v.ratio:+.2f} pt"
-    return f"{(v.ratio - 1) * 100:+.1f}%"
+    return _change(v.metric, v.ratio)
 
 
 def interval_text(v: Verdict) -> str:
-    return "" if v.ci is None else f"[{(v.ci[0] - 1) * 100:+.1f}%, {(v.ci[1] - 1) * 100:+.1f}%]"
+    return "" if v.ci is None else f"[{_change(v.metric, v.ci[0])}, {_change(v.metric, v.ci[1])}]"
 
 
 def limit_text(v: Verdict) -> str:
-    if v.threshold is None:
-        return ""
-    return f"-{v.threshold:g} pt" if v.metric == "accuracy" else f"+{v.threshold * 100:g}%"
+    return metrics.limit_text(v.threshold, metrics.BY_GATE[v.metric].points)
+
+
+def _change(metric: str, ratio: float | None) -> str:
+    """A verdict's ratio (candidate / baseline; a difference in points for accuracy) as its change."""
+    points = metrics.BY_GATE[metric].points
+    return "" if ratio is None else metrics.change_text(ratio if points else ratio - 1, points)
 
 
 def ordered(result: GateResult) -> list[Verdict]:

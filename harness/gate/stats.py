@@ -8,7 +8,7 @@ the per-iteration samples. Two sources of noise enter the standard error:
   and the spread of the batches' percentiles gives the error (the batch-means method);
 - between runs: a fresh process on a fresh boot lands on other memory, other cores, another
   clock state, and moves every percentile by a few percent however many iterations it ran
-  (MEASUREMENT.md, trap 1). That spread is measured from the baseline's history when there
+  (docs/measurement.md, trap 1). That spread is measured from the baseline's history when there
   is one (the tag's previous runs) and never taken below a floor.
 
 With ``measure.repeats`` the runs carry that between-process spread themselves: each run is

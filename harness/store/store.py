@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness.errors import StoreError
 from harness.hashing import canonical_json
-from harness.records import METRICS, TEXT_METRICS, VARIANT_COLUMNS, Job, JobResult, Repeat
+from harness.records import METRICS, TEXT_METRICS, VARIANT_COLUMNS, Job, JobResult, JobSettings, Repeat
 from harness.store.schema import migrate
 
 # Variant columns a result row carries, as (variants column, result column): renamed where
@@ -110,7 +110,7 @@ class Store:
                 c.execute(
                     "INSERT OR IGNORE INTO jobs (run_id, key, model, variant, device, runtime, settings_json)"
                     " VALUES (?,?,?,?,?,?,?)",
-                    (run_id, job.key, job.model, job.variant, job.device, job.runtime, canonical_json(job.settings)),
+                    (run_id, job.key, job.model, job.variant, job.device, job.runtime, canonical_json(job.settings.identity())),
                 )
         rows = self._conn.execute("SELECT key, id FROM jobs WHERE run_id=?", (run_id,)).fetchall()
         return dict(rows)
@@ -281,7 +281,7 @@ class Store:
             "SELECT id, model, variant, device, runtime, settings_json, status FROM jobs WHERE run_id=? ORDER BY id",
             (run_id,),
         ).fetchall()
-        return [(r[0], Job(r[1], r[2], r[3], r[4], json.loads(r[5])), r[6]) for r in rows]
+        return [(r[0], Job(r[1], r[2], r[3], r[4], JobSettings.from_identity(json.loads(r[5]))), r[6]) for r in rows]
 
     def results(self, run: str | None = None, tag: str | None = None) -> pd.DataFrame:
         """One row per job (run, model, variant, device, runtime) with its metrics."""

@@ -10,7 +10,6 @@ Stdlib only: planning code imports this without torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil

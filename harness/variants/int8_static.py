@@ -22,10 +22,10 @@ The calibration is driven here rather than inside ``quantize_static`` for two re
 The ranges are handed to ``quantize_static`` through its ``calibration_cache_path``
 (onnxruntime >= the release with microsoft/onnxruntime#28221; 1.32 has it).
 
-Activations default to QUInt8. STACK.md records that QDQ graphs with QInt8 activations
-failed to compile on OpenVINO CPU under bf16; on this host (OpenVINO 2026.4.1, AVX512-BF16
-CPU) both types compiled and ran for digits-cnn, MobileNetV2 and ResNet-18, under bf16 and
-f32. QUInt8 stays the default as the combination known to work everywhere it was tried.
+Activations default to QUInt8. QDQ graphs with QInt8 activations were once seen to fail to
+compile on OpenVINO CPU under bf16 ("No suitable implementations"); on this host (OpenVINO
+2026.4.1, AVX512-BF16 CPU) both types compiled and ran for digits-cnn, MobileNetV2 and
+ResNet-18, under bf16 and f32. QUInt8 stays the default as the combination known to work everywhere it was tried.
 """
 
 from __future__ import annotations

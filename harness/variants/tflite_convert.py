@@ -2,7 +2,7 @@
 
 From a torch model (after any pruning or distillation steps) the float32 file comes from
 ``litert_torch.convert`` - straight from the module, no ONNX and no TensorFlow in between
-(``onnx2tf`` pins numpy 1.26 and protobuf 4: STACK.md). A user's own ``.tflite`` model is
+(``onnx2tf`` >= 1.29 pins numpy 1.26 and protobuf 4). A user's own ``.tflite`` model is
 taken as it is. Each recipe then finishes the file (nothing, float16 weights, full-integer
 int8) with ``ai_edge_quantizer``, which works on any ``.tflite``, so the same recipes apply
 to both kinds of source. An ONNX-only model cannot be converted: that is a config error

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 import pandas as pd
 import plotly.graph_objects as go
 
-from harness.errors import HarnessError
 from reports import marks
 from reports.axes import add_derived
 from reports.budget import Budget, resolve_budget
+from reports.errors import ReportError
 from reports.canary import without_canary
 
 if TYPE_CHECKING:
@@ -78,10 +78,6 @@ REPEAT_COLUMNS: tuple[str, ...] = ("model", "variant", "device", "runtime", "rep
 #: Columns that name a job; a missing value becomes this placeholder so grouping keeps it.
 IDENTITY_COLUMNS: tuple[str, ...] = ("model", "variant", "device", "runtime")
 UNKNOWN = "(unknown)"
-
-
-class ReportError(HarnessError, ValueError):
-    """The data handed to the report does not have the expected shape."""
 
 
 def _freeze(value: Any) -> Any:

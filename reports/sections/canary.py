@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from reports import fmt, marks
-from reports.canary import CANARY_MODEL, DRIFT_WARN, canary_pairs
+from reports.canary import CANARY_NAME, DRIFT_WARN, canary_pairs
 from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.table import Cell, Row, html_table
@@ -80,9 +80,9 @@ class CanarySection(ReportSection):
                 _end_cell(rec, "first"), _end_cell(rec, "last"),
                 Cell(drift_text(drift) + note, numeric=True, css="regression" if far else ""),
             )  # fmt: skip
-            attrs = data_attrs(device=str(rec["device"]), model=CANARY_MODEL, runtime=str(rec["runtime"]))
+            attrs = data_attrs(device=str(rec["device"]), model=CANARY_NAME, runtime=str(rec["runtime"]))
             rows.append(Row(cells, css="has-regression" if far else "", attrs=attrs))
         headers = [("Board", False), ("Runtime", False), ("First p50", True), ("Last p50", True),
                    ("Last / first", True)]  # fmt: skip
-        intro = _INTRO.format(model=CANARY_MODEL, warn=DRIFT_WARN * 100)
+        intro = _INTRO.format(model=CANARY_NAME, warn=DRIFT_WARN * 100)
         return SectionOutput((f'<p class="note">{fmt.esc(intro)}</p>', html_table(headers, rows, css="canary")))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 # A module import, read at render time: reports.history imports reports.sections.base, so a
 # name import here would make the import order of the two packages matter.
 import reports.history as hist
+from devices.agent import metrics
 from reports import fmt
 from reports.axes import TREND_AXES, Axis
 from reports.filters import data_attrs
@@ -33,9 +34,7 @@ _OPEN_UP_TO = 40  # rows shown unfolded when no configuration regressed
 
 def change_text(value: Any, axis: Axis) -> str:
     """A change as text: ``+6.5 %`` for relative metrics, ``-0.80 pts`` for accuracy."""
-    if fmt.is_missing(value) or value in (float("inf"), float("-inf")):
-        return fmt.MISSING
-    return f"{value * 100:+.1f} %" if axis.relative else f"{value:+.2f} pts"
+    return fmt.MISSING if fmt.is_missing(value) else metrics.change_text(value, not axis.relative, fmt.MISSING)
 
 
 def _status(rec: dict[str, Any]) -> str:

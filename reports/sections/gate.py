@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from devices.agent import metrics
 from reports import fmt
 from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
@@ -29,25 +29,19 @@ __all__ = ["VERDICT_ORDER", "GateSection", "change_text", "limit_text"]
 #: Page order of the verdicts (the gate's terminal order); unknown verdicts come after these.
 VERDICT_ORDER: tuple[str, ...] = ("regression", "missing", "board-drift", "inconclusive", "improvement", "pass")
 _CSS = {"regression": "regression", "improvement": "improvement", "missing": "missing", "board-drift": "drift"}
-_POINTS = frozenset({"accuracy"})  # metrics whose ratio is a change in points, not a ratio
 
 
 def change_text(metric: str, ratio: Any) -> str:
     """The gate's ratio as a change: ``+6.5 %`` (candidate/baseline), ``-0.80 pts`` for accuracy."""
+    points = metrics.BY_GATE[metric].points
     if fmt.is_missing(ratio):
         return fmt.MISSING
-    v = float(ratio)
-    if not np.isfinite(v):
-        return fmt.MISSING
-    return f"{v:+.2f} pts" if metric in _POINTS else f"{(v - 1) * 100:+.1f} %"
+    return metrics.change_text(float(ratio) if points else float(ratio) - 1, points, fmt.MISSING)
 
 
 def limit_text(metric: str, threshold: Any) -> str:
     """The rule's limit: ``+5 %`` more latency, ``-1 pts`` of accuracy."""
-    if fmt.is_missing(threshold):
-        return fmt.MISSING
-    t = float(threshold)
-    return f"-{t:g} pts" if metric in _POINTS else f"+{t * 100:g} %"
+    return fmt.MISSING if fmt.is_missing(threshold) else metrics.limit_text(threshold, metrics.BY_GATE[metric].points)
 
 
 def _verdicts(ctx: ReportContext) -> pd.DataFrame | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reports import fmt, marks
-from reports.canary import CANARY_MODEL
+from reports.canary import CANARY_NAME
 from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.table import Cell, Row, html_table
@@ -122,7 +122,7 @@ class ResultsSection(ReportSection):
             failed = rec["status"] != "ok"
             cells = tuple(c.cell(rec, "status-failed" if failed and c.source == "status" else "") for c in COLUMNS)
             attrs = data_attrs(device=rec["device"], model=rec["model"], runtime=rec["runtime"])
-            css = _row_css(failed, rec["throttled"] is True, is_marked, rec["model"] == CANARY_MODEL)
+            css = _row_css(failed, rec["throttled"] is True, is_marked, rec["model"] == CANARY_NAME)
             rows.append(Row(cells, css=css, attrs=attrs))
             if failed:
                 error = rec["error"]

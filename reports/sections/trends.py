@@ -29,9 +29,10 @@ import plotly.colors
 import plotly.graph_objects as go
 
 import reports.history as hist  # module import: see reports/sections/changes.py
+from devices.agent import metrics
 from reports import fmt
 from reports.axes import TREND_AXES, Axis
-from reports.canary import CANARY_MODEL, DRIFT_WARN
+from reports.canary import CANARY_NAME, DRIFT_WARN
 from reports.filters import data_attrs
 from reports.plotstyle import axis_style, base_layout
 from reports.sections.base import Block, ReportContext, ReportSection, SectionOutput
@@ -63,7 +64,7 @@ def _change_text(value: object, axis: Axis) -> str:
     if fmt.is_missing(value):
         return fmt.MISSING
     v = float(value)  # type: ignore[arg-type]
-    return f"{(v - 1) * 100:+.1f} %" if axis.relative else f"{v:+.2f} pts"
+    return metrics.change_text(v - 1 if axis.relative else v, not axis.relative, fmt.MISSING)
 
 
 def _row_layout(rows: list[Axis]) -> dict[str, object]:
@@ -212,7 +213,7 @@ def _canary_blocks(history: HistoryData, x: np.ndarray) -> list[Block]:
     fig = canary_figure(pairs, x, pd.Index(history.runs["run"]))
     if fig is None:
         return []
-    attrs = data_attrs(model=CANARY_MODEL, runtimes=pairs["runtime"].dropna())
+    attrs = data_attrs(model=CANARY_NAME, runtimes=pairs["runtime"].dropna())
     return ['<div class="group"><h3>Board canary</h3>', f'<div class="chart wide"{attrs}>', fig, "</div></div>"]
 
 

@@ -35,8 +35,8 @@ def test_settings_carry_measure_and_runtime_options() -> None:
     plan = make_plan(suite(runtime_options={"openvino": {"inference_precision": "f32"}}), DEVICES[:1])
     ov = next(j for j in plan.jobs if j.runtime == "openvino")
     ort = next(j for j in plan.jobs if j.runtime == "onnxruntime")
-    assert ov.settings["runtime_options"] == {"inference_precision": "f32"} and ort.settings["runtime_options"] == {}
-    assert ov.settings["measure"]["min_iters"] == 200
+    assert ov.settings.runtime_options == {"inference_precision": "f32"} and ort.settings.runtime_options == {}
+    assert ov.settings.measure.min_iters == 200 and ov.settings.measure.threads is None  # 'auto' on the wire
 
 
 def test_device_selection() -> None:
@@ -84,10 +84,10 @@ def test_the_canary_is_planned_first_and_last_on_every_board_of_a_pool_too() -> 
     )
     plan = make_plan(suite(canary=True, measure={"repeats": 5}), pool)
     canaries = [j for j in plan.jobs if j.model == "canary"]
-    assert {(j.device, j.runtime, j.settings["canary"]) for j in canaries} == {
+    assert {(j.device, j.runtime, j.settings.canary) for j in canaries} == {
         (b, rt, when) for b, rt in (("pi-1", "onnxruntime"), ("pi-2", "onnxruntime"), ("ov", "openvino"))
         for when in ("first", "last")}
-    assert all(j.settings["measure"]["repeats"] == 1 for j in canaries)  # first + last are already two processes
+    assert all(j.settings.repeats == 1 for j in canaries)  # first + last are already two processes
     assert plan.boards[("pi-1", "onnxruntime")] == ("pi-1",) and plan.boards[("pis", "onnxruntime")] == ("pi-1", "pi-2")
     assert not any(j.model == "canary" for j in make_plan(suite(), pool).jobs)
 
@@ -99,12 +99,12 @@ def test_a_canary_every_n_windows_gets_one_window_per_n_of_its_boards_share() ->
         Device(name="ov", kind="x86", host="ov", runtimes=("openvino",)),
     )
     plan = make_plan(suite(canary={"every": 1}, measure={"repeats": 3}), pool)
-    between = {j.device: j for j in plan.jobs if j.settings.get("canary") == "between"}
+    between = {j.device: j for j in plan.jobs if j.settings.canary == "between"}
     # 4 jobs x 3 repeats on each target; a pi runs half of the pool's 12 windows: 6, so 5 gaps
-    assert {d: (j.settings["between"], j.settings["measure"]["repeats"]) for d, j in between.items()} == {
+    assert {d: (j.settings.between, j.settings.repeats) for d, j in between.items()} == {
         "pi-1": ("pis", 5), "pi-2": ("pis", 5), "ov": ("ov", 11)}
     every2 = make_plan(suite(canary={"every": 2}), pool)  # one window per job: 2 per pi, 4 on ov
-    assert {j.device: j.settings["measure"]["repeats"] for j in every2.jobs if j.settings.get("canary") == "between"} \
+    assert {j.device: j.settings.repeats for j in every2.jobs if j.settings.canary == "between"} \
         == {"ov": 1}
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         suite(canary={"every": 0})
@@ -115,14 +115,14 @@ def test_an_interleaved_canary_rides_with_every_job_its_runtime_can_read() -> No
     plan = make_plan(suite(canary={"interleaved": True, "block_s": 0.5}, runtimes=["onnxruntime", "openvino", "litert"],
                            variants=["fp32", "tflite-fp32"]), devices)
     body = [j for j in plan.jobs if j.model != "canary"]
-    assert {j.canary_block_s for j in body if j.runtime != "litert"} == {0.5}
+    assert {j.settings.canary_block_s for j in body if j.runtime != "litert"} == {0.5}
     assert any(j.runtime == "litert" for j in body)
-    assert all(j.canary_block_s is None for j in body if j.runtime == "litert")
+    assert all(j.settings.canary_block_s is None for j in body if j.runtime == "litert")
     assert "the interleaved canary on tiny: litert cannot read its onnx file" in plan.skipped
     canaries = [j for j in plan.jobs if j.model == "canary"]  # still first and last on each board: the drift check
-    assert {j.settings["canary"] for j in canaries} == {"first", "last"} and not any(
-        j.canary_block_s is not None for j in canaries)
-    assert not any(j.canary_block_s is not None for j in make_plan(suite(canary={"every": 2}), DEVICES).jobs)
+    assert {j.settings.canary for j in canaries} == {"first", "last"} and not any(
+        j.settings.canary_block_s is not None for j in canaries)
+    assert not any(j.settings.canary_block_s is not None for j in make_plan(suite(canary={"every": 2}), DEVICES).jobs)
     with pytest.raises(ValueError, match="set 'every: N', 'interleaved: true' or both"):
         suite(canary={"block_s": 0.3})
 
@@ -143,3 +143,35 @@ def test_a_runtime_gets_only_the_file_formats_it_reads() -> None:
                      ("tflite-int8", "litert")}
     assert "fp32: litert cannot read its onnx file (it reads tflite)" in plan.skipped
     assert "tflite-int8: onnxruntime cannot read its tflite file (it reads onnx)" in plan.skipped
+
+
+def test_a_runtime_gets_only_the_precisions_it_executes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bf16 model goes to OpenVINO (f32, f16, bf16, int8), not to ONNX Runtime (no bf16):
+    the pair is dropped with a note, like a file format the runtime cannot read."""
+    from harness.variants import RECIPES, Preset
+    from harness.variants.fp16 import Fp16
+
+    class Bf16(Fp16):
+        name = "bf16"
+        precision = "bf16"
+
+    monkeypatch.setitem(RECIPES, "bf16", Preset(Bf16))
+    plan = make_plan(suite(variants=["fp32", "prune-l1 > bf16"]), DEVICES)
+    pairs = {(j.variant, j.device, j.runtime) for j in plan.jobs}
+    assert ("prune-l1 > bf16", "local", "openvino") in pairs
+    assert not any(v == "prune-l1 > bf16" and r == "onnxruntime" for v, _, r in pairs)
+    assert {("fp32", "local", "onnxruntime"), ("fp32", "pi", "onnxruntime"), ("fp32", "local", "openvino")} <= pairs
+    assert "prune-l1 > bf16: onnxruntime cannot execute its bf16 precision (it runs f16, f32, int8)" in plan.skipped
+
+
+def test_every_shipped_recipe_precision_runs_where_its_format_is_read() -> None:
+    """No pair that runs today is dropped for its precision: every runtime executes what the
+    built-in recipes make (fp32, fp16, int8), on every format it reads."""
+    from devices.agent.runtimes import RUNTIMES
+    from harness.variants import RECIPES
+
+    every = (Device(name="all", kind="local", runtimes=tuple(RUNTIMES)),)
+    plan = make_plan(suite(models=[{"builtin": "digits-cnn"}], variants=sorted(RECIPES),
+                           runtimes=sorted(RUNTIMES)), every)
+    assert not [note for note in plan.skipped if "precision" in note]
+    assert {j.runtime for j in plan.jobs} == set(RUNTIMES)

@@ -70,7 +70,7 @@ def fill_store(db: Path, nights: int, *, slow_from: int | None = None, fail: tup
             clock.now = NIGHT0 + night * DAY
             config = {"suite": {"name": "s", "report": budget}, "devices": []}
             run = store.create_run(suite="s", config=config, tag=tag)
-            jobs = [Job(*c, {"measure": {}}) for c in CONFIGS]
+            jobs = [Job(*c) for c in CONFIGS]
             ids = store.add_jobs(run, jobs)
             for i, job in enumerate(jobs):
                 if fail == (night, i):

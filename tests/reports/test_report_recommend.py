@@ -9,9 +9,8 @@ import pytest
 from report_data import RUN_INFO, make_row
 
 from harness.config.suite import ReportSettings, Suite
-from harness.errors import ConfigError
 from reports.budget import Budget, resolve_budget
-from reports.sections.base import RESULT_COLUMNS, ReportContext
+from reports.sections.base import RESULT_COLUMNS, ReportContext, ReportError
 from reports.sections.recommend import RecommendSection, recommend
 
 EVIL_DEVICE = "<script>alert('pi')</script>"
@@ -88,7 +87,7 @@ def test_budget_resolution_per_field() -> None:
     assert resolve_budget({"config": {"suite": {"report": None}}}).empty
     assert resolve_budget({"config": {"suite": {"report": {"latency_budget_ms": "junk"}}}}).empty
     for bad in (0.0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ConfigError, match="--budget-ms"):
+        with pytest.raises(ReportError, match="--budget-ms"):
             resolve_budget(info, latency_ms=bad)
 
 

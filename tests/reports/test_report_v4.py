@@ -31,7 +31,7 @@ from harness.store import open as open_store
 from reports import fmt, load_context
 from reports.axes import COLD_START_AXIS, P90_AXIS, TREND_AXES
 from reports.budget import Budget
-from reports.canary import CANARY_MODEL, canary_pairs
+from reports.canary import CANARY_NAME, canary_pairs
 from reports.fronts import MARKED_LEGEND
 from reports.history import canary_table, compare_latest, metric_table, regression_points
 from reports.html import render_report
@@ -184,18 +184,18 @@ def test_repeat_strip_per_configuration(run_ctx: ReportContext) -> None:
 
 
 def test_canary_left_out_of_fronts_picks_and_comparison(run_ctx: ReportContext, dash_ctx: ReportContext) -> None:
-    assert (run_ctx.results["model"] == CANARY_MODEL).sum() == 2 * len(BOARDS)
+    assert (run_ctx.results["model"] == CANARY_NAME).sum() == 2 * len(BOARDS)
     pareto = ParetoSection().render(run_ctx)
     titles = [f.layout.title.text for f in pareto.figures]
-    assert titles and not any(CANARY_MODEL in t for t in titles)
-    assert f"<h4>{CANARY_MODEL}</h4>" not in pareto.html and f'data-model="{CANARY_MODEL}"' not in pareto.html
+    assert titles and not any(CANARY_NAME in t for t in titles)
+    assert f"<h4>{CANARY_NAME}</h4>" not in pareto.html and f'data-model="{CANARY_NAME}"' not in pareto.html
     picks = RecommendSection().render(run_ctx).html
-    assert CANARY_MODEL not in picks and picks.count("<tr data-device") == len(BOARDS)
+    assert CANARY_NAME not in picks and picks.count("<tr data-device") == len(BOARDS)
     history = dash_ctx.history
-    assert CANARY_MODEL in set(history.results["model"])
-    assert CANARY_MODEL not in set(compare_latest(history)["model"])
-    assert CANARY_MODEL not in set(metric_table(history).columns.get_level_values("model"))
-    assert CANARY_MODEL not in set(regression_points(history)["model"])
+    assert CANARY_NAME in set(history.results["model"])
+    assert CANARY_NAME not in set(compare_latest(history)["model"])
+    assert CANARY_NAME not in set(metric_table(history).columns.get_level_values("model"))
+    assert CANARY_NAME not in set(regression_points(history)["model"])
     # The results table keeps the canary's rows, greyed.
     assert ResultsSection().render(run_ctx).html.count('class="canary" data-device') == 2 * len(BOARDS)
 
@@ -215,9 +215,9 @@ def test_canary_section_first_last_and_ratio(run_ctx: ReportContext) -> None:
 
 def test_canary_pairs_order_by_started_and_a_lone_canary() -> None:
     rows = pd.DataFrame([
-        {"model": CANARY_MODEL, "device": "b", "runtime": "ort", "p50_ms": 11.0, "started": 200.0, "status": "ok"},
-        {"model": CANARY_MODEL, "device": "b", "runtime": "ort", "p50_ms": 10.0, "started": 100.0, "status": "ok"},
-        {"model": CANARY_MODEL, "device": "c", "runtime": "ort", "p50_ms": 7.0, "started": None, "status": "ok"},
+        {"model": CANARY_NAME, "device": "b", "runtime": "ort", "p50_ms": 11.0, "started": 200.0, "status": "ok"},
+        {"model": CANARY_NAME, "device": "b", "runtime": "ort", "p50_ms": 10.0, "started": 100.0, "status": "ok"},
+        {"model": CANARY_NAME, "device": "c", "runtime": "ort", "p50_ms": 7.0, "started": None, "status": "ok"},
         {"model": "m", "device": "b", "runtime": "ort", "p50_ms": 1.0, "started": 150.0, "status": "ok"},
     ])  # fmt: skip
     pairs = canary_pairs(rows).set_index("device")

@@ -21,7 +21,7 @@ import numpy as np
 from history_data import CONFIGS, DAY, EVIL_DEVICE, NIGHT0, TAG, NightClock, p50_of
 
 import harness.store.store as store_module
-from harness.records import Job, JobResult, Repeat
+from harness.records import Job, JobResult, JobSettings, Repeat
 from harness.store import open as open_store
 
 UNSTABLE_REASON = 'CV 4.1% > 2.5% <script>alert("u")</script>'
@@ -58,8 +58,8 @@ def fill_v4_store(db: Path, nights: int, *, slow_from: int | None = None, tag: s
             run = store.create_run(suite="s", config={"suite": {"name": "s", "canary": True}, "devices": []}, tag=tag)
             for board in BOARDS:
                 mine = [(i, c) for i, c in enumerate(CONFIGS) if c[2] == board]
-                canaries = [Job("canary", "fp32", board, "onnxruntime", {"canary": w}) for w in ("first", "last")]
-                jobs = [canaries[0], *(Job(*c, {"measure": {}}) for _, c in mine), canaries[1]]
+                canaries = [Job("canary", "fp32", board, "onnxruntime", JobSettings(canary=w)) for w in ("first", "last")]
+                jobs = [canaries[0], *(Job(*c) for _, c in mine), canaries[1]]
                 ids = store.add_jobs(run, jobs)
                 for k, job in enumerate(jobs):
                     clock.now += 60.0

@@ -1,8 +1,9 @@
 """OpenVINO: one compiled model, one infer request created once, input tensor set once.
 
-OpenVINO on a CPU with AMX/AVX512-BF16 silently runs in bf16 by default (STACK.md), so the
-precision hint is a setting, and ``effective()`` reads the precision actually used back
-from the compiled model; latency and accuracy then run on that same compiled model.
+OpenVINO on a CPU with AMX/AVX512-BF16 silently runs in bf16 by default (OpenVINO's docs of
+``INFERENCE_PRECISION_HINT``), so the precision hint is a setting, and ``effective()`` reads
+the precision actually used back from the compiled model; latency and accuracy then run on
+that same compiled model.
 ``PERFORMANCE_HINT: LATENCY`` matches benchmark_app's sync latency mode.
 """
 

@@ -3,7 +3,7 @@
 Wait until the hottest zone is under ``max_temp_c``, or within ``delta_c`` of the board's
 idle temperature ``idle_temp_c`` (whichever is given; either suffices), polling once a
 second, for at most ``max_wait_s``. The wait and whether it ran out are recorded with
-the result (MEASUREMENT.md trap 3); running out is not an error.
+the result (docs/measurement.md, trap 3); running out is not an error.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """System RAM in use, MemTotal - MemAvailable from /proc/meminfo.
 
 On a Jetson the GPU allocates from the same RAM, so a process's RSS misses the model's
-GPU buffers: the system-wide delta across the job shows them (telemetry-samples.md).
+GPU buffers: the system-wide delta across the job shows them (docs/measurement.md,
+"Telemetry").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Energy over the window, by the source's kind:
 - "energy" (RAPL, NVML, a joule meter): sum of wrap-safe counter deltas between
   consecutive readings (exact; polling only keeps wraps apart and gives the peak).
 - "power": trapezoid of the timestamped samples over [start, stop], the first and last
-  values held to the edges (MEASUREMENT.md trap 6: integrate over a window much longer
+  values held to the edges (docs/measurement.md, trap 6: integrate over a window much longer
   than the period).
 - "stream" (tegrastats): the mean of its fixed-interval samples times the window, since a
   pipe may deliver lines in bursts and their arrival times are not sample times.

@@ -1,11 +1,12 @@
 """tegrastats, the Jetson fallback: a process printing one status line per interval.
 
-Used when the INA3221 sysfs cannot be read. The parser takes every variant we have seen
-(../shared/telemetry-samples.md): rails with or without ``mW``, with 2 or 3 values
-(current/average[/max]), a timestamp prefix (JetPack 5+), ``off`` CPU cores, per-GPC
-``GR3D_FREQ 0%@[305,305]`` arrays, ``-256C`` for an offline sensor, the fixed
-``PMIC@100C`` placeholder, and ``GR3D_FREQ 12%`` with no ``@MHz`` (no root). Board power is
-VDD_IN / POM_5V_IN when present, else the sum of the rails (as jetson_stats does).
+Used when the INA3221 sysfs cannot be read. The parser takes every variant of the line we
+know of (real lines are published in the tests of DataDog's datadog-agent, ``jetson_test.go``,
+and of rbonghi/jetson_stats, ``tests/test_06_tegra_parse.py``): rails with or without
+``mW``, with 2 or 3 values (current/average[/max]), a timestamp prefix (JetPack 5+), ``off``
+CPU cores, per-GPC ``GR3D_FREQ 0%@[305,305]`` arrays, ``-256C`` for an offline sensor, the
+fixed ``PMIC@100C`` placeholder, and ``GR3D_FREQ 12%`` with no ``@MHz`` (no root). Board
+power is VDD_IN / POM_5V_IN when present, else the sum of the rails (as jetson_stats does).
 """
 
 from __future__ import annotations

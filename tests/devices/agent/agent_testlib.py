@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def make_spec(artifact: Path, runtime: str = "onnxruntime", **over: Any) -> dict
         "input": {"shape": list(INPUT_SHAPE), "dtype": "float32"},
         "eval": None,
         "measure": {"warmup_iters": 5, "warmup_s": 0.05, "min_iters": 20, "min_s": 0.3,
-                    "max_iters": None, "timeout_s": 60, "threads": 1, "seed": 0},
+                    "max_iters": None, "timeout_s": 60, "threads": 1, "seed": 0, "quiet": None},
         "runtime_options": {},
     }
     for key, value in over.items():
@@ -87,6 +88,18 @@ def write_spec(tmp_path: Path, spec: dict, name: str = "spec.json") -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(spec))
     return path
+
+
+def sleep_job_output(tmp_path: Path, latency_ms: float, **measure: Any) -> str:
+    """The stdout of one ``measure`` of the sleep runtime in this process (it must succeed)."""
+    from devices.agent.cli import main
+
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"x")
+    spec = make_spec(model, runtime="sleep", runtime_options={"latency_ms": latency_ms}, measure=measure)
+    out = io.StringIO()
+    assert main(["measure", str(write_spec(tmp_path, spec))], out=out) == 0
+    return out.getvalue()
 
 
 def run_agent(argv: list[str], timeout: float = 120) -> tuple[int, list[dict], str]:

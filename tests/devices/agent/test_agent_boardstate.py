@@ -211,7 +211,7 @@ def test_the_wait_is_bounded_by_the_jobs_time_left(tmp_path: Path) -> None:
     assert "wait limit 5 s" in res["noisy"] and res["board_state"]["waited_s"] <= 5.0  # a quarter of ~20 s
 
 
-def test_no_quiet_key_reads_nothing(tmp_path: Path) -> None:
+def test_quiet_null_reads_nothing(tmp_path: Path) -> None:
     out = io.StringIO()
     rc = main(["measure", str(lib.write_spec(tmp_path, sleep_spec(tmp_path)))], out=out)
     events = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -236,6 +236,9 @@ def test_spec_quiet_defaults() -> None:
     assert parse_spec(sleep_spec(Path("/tmp"), quiet=None)).measure.quiet is None
     got = parse_spec(sleep_spec(Path("/tmp"), quiet={"wait_s": 0, "min_free_mb": 512})).measure.quiet
     assert got == QuietSettings(25.0, 1.0, 512.0, 0.0)
+    bare = sleep_spec(Path("/tmp"))
+    del bare["measure"]["quiet"]
+    assert parse_spec(bare).measure.quiet == QUIET  # absent: the wire's default, on (as in a suite)
 
 
 @pytest.mark.parametrize(("quiet", "needle"), [

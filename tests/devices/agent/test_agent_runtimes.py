@@ -14,7 +14,7 @@ import pytest
 from devices.agent import PROTOCOL
 from devices.agent.cli import main
 from devices.agent.runtimes import RUNTIMES, OnnxRuntime, OpenVinoRuntime, get_runtime
-from devices.bundle import build_agent
+from harness.coordinator.bundle import build_agent
 
 
 @pytest.fixture(scope="module")

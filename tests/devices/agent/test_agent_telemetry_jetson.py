@@ -1,4 +1,5 @@
-"""Jetson sources against fake sysfs trees laid out as telemetry-samples.md records them:
+"""Jetson sources against fake sysfs trees laid out as jetson_stats (rbonghi/jetson_stats,
+jtop/core/power.py) and the kernel's ina3221 driver lay them out:
 INA3221 via hwmon (JetPack 5/6) and iio (JetPack 4), GPU devfreq, soctherm_oc counters,
 locked clocks, nvpmodel."""
 

@@ -1,4 +1,4 @@
-"""Raspberry Pi sources: vcgencmd output recorded in telemetry-samples.md, the get_throttled
+"""Raspberry Pi sources: vcgencmd output in the format Raspberry Pi OS prints it, the get_throttled
 bits, and an INA219/INA226 through the kernel ina2xx hwmon driver (fake sysfs)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from devices.agent.telemetry.ina2xx import Ina2xxSource
 from devices.agent.telemetry.pi import PiSource, decode_throttled, parse_clock_mhz, parse_temp, parse_throttled
 from devices.agent.telemetry.pi5_pmic import Pi5PmicSource, parse_pmic
 
-# Recorded real output of `vcgencmd pmic_read_adc` on a Pi 5 (telemetry-samples.md excerpt).
+# Output of `vcgencmd pmic_read_adc` on a Pi 5, in its format (an excerpt of its lines).
 PMIC = """\
   VDD_CORE_A current(7)=1.11625000A
    3V3_SYS_A current(1)=0.08197812A
@@ -21,7 +21,7 @@ PMIC = """\
      EXT5V_V volt(24)=5.08530000V
       BATT_V volt(25)=0.00000000V
 """
-# Recorded real output of vcgencmd (telemetry-samples.md).
+# Output of vcgencmd, in its format.
 TEMP = "temp=52.0'C\n"
 CLOCK_PI4 = "frequency(48)=1500398464\n"
 CLOCK_PI5 = "frequency(0)=2400004352\n"

@@ -1,4 +1,4 @@
-"""The tegrastats parser against the recorded real-format lines of shared/telemetry-samples.md,
+"""The tegrastats parser against real-format lines published in public test suites (named beside each),
 and the tegrastats stream through the sampler."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_jp7_three_values_per_rail() -> None:
 
 
 def test_timestamp_prefix_offline_sensor_and_no_root_frequencies() -> None:
-    # Variants documented in telemetry-samples.md's notes, built on the recorded Orin NX line.
+    # Variants tegrastats prints (a JetPack 5+ timestamp, -256C for an offline sensor), built on the Orin NX line.
     stamped = "01-03-2023 16:10:22 " + ORIN_NX_JP5.replace("CV2@45.75C", "CV2@-256C")
     p = parse_line(stamped)
     assert p["power_w"] == pytest.approx(5.299) and p["ram_used_mb"] == 6334

@@ -3,14 +3,12 @@ its numbers; in the result event of a real job."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import agent_testlib as lib
 import numpy as np
 
-from devices.agent.cli import main
 from devices.agent.stats import (
     CV_LIMIT,
     PYPERF_MINMAX_LIMIT,
@@ -72,13 +70,7 @@ def test_one_sample_and_missing_numbers() -> None:
 
 
 def test_the_result_event_carries_the_mark(tmp_path: Path) -> None:
-    model = tmp_path / "model.bin"
-    model.write_bytes(b"x")
-    spec = lib.make_spec(model, runtime="sleep", runtime_options={"latency_ms": 0.5},
-                         measure={"min_s": 0.05, "min_iters": 50, "warmup_s": 0.01})
-    out = io.StringIO()
-    assert main(["measure", str(lib.write_spec(tmp_path, spec))], out=out) == 0
-    res = json.loads(out.getvalue().splitlines()[-1])
+    res = json.loads(lib.sleep_job_output(tmp_path, 0.5, min_s=0.05, min_iters=50, warmup_s=0.01).splitlines()[-1])
     assert "unstable" in res
     assert res["unstable"] == unstable_reason(res["latency"], res["samples_ns"])
     assert res["unstable"] is None or isinstance(res["unstable"], str)

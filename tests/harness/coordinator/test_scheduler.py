@@ -6,7 +6,7 @@ import pytest
 
 from harness.coordinator.scheduler import FaultPolicy, Scheduler
 from harness.coordinator.units import Unit, order_units
-from harness.records import Job
+from harness.records import Job, JobSettings
 
 
 class Clock:
@@ -140,10 +140,7 @@ def test_jobs_only_go_to_their_candidates(down_after: int) -> None:
 
 
 def _job(model: str, target: str = "b", repeats: int = 1, canary: str | None = None) -> Job:
-    settings: dict = {"measure": {"repeats": repeats}}
-    if canary:
-        settings["canary"] = canary
-    return Job(model, "fp32", target, "onnxruntime", settings)
+    return Job(model, "fp32", target, "onnxruntime", JobSettings(repeats=repeats, canary=canary))
 
 
 def _drain(s: Scheduler, board: str) -> list[tuple[str, int]]:
@@ -173,7 +170,7 @@ def test_the_canary_runs_first_and_last_on_its_board() -> None:
     s = Scheduler(order_units(js, "sequential"), {("b", "onnxruntime"): ("b",)},
                   FaultPolicy(down_after=5), Clock())
     first = s.next_unit("b")
-    assert first is not None and first.job.settings["canary"] == "first"
+    assert first is not None and first.job.settings.canary == "first"
     s.finished("b", None)
     a = s.next_unit("b")
     assert a is not None and a.job.model == "A"
@@ -182,7 +179,7 @@ def test_the_canary_runs_first_and_last_on_its_board() -> None:
 
 
 def test_canary_windows_between_are_spread_over_the_units_of_their_target() -> None:
-    between = Job("canary", "fp32", "b", "onnxruntime", {"measure": {"repeats": 3}, "canary": "between", "between": "b"})
+    between = Job("canary", "fp32", "b", "onnxruntime", JobSettings(repeats=3, canary="between", between="b"))
     js = [_job("A", repeats=2), _job("B", repeats=2), _job("canary", canary="first"), _job("canary", canary="last"),
           between, _job("other", target="c")]
     s = Scheduler(order_units(js, "interleaved"), {("b", "onnxruntime"): ("b",), ("c", "onnxruntime"): ("c",)},

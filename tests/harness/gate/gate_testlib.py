@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from harness.coordinator.repeats import as_repeat, combine
-from harness.records import Job, JobResult
+from harness.records import Job, JobResult, JobSettings
 from harness.store import Store
 
 CONFIGS = [("digits", "fp32", "orin", "onnxruntime"), ("digits", "int8", "orin", "onnxruntime"),
@@ -42,10 +42,10 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
     window's board and process shifts (``canary: {interleaved: true}``)."""
     config: dict[str, Any] = {"suite": {"name": "s", "gate": gate}, "devices": []}
     run = store.create_run(suite="s", config=config, tag=tag)
-    jobs = [Job(*c, {"measure": {}}) for c in CONFIGS]
+    jobs = [Job(*c) for c in CONFIGS]
     boards = list(canary or {})
     gaps = {b: max(0, sum(c[2] == b for c in CONFIGS) - 1) for b in boards}
-    canaries = {(b, when): Job("canary", "fp32", b, "onnxruntime", {"canary": when, "measure": {"repeats": n}})
+    canaries = {(b, when): Job("canary", "fp32", b, "onnxruntime", JobSettings(repeats=n, canary=when))
                 for b in boards for when, n in (("first", 1), ("between", gaps[b]), ("last", 1)) if n}
     ids = store.add_jobs(run, jobs + list(canaries.values()))
     board_shift = rng.normal(0, board_noise)

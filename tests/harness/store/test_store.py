@@ -14,12 +14,13 @@ import pytest
 
 import harness.store
 from harness.errors import SchemaVersionError, StoreError
-from harness.records import Job, JobResult
+from devices.agent.spec import MeasureSettings
+from harness.records import Job, JobResult, JobSettings
 from harness.store.schema import SCHEMA_VERSION
 
 
 def job(model: str = "m", variant: str = "fp32") -> Job:
-    return Job(model, variant, "local", "onnxruntime", {"measure": {"min_iters": 10}})
+    return Job(model, variant, "local", "onnxruntime", JobSettings(MeasureSettings(min_iters=10)))
 
 
 def ok_result(p50: float = 1.5, n: int = 1000) -> JobResult:
@@ -120,7 +121,7 @@ def test_sigkill_loses_nothing_reported(tmp_path: Path) -> None:
         from harness.records import Job, JobResult
         st = harness.store.open({str(db)!r})
         run = st.create_run(suite="s", config={{}})
-        jobs = [Job(f"m{{i}}", "fp32", "local", "onnxruntime", {{}}) for i in range(5)]
+        jobs = [Job(f"m{{i}}", "fp32", "local", "onnxruntime") for i in range(5)]
         ids = st.add_jobs(run, jobs)
         for j in jobs[:3]:
             st.record(ids[j.key], JobResult("ok", metrics={{"p50_ms": 1.0}}, samples_ns=np.ones(10, dtype=np.int64)))

@@ -32,6 +32,9 @@ from .loops import TARGET_MAX_ITERS, Deadline, InferFn, timed_loop, warmup_loop
 from .runtimes.base import Runtime
 from .spec import CanarySpec, MeasureSettings
 
+# The board canary's name in results: its jobs' model name in the plan and the store, which
+# the gate and the report read to tell its rows apart (one definition, importable by all).
+CANARY_NAME = "canary"
 POWER_REASON = "not measured: the interleaved canary shares the timed window"
 
 

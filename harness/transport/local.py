@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devices.transport.base import CommandResult, Session, Transport
+from harness.config import Device
+from harness.config.inventory import DEFAULTS
 from harness.errors import CommandTimeout, ConnectError
+from harness.transport.base import CommandResult, Session, Transport
 
 
 class LocalTransport(Transport):
@@ -29,6 +31,11 @@ class LocalTransport(Transport):
     def __init__(self, workdir: str, base_env: dict[str, str] | None = None):
         super().__init__(str(Path(workdir).expanduser()))
         self.base_env = dict(os.environ if base_env is None else base_env)
+
+    @classmethod
+    def for_device(cls, device: Device, driver_env: dict[str, str]) -> LocalTransport:
+        """The coordinator's own machine, starting commands from the driver's environment."""
+        return cls(device.workdir or DEFAULTS["workdir"], base_env=driver_env)
 
     def connect(self) -> None:
         try:

@@ -6,7 +6,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-from devices.bundle import AGENT_DIR, SHEBANG, build_agent
+from harness.coordinator.bundle import AGENT_DIR, SHEBANG, build_agent
 
 
 def test_same_sources_same_bytes_and_name(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_archive_layout(tmp_path: Path) -> None:
 
 
 def test_changed_source_changes_the_name(tmp_path: Path, monkeypatch) -> None:
-    import devices.bundle as bundle
+    import harness.coordinator.bundle as bundle
 
     base = build_agent(tmp_path / "a")
     monkeypatch.setattr(bundle, "MAIN", bundle.MAIN + "# changed\n")

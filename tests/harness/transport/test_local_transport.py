@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.transport import LocalTransport, sha256_file
+from harness.transport import LocalTransport, sha256_file
 from harness.errors import CommandTimeout
 
 

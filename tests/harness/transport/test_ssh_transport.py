@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from devices.transport import SSHTransport, sha256_file
-from devices.transport.ssh import KILL_WAIT_S
+from harness.transport import SSHTransport, sha256_file
+from harness.transport.ssh import KILL_WAIT_S
 from harness.errors import AuthError, CommandTimeout, ConnectError, TransportError
 from tests.sshlab import LabHost, wait_gone
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.config import Device
 from harness.errors import CommandTimeout, ConnectError
 from harness.hashing import sha256_file
 
@@ -155,6 +156,11 @@ class Transport(ABC):
     def __init__(self, workdir: str):
         self.workdir = workdir
         self.uploaded_bytes = 0  # by put_by_hash since this transport was made: what the cache did not save
+
+    @classmethod
+    @abstractmethod
+    def for_device(cls, device: Device, driver_env: dict[str, str]) -> Transport:
+        """The transport to an inventory device, built only (no network)."""
 
     @abstractmethod
     def connect(self) -> None: ...

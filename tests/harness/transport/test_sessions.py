@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.transport import LocalTransport, SSHTransport, Transport
+from harness.transport import LocalTransport, SSHTransport, Transport
 from harness.errors import CommandTimeout, ConnectError
 
 SERVER = textwrap.dedent("""

@@ -10,6 +10,7 @@ timeout can kill the agent *and* everything it started.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import select
@@ -22,10 +23,12 @@ from typing import Literal
 
 import paramiko
 
-from devices.transport.base import CommandResult, LineBuffer, Session, Transport
-from devices.transport.ssh_hosts import (
+from harness.transport.base import CommandResult, LineBuffer, Session, Transport
+from harness.transport.ssh_hosts import (
     DEFAULT_SSH_CONFIG, AcceptNewPolicy, StrictPolicy, changed_key_error, resolve_endpoint,
 )
+from harness.config import Device
+from harness.config.inventory import DEFAULTS
 from harness.errors import AuthError, CommandTimeout, ConnectError, RemoteCommandError
 
 log = logging.getLogger("edge_harness.transport.ssh")
@@ -64,6 +67,19 @@ class SSHTransport(Transport):
         return f"SSHTransport({e.user}@{e.hostname}:{e.port})"
 
     # -- connection -----------------------------------------------------------------------
+
+    @classmethod
+    def for_device(cls, device: Device, driver_env: dict[str, str]) -> SSHTransport:
+        """The built-in default port 22 is passed as "unset" so a ``~/.ssh/config`` alias's
+        ``Port`` still applies; an explicit inventory port always wins."""
+        assert device.host is not None  # the inventory model requires it for non-local kinds
+        return cls(
+            device.host, workdir=device.workdir or DEFAULTS["workdir"],
+            port=None if device.port in (None, DEFAULTS["port"]) else device.port, user=device.user,
+            key_file=os.path.expanduser(device.key) if device.key else None,
+            known_hosts=os.path.expanduser(device.known_hosts or DEFAULTS["known_hosts"]),
+            host_key_policy=device.host_key_policy or "strict",
+        )  # fmt: skip
 
     def connect(self) -> None:
         """(Re)connect, expand a ``~`` workdir on the board, and create ``<workdir>/cache``."""

@@ -14,7 +14,7 @@ import os
 import zipfile
 from pathlib import Path
 
-AGENT_DIR = Path(__file__).resolve().parent / "agent"
+AGENT_DIR = Path(__file__).resolve().parents[2] / "devices" / "agent"
 SHEBANG = b"#!/usr/bin/env python3\n"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _MODE = 0o644

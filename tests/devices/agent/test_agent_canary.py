@@ -15,7 +15,7 @@ import pytest
 
 from devices.agent.cli import main
 from devices.agent.errors import ProtocolError
-from devices.agent.interleave import POWER_REASON, interleaved_loop
+from devices.agent.canary import POWER_REASON, interleaved_loop
 from devices.agent.loops import Deadline
 from devices.agent.spec import MeasureSettings, TargetSettings, parse_spec
 
