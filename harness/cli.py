@@ -52,8 +52,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         err.print(f"[dim]not planned: {escape(reason)}[/]")
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.timings_s.items())
     out.print(f"run [bold]{outcome.run_id}[/]: {outcome.ok} ok, {len(outcome.failed)} failed ({timings})")
-    for label, reason in outcome.failed:
-        out.print(f"  [red]failed[/] {escape(label)}: {escape(reason)}")
+    for reason, labels in _grouped(outcome.failed).items():
+        more = ", ..." if len(labels) > 3 else ""
+        jobs = labels[0] if len(labels) == 1 else f"{len(labels)} jobs ({', '.join(labels[:3])}{more})"
+        out.print(f"  [red]failed[/] {escape(jobs)}: {escape(reason)}")
     for board, reason in outcome.down.items():
         out.print(f"  [red]down[/] {escape(board)}: {escape(reason)}")
     out.print(f"results: {args.store}")
@@ -62,9 +64,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_JOBS_FAILED if outcome.failed else EXIT_OK
 
 
+def _grouped(failed: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Failed jobs by reason (one cause hitting many jobs reads as one line), most frequent first."""
+    by: dict[str, list[str]] = {}
+    for label, reason in failed:
+        by.setdefault(reason, []).append(label)
+    return dict(sorted(by.items(), key=lambda kv: -len(kv[1])))
+
+
 def cmd_variants_build(args: argparse.Namespace) -> int:
     from harness.config import load_suite
     from harness.coordinator.sweep import SweepOptions, build_suite
+    from harness.records import one_line
 
     suite = load_suite(args.suite)
     outcome = build_suite(suite, SweepOptions(cache_dir=args.cache_dir, ray_address=args.ray_address))
@@ -78,7 +89,7 @@ def cmd_variants_build(args: argparse.Namespace) -> int:
                       "-" if r.get("cosine") is None else f"{r['cosine']:.4f}")
     out.print(table)
     for (model, chain), reason in outcome.failures.items():
-        out.print(f"[red]failed[/] {escape(f'{model} [{chain}]: {reason}')}")
+        out.print(f"[red]failed[/] {escape(f'{model} [{chain}]: {one_line(reason)}')}")
     return EXIT_JOBS_FAILED if outcome.failures else EXIT_OK
 
 

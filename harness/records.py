@@ -100,6 +100,10 @@ class Repeat:
     finished: float | None = None
 
 
+# A failure's reason, as the terminal, the store's error column and the report show it.
+MAX_REASON_CHARS = 300
+
+
 @dataclass
 class JobResult:
     """What became of a job: measured (``ok``) or ``failed`` with the reason."""
@@ -114,6 +118,19 @@ class JobResult:
     attempts: int = 1
     repeats: list[Repeat] = field(default_factory=list)  # per-repeat results when the job ran several windows
 
+    def __post_init__(self) -> None:
+        # A failure reads as one line wherever it is shown; a longer text is kept whole in the details.
+        if self.error is not None and one_line(self.error) != self.error:
+            self.details.setdefault("error_full", self.error)
+            self.error = one_line(self.error)
+
     @classmethod
     def failed(cls, reason: str, **details: Any) -> JobResult:
         return cls(status="failed", error=reason, details=details)
+
+
+def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` as one line of at most ``limit`` characters: whitespace runs (newlines
+    included) collapsed, the end cut with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"
