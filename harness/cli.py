@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,6 +30,14 @@ EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_BUG = 0, 1, 2, 3, 7
 # Not a terminal (CI logs, pipes): rich would squeeze tables into 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds up to a day (argparse: otherwise a usage error, exit 2)."""
+    value = float(text)
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be > 0 and at most 86400")
+    return value
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -47,7 +56,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         resume=args.resume)
     with open_store(args.store) as store:
         outcome = run_sweep(suite, inventory, store, opts)
-        report = None if args.no_report else _write_report(store, outcome.run_id, args.report)
+        _summarize(outcome, args.store)
+        try:
+            report = None if args.no_report else _write_report(store, outcome.run_id, args.report)
+        except (HarnessError, OSError) as e:  # the results are stored: say so, and keep the sweep's exit code
+            err.print(f"[bold red]error:[/] the report was not written: {escape(str(e))}")
+            report = None
+    if report:
+        out.print(f"report: {escape(str(report))}")
+    return EXIT_JOBS_FAILED if outcome.failed else EXIT_OK
+
+
+def _summarize(outcome: Any, store: Path) -> None:
+    """What a sweep did, printed before anything else can go wrong (the report)."""
     for reason in outcome.skipped:
         err.print(f"[dim]not planned: {escape(reason)}[/]")
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.timings_s.items())
@@ -58,10 +79,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out.print(f"  [red]failed[/] {escape(jobs)}: {escape(reason)}")
     for board, reason in outcome.down.items():
         out.print(f"  [red]down[/] {escape(board)}: {escape(reason)}")
-    out.print(f"results: {args.store}")
-    if report:
-        out.print(f"report: {report}")
-    return EXIT_JOBS_FAILED if outcome.failed else EXIT_OK
+    out.print(f"results: {escape(str(store))}")
 
 
 def _grouped(failed: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -124,7 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise ConfigError(f"run {run_id} has no tag; give the history's tag with --tag", field="--history")
         path = _write_report(store, run_id, args.output, history_tag=tag, budget_ms=args.budget_ms,
                              budget_mj=args.budget_mj)
-    out.print(f"{'dashboard' if tag else 'report'}: {path}")
+    out.print(f"{'dashboard' if tag else 'report'}: {escape(str(path))}")
     return EXIT_OK
 
 
@@ -329,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     ic.add_argument("--inventory", type=Path, help="inventory file (default: this machine only)")
     ic.add_argument("--devices", type=_csv, default=(), help="only these devices (comma-separated)")
     ic.add_argument("--json", action="store_true", help="machine-readable output (a JSON list, one entry per device)")
-    ic.add_argument("--timeout", type=float, default=30.0, help="seconds per command on a device (default 30)")
+    ic.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per command on a device (default 30)")
     cache_arg(ic)
     ic.set_defaults(func=cmd_inventory_check)
 
@@ -342,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "suite's lease.ttl_s, and breaking a live one lets two coordinators measure at once.")
     lb.add_argument("device", help="the device's name in the inventory")
     lb.add_argument("--inventory", type=Path, help="inventory file (default: this machine only)")
-    lb.add_argument("--timeout", type=float, default=30.0, help="seconds per command on the device (default 30)")
+    lb.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per command on the device (default 30)")
     cache_arg(lb)
     lb.set_defaults(func=cmd_lease_break)
     return p

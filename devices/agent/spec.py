@@ -237,7 +237,7 @@ def _parse_measure(raw: Dict[str, Any]) -> MeasureSettings:
         elif f.name == "quiet":
             values["quiet"] = _parse_quiet(given)
         elif f.name in _SECONDS:
-            values[f.name] = float(get(given, f.name, "measure.", (int, float)))
+            values[f.name] = number(given, f.name, "measure.")
         else:
             values[f.name] = get(given, f.name, "measure.", (int,), nullable=f.default is None)
     ms = MeasureSettings(**values)
@@ -245,6 +245,8 @@ def _parse_measure(raw: Dict[str, Any]) -> MeasureSettings:
         _positive(getattr(ms, key), key)
     for key in ("max_iters", "timeout_s", "threads"):
         _positive(getattr(ms, key), key, allow_zero=False)
+    if not 0 <= ms.seed < 2**32:
+        raise ProtocolError("spec key measure.seed must be in [0, 2**32), got %r" % ms.seed)
     return ms
 
 

@@ -21,9 +21,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
-from harness.config.yamlio import load_yaml, validate
+from harness.config.yamlio import Strict, load_yaml, validate
 
 _PERCENT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
 
@@ -39,10 +39,6 @@ def _fraction(value: Any) -> Any:
 
 
 Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=10)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Increase(Strict):

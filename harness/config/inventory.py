@@ -5,19 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from harness.config.names import check_runtimes
-from harness.config.yamlio import line_of, load_yaml, validate
+from harness.config.yamlio import Strict, line_of, load_yaml, validate
 from harness.errors import InventoryError
 
 DeviceKind = Literal["jetson", "pi", "x86", "local", "generic"]
 RuntimeNames = Annotated[tuple[str, ...], AfterValidator(check_runtimes)]
 PowerSource = Literal["auto", "ina3221", "tegrastats", "pi5-pmic", "ina2xx", "rapl", "nvml", "command", "none"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PowerConfig(Strict):
@@ -38,7 +34,7 @@ class Cooldown(Strict):
     max_temp_c: float | None = Field(None, description="Wait before a job until the hottest zone is below this.")
     idle_temp_c: float | None = Field(None, description="The board's idle temperature, for delta_c.")
     delta_c: float | None = Field(None, ge=0, description="Or wait until within this many degrees of idle_temp_c.")
-    max_wait_s: float = Field(120.0, ge=0, description="Give up waiting (and record it) after this long.")
+    max_wait_s: float = Field(120.0, ge=0, le=86400.0, description="Give up waiting (and record it) after this long.")
 
 
 class Connection(Strict):
@@ -141,14 +137,15 @@ def _check_names(data: Any, path: Path) -> None:
     either). The model rejects duplicates too, but only the file knows the offending line."""
     devices = data.get("devices") if isinstance(data, dict) else None
     entries = [d if isinstance(d, dict) else {} for d in (devices if isinstance(devices, list) else ())]
-    names = {d.get("name") for d in entries}
+    names = {d.get("name") for d in entries if isinstance(d.get("name"), str)}  # the model reports the rest
     seen: set[str] = set()
     for i, dev in enumerate(entries):
         name, pool = dev.get("name"), dev.get("pool")
         if isinstance(name, str) and name in seen:
             line = line_of(data, ("devices", i, "name"))
             raise InventoryError(f"duplicate device name {name!r}", location=f"{path}:{line}", field=f"devices.{i}.name")
-        seen.add(name)
+        if isinstance(name, str):
+            seen.add(name)
         if isinstance(pool, str) and pool in names:
             line = line_of(data, ("devices", i, "pool"))
             raise InventoryError(f"pool {pool!r} has the name of a device; name the pool differently",

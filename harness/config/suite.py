@@ -8,7 +8,6 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -21,11 +20,8 @@ from devices.agent import spec as wire
 from devices.agent.canary import CANARY_NAME
 from harness.config.gate import Policy
 from harness.config.inventory import RuntimeNames
-from harness.config.yamlio import load_yaml, validate
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from harness.config.yamlio import Strict, line_of, load_yaml, validate
+from harness.errors import ConfigError
 
 
 def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -139,6 +135,9 @@ ModelRef = Annotated[
 ]
 
 
+# No wait, window or timeout of a job is longer than a day: a bigger number is a typo, and an
+# infinite one (YAML's .inf) would hang a sweep or overflow a timer.
+DAY_S = 86400.0
 # The job's defaults are the wire's (the agent's spec module): one definition on both sides.
 _MEASURE, _TARGET, _QUIET = wire.MeasureSettings(), wire.TargetSettings(), wire.QuietSettings()
 
@@ -165,7 +164,7 @@ class Quiet(Strict):
     max_load_per_cpu: float = Field(_QUIET.max_load_per_cpu, ge=0, description="1-minute load average per CPU.")
     min_free_mb: float = Field(_QUIET.min_free_mb, ge=0, description="Available memory (MemAvailable), MB.")
     wait_s: float = Field(
-        _QUIET.wait_s, ge=0, description="How long to wait for a quiet board (also bounded by a quarter of the job's time left)."
+        _QUIET.wait_s, ge=0, le=DAY_S, description="How long to wait for a quiet board (also bounded by a quarter of the job's time left)."
     )
 
 
@@ -179,15 +178,15 @@ class MeasureSettings(Strict):
     """
 
     warmup_iters: int = Field(_MEASURE.warmup_iters, ge=0, description="Warm-up iterations (at least).")
-    warmup_s: float = Field(_MEASURE.warmup_s, ge=0, description="Warm-up seconds (at least).")
+    warmup_s: float = Field(_MEASURE.warmup_s, ge=0, le=DAY_S, description="Warm-up seconds (at least).")
     min_iters: int = Field(_MEASURE.min_iters, ge=1, description="Timed iterations (at least).")
-    min_s: float = Field(_MEASURE.min_s, ge=0, description="Timed seconds (at least).")
+    min_s: float = Field(_MEASURE.min_s, ge=0, le=DAY_S, description="Timed seconds (at least).")
     max_iters: int | None = Field(
         _MEASURE.max_iters, ge=1, description="Stop the timed window here even if min_s is not met.")
-    timeout_s: float = Field(_MEASURE.timeout_s, gt=0, description="A job taking longer fails with a timeout.")
+    timeout_s: float = Field(_MEASURE.timeout_s, gt=0, le=DAY_S, description="A job taking longer fails with a timeout.")
     threads: int | Literal["auto"] = Field(
         _MEASURE.threads or "auto", description="Inference threads; 'auto' = the runtime's default.")
-    seed: int = Field(_MEASURE.seed, description="Seed of the random timing input.")
+    seed: int = Field(_MEASURE.seed, ge=0, lt=2**32, description="Seed of the random timing input (numpy's range).")
     target: Target | None = Field(
         _MEASURE.target,
         description="Keep the timed window going until this percentile's confidence interval is tight "
@@ -285,10 +284,10 @@ class Faults(Strict):
     """How a sweep treats boards that drop; ``retries`` (top level) bounds each job's retries."""
 
     down_after: int = Field(2, ge=1, description="Transport failures in a row that mark a board down.")
-    reprobe_s: float = Field(30.0, gt=0, description="A down board is re-probed after this long, then twice as long.")
+    reprobe_s: float = Field(30.0, gt=0, le=DAY_S, description="A down board is re-probed after this long, then twice as long.")
     reprobe_max: int = Field(3, ge=1, description="Failed re-probes after which a board is given up for the sweep.")
     grace_s: float = Field(
-        60.0, ge=0, description="The coordinator kills a job this long after measure.timeout_s (the agent's own)."
+        60.0, ge=0, le=DAY_S, description="The coordinator kills a job this long after measure.timeout_s (the agent's own)."
     )
 
 
@@ -297,11 +296,11 @@ class LeaseSettings(Strict):
     two coordinators never measure one board at once."""
 
     ttl_s: float = Field(
-        60.0, ge=5, description="A lease not renewed for this long has expired and may be taken over "
+        60.0, ge=5, le=DAY_S, description="A lease not renewed for this long has expired and may be taken over "
         "(the coordinator renews it every ttl_s / 4 while a job runs).",
     )  # fmt: skip
     wait_s: float = Field(
-        1800.0, ge=0, description="How long a job waits for a board another coordinator holds before it is "
+        1800.0, ge=0, le=DAY_S, description="How long a job waits for a board another coordinator holds before it is "
         "stored as failed ('board busy').",
     )  # fmt: skip
 
@@ -427,4 +426,26 @@ class Suite(Strict):
 
 
 def load_suite(path: Path) -> Suite:
-    return validate(Suite, load_yaml(path), path)
+    """The suite file, validated; its ``factory:`` and ``dataset:`` references imported (a
+    suite is code: they run the user's modules), so a bad one is exit 2 here, not a failed job."""
+    data = load_yaml(path)
+    suite = validate(Suite, data, path)
+    for i, model in enumerate(suite.models):
+        for key in ("factory", "dataset"):
+            ref = getattr(model, key, None)
+            problem = ref and _import_problem(ref)
+            if problem:
+                line = line_of(data, ("models", i, key))
+                raise ConfigError(problem, location=f"{path}:{line}" if line else str(path), field=f"models.{i}.{key}")
+    return suite
+
+
+def _import_problem(ref: str) -> str | None:
+    """Why ``"pkg.module:function"`` cannot be imported, or None."""
+    from harness.zoo.registry import import_ref
+
+    try:
+        func = import_ref(ref)
+    except Exception as exc:  # noqa: BLE001 - the user's module may raise anything while importing
+        return f"cannot import {ref!r}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return None if callable(func) else f"{ref!r} is not a function"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -20,18 +20,65 @@ from harness.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
+class Strict(BaseModel):
+    """Every config model: unknown keys are errors (a typo must not pass silently), values are
+    frozen, and a number is finite (``.inf`` and ``.nan`` pass YAML but break a run)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
 def load_yaml(path: Path) -> Any:
     """Round-trip load: the result keeps line numbers (duplicate keys are an error)."""
     if not path.is_file():
         raise ConfigError("file not found", location=str(path))
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"larger than {MAX_FILE_BYTES >> 20} MiB: not a suite, inventory or policy file",
+                              location=str(path))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not a UTF-8 text file (byte {e.start}): is it a YAML file?", location=str(path)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror or e}", location=str(path)) from None
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
-        return yaml.load(path.read_text(encoding="utf-8"))
+        nodes = _expanded_size(yaml.compose(text), {})
+        if nodes > MAX_NODES:
+            raise ConfigError(f"its aliases expand to more than {MAX_NODES:,} values (an alias bomb?)",
+                              location=str(path))
+        return yaml.load(text)
+    except RecursionError:
+        raise ConfigError("nested too deeply to be a configuration file", location=str(path)) from None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(" ".join(str(e.problem or e).split()), location=line) from None
+
+
+# A configuration file is small: bound what loading one may cost (a binary file given by
+# mistake, aliases nested into a "billion laughs").
+MAX_FILE_BYTES = 4 << 20
+MAX_NODES = 1_000_000
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values ``node`` becomes once every alias is expanded, counted over the composed
+    graph (each shared node once, memoised), so a bomb is measured without expanding it."""
+    if node is None:
+        return 0
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # a cycle counts once
+    value = node.value
+    if isinstance(value, list):
+        children = [c for pair in value for c in (pair if isinstance(pair, tuple) else (pair,))]
+        size = 1 + sum(min(_expanded_size(c, memo), MAX_NODES + 1) for c in children)
+    else:
+        size = 1
+    memo[id(node)] = size = min(size, MAX_NODES + 1)
+    return size
 
 
 def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:

@@ -61,7 +61,8 @@ class SweepProgress:
         m = result.metrics
         if result.status == "ok":
             acc = f" acc {m['accuracy'] * 100:.1f}%" if m.get("accuracy") is not None else ""
-            line = f"[green]ok[/] {escape(job.label())}: p50 {m['p50_ms']:.3f} ms (cv {m['cv']:.1%}){acc}"
+            cv = "n/a" if m.get("cv") is None else f"{m['cv']:.1%}"  # one sample has no spread
+            line = f"[green]ok[/] {escape(job.label())}: p50 {m['p50_ms']:.3f} ms (cv {cv}){acc}"
         else:
             line = f"[red]failed[/] {escape(job.label())}: {escape(result.error or '')}"
         self.console.print(line, highlight=False)

@@ -130,6 +130,29 @@ def test_a_broken_model_fails_alone_with_exit_3(tmp_path: Path, artifact_cache, 
     assert df.loc["broken", "status"] == "failed" and df.loc["broken", "error"]
 
 
+def test_a_report_that_cannot_be_written_keeps_the_summary_and_the_exit_code(tmp_path: Path, artifact_cache,  # noqa: ANN001
+                                                                               capsys) -> None:  # noqa: ANN001
+    """The results are stored before the report is written: a report path that is a directory
+    costs the report, not the summary or exit 3; paths are printed as written (no markup)."""
+    (tmp_path / "broken.onnx").write_bytes(b"this is not an onnx graph")
+    suite = write_suite(tmp_path, """
+        name: mixed
+        models:
+          - builtin: digits-cnn
+          - {name: broken, onnx: broken.onnx, input_shape: [1, 3, 8, 8]}
+        variants: [fp32]
+        runtimes: [onnxruntime]
+        """)
+    db = tmp_path / "[bold]runs" / "h.db"
+    db.parent.mkdir()
+    code = main(["sweep", str(suite), "--store", str(db), "--cache-dir", str(artifact_cache.root.parent),
+                 "--report", str(tmp_path)])
+    assert code == 3
+    captured = capsys.readouterr()
+    assert "1 ok, 1 failed" in captured.out and f"results: {db}" in captured.out
+    assert "the report was not written" in captured.err
+
+
 def test_variants_build_command(tmp_path: Path, artifact_cache, capsys) -> None:  # noqa: ANN001
     (tmp_path / "broken.onnx").write_bytes(b"not onnx")
     suite = write_suite(tmp_path, """
