@@ -159,7 +159,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         write(args.junit, junit_xml(result, strict=args.strict))
     if args.markdown:
         write(args.markdown, markdown(result))
-    failed = result.count("regression") or (args.strict and result.count("missing"))
+    failed = result.count("regression") or (args.strict and (result.count("missing") or result.count("inconclusive")))
     return EXIT_REGRESSION if failed else EXIT_OK
 
 
@@ -304,13 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare every (model, variant, device, runtime) of the candidate with the baseline (a run, or "
                     "the latest runs of a tag) under the policy; each metric is pass, regression, improvement, "
                     "inconclusive, missing or board-drift (a slowdown the board's canary shows too). Exit 1 on any "
-                    "regression (and on missing with --strict), 0 otherwise.")
+                    "regression (and on missing or inconclusive with --strict), 0 otherwise.")
     g.add_argument("--candidate", required=True, metavar="RUN", help="run id, unique prefix or 'latest'")
     g.add_argument("--baseline", required=True, metavar="RUN_OR_TAG", help="a run, or a tag (its last 5 runs)")
     g.add_argument("--policy", type=Path, help="policy YAML (default: the candidate suite's 'gate:')")
     g.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
     g.add_argument("--markdown", type=Path, metavar="FILE", help="write a Markdown summary (CI step summary)")
-    g.add_argument("--strict", action="store_true", help="missing configurations fail the gate too")
+    g.add_argument("--strict", action="store_true",
+                   help="missing and inconclusive configurations (noisy, unstable, not significant) fail the gate too")
     g.add_argument("--all", action="store_true", help="list passing comparisons too")
     store_arg(g)
     g.set_defaults(func=cmd_gate)

@@ -6,6 +6,9 @@ anything else is a bug and gets a short notice with the traceback in a debug log
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from devices.agent import errors as agent_errors
 
 
@@ -73,7 +76,63 @@ def agent_failure(kind: str, message: str) -> str:
 
 
 class VariantBuildError(HarnessError):
-    """A compression recipe failed for one model; the variant is stored as failed."""
+    """A compression recipe failed for one model; the variant is stored as failed.
+
+    ``str(exc)`` and ``reason`` are one line of at most ``MAX_REASON`` characters (``one_line``:
+    long name lists summarized, long paths shortened, the rest cut with "..."), so that with
+    the builder's ``VariantBuildError: `` prefix a stored failure stays within 300 characters;
+    ``detail`` keeps the full text (the tool's own message) for whoever can store it, or None
+    when the reason is already all of it. Both survive pickling (Ray hands failures back pickled).
+    """
+
+    MAX_REASON = 280
+
+    def __init__(self, reason: str, detail: str | None = None):
+        text = str(reason)
+        self.reason = one_line(text, self.MAX_REASON)
+        self.detail = detail if detail is not None else (text if text != self.reason else None)
+        super().__init__(self.reason)
+
+    def __reduce__(self):  # noqa: ANN204 - pickle: keep ``detail``, not only ``args``
+        return (type(self), (self.reason, self.detail))
+
+
+# A Python list repr of more than _MAX_LISTED quoted names, as tools print them ("['a', 'b', ...]").
+_NAME_LIST = re.compile(r"\[(?:'[^'\n]*'(?:, )?){%d,}\]" % 9)
+_LONG_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/:'\"()\[\],]+){4,}")
+_MAX_LISTED = 8
+
+
+def name_list(names: Sequence[str], what: str = "inputs", shown: int = 3) -> str:
+    """``"2 inputs: a, b"``, or past ``_MAX_LISTED`` names ``"213 inputs: a, b, c, ..."``."""
+    names = [str(n) for n in names]
+    if len(names) <= _MAX_LISTED:
+        return f"{len(names)} {what}: {', '.join(names)}" if names else f"no {what}"
+    return f"{len(names)} {what}: {', '.join(names[:shown])}, ..."
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` as one line of at most ``limit`` characters: lines joined with " | ", runs of
+    whitespace collapsed, Python lists of many names summarized (``name_list``), long absolute
+    paths shortened to their last two parts, and what still overflows cut with "..."."""
+
+    def names(m: re.Match[str]) -> str:
+        return name_list(re.findall(r"'([^'\n]*)'", m.group(0)), "names")
+
+    def path(m: re.Match[str]) -> str:
+        p = m.group(0)
+        return p if len(p) <= 48 else ".../" + "/".join(p.rsplit("/", 2)[-2:])
+
+    text = _LONG_PATH.sub(path, _NAME_LIST.sub(names, str(text)))
+    out = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    out = re.sub(r"\s+", " ", out).strip()
+    return out if len(out) <= limit else out[: limit - 3].rstrip() + "..."
+
+
+class GateError(HarnessError):
+    """The gate cannot pass this candidate (it did not finish): a failed gate, not bad input."""
+
+    exit_code = 1
 
 
 class StoreError(HarnessError):

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config.gate import DEFAULT, Policy, load_policy
+from harness.errors import GateError
 from harness.gate.evaluate import GateResult, baseline_runs, evaluate, noise_runs
 from harness.store import Store
+
+
+# Statuses of a run whose sweep ended (``Store.finish_run``): every job has its result or its reason.
+FINISHED = ("ok", "failed-jobs")
 
 
 def policy_for(store: Store, candidate: str, path: Path | None) -> Policy:
@@ -19,6 +24,10 @@ def policy_for(store: Store, candidate: str, path: Path | None) -> Policy:
 
 def run_gate(store: Store, candidate_ref: str, baseline_ref: str, policy_path: Path | None = None) -> GateResult:
     candidate = store.resolve_run(candidate_ref)
+    status = store.run_info(candidate)["status"]
+    if status not in FINISHED:  # a crashed or running sweep's partial run must not pass on "missing"
+        raise GateError(f"the candidate run {candidate} did not finish (status {status!r}): resume it "
+                        f"('harness sweep SUITE --resume {candidate}') or gate a finished run")
     result = evaluate(store, candidate, baseline_runs(store, baseline_ref, candidate),
                       policy_for(store, candidate, policy_path), noise_runs(store, baseline_ref, candidate))
     store.record_verdicts(result.candidate, result.baselines, [

@@ -52,6 +52,7 @@ class Verdict:
     q: float | None = None
     note: str = ""
     unstable: str | None = None  # why the candidate's or a baseline's measurement is unstable
+    noisy: str | None = None  # why the board was busy while the candidate or a baseline was measured
     board: str | None = None  # the board that measured the candidate
     raw_ratio: float | None = None  # set when the ratio is relative to the board canary: the change without it
 
@@ -74,9 +75,14 @@ class GateResult:
 def baseline_runs(store: Store, ref: str, candidate: str, history: int = HISTORY) -> list[str]:
     """A run id (or unique prefix), else a tag: its ``history`` newest finished runs before the candidate."""
     try:
-        return [store.resolve_run(ref)]
+        run = store.resolve_run(ref)
     except StoreError:
         runs = store.runs(tag=ref)
+    else:
+        if run == candidate:
+            raise StoreError(f"the baseline {ref!r} is the candidate run {candidate} itself; name an earlier run "
+                             "or a tag")
+        return [run]
     started = store.run_info(candidate)["started"]
     runs = runs[(runs.run != candidate) & runs.finished.notna() & (runs.started < started)]
     if runs.empty:
@@ -186,6 +192,7 @@ def _verdict(reader: _Reader, config: dict[str, str], metric: str, rule: Increas
     if isinstance(rule, Drop):
         return _accuracy(config, rule, cand, bases)
     marks = [str(r.unstable) for r in (cand, *bases) if isinstance(r.get("unstable"), str) and r.unstable]
+    noisy = next((str(r.noisy) for r in (cand, *bases) if isinstance(r.get("noisy"), str) and r.noisy), None)
     note, raw_ratio = "", None
     if metric in PERCENTILES and (adj := adjusted(reader.windows, PERCENTILES[metric], cand, bases, history)):
         change, raw_ratio = adj.change, adj.raw_ratio
@@ -207,7 +214,7 @@ def _verdict(reader: _Reader, config: dict[str, str], metric: str, rule: Increas
         change = compare(c, b, run_noise(spread if len(spread) >= 3 else [e.log_value for e in b]))
     return Verdict(config, metric, "pass", threshold=rule.max_increase, ratio=change.ratio, ci=change.interval(),
                    p=min(1.0, 2 * min(change.p_increase(), change.p_decrease())), note=note,
-                   unstable=marks[0] if marks else None, board=_board(cand), raw_ratio=raw_ratio)
+                   unstable=marks[0] if marks else None, noisy=noisy, board=_board(cand), raw_ratio=raw_ratio)
 
 
 def _cv(row: pd.Series) -> float:
@@ -273,11 +280,15 @@ def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[p
 
 
 def _decide(v: Verdict, fdr: float) -> str:
-    """Significant AND beyond the threshold; beyond it but not significant is inconclusive.
+    """Significant AND beyond the threshold; beyond it but not significant is inconclusive, and
+    so is any comparison with a result its board marked noisy.
     An unstable measurement (CV over 2.5%, or pyperf's rules: docs/measurement.md) only
     counts when the change is far past the threshold: its whole interval beyond it (a
     canary-adjusted comparison lifts the mark when the history was as unstable, see _verdict)."""
     assert v.ratio is not None and v.threshold is not None and v.q is not None
+    if v.noisy:  # other load on the board: no confident verdict either way, whatever the numbers say
+        v.note = "; ".join(filter(None, [v.note, f"measured on a busy board ({v.noisy})"]))
+        return "inconclusive"
     worse, better = v.ratio > 1 + v.threshold, v.ratio < 1 / (1 + v.threshold)
     if not (worse or better):
         return "pass"

@@ -71,13 +71,14 @@ def markdown(result: GateResult) -> str:
 
 
 def junit_xml(result: GateResult, strict: bool = False) -> bytes:
-    """One testcase per configuration and metric; regressions (and, with --strict, missing) fail."""
+    """One testcase per configuration and metric; regressions (and, with --strict, missing and
+    inconclusive) fail."""
     suite = ET.Element("testsuite", name=f"harness gate {result.candidate}", tests=str(len(result.verdicts)))
     failures = skipped = 0
     for v in ordered(result):
         case = ET.SubElement(suite, "testcase", classname=v.label, name=v.metric)
         detail = f"{v.verdict}: change {change_text(v)} {interval_text(v)}, limit {limit_text(v)} {v.note}".strip()
-        if v.verdict == "regression" or (strict and v.verdict == "missing"):
+        if v.verdict == "regression" or (strict and v.verdict in ("missing", "inconclusive")):
             ET.SubElement(case, "failure", message=detail, type=v.verdict).text = detail
             failures += 1
         elif v.verdict in ("missing", "inconclusive", "board-drift"):

@@ -150,9 +150,9 @@ def test_front_labels_and_axes() -> None:
             make_row(
                 variant="slow", runtime="ov", p50_ms=12.0, p90_ms=14.0, accuracy=0.70, std_ms=None
             ),
-            make_row(variant="int8", runtime="ov", p50_ms=3.0, accuracy=0.74),
+            make_row(variant="int8", runtime="ov", p50_ms=3.0, accuracy=0.74, p50_ci_lo_ms=2.75, p50_ci_hi_ms=3.5),
         ],
-        columns=list(RESULT_COLUMNS),
+        columns=[*RESULT_COLUMNS, "p50_ci_lo_ms", "p50_ci_hi_ms"],
     )
     ctx = ReportContext(points)
     fig = build_figure(ctx.results, ACCURACY_AXIS, "m on d", runtime_styles(["ort", "ov"]))
@@ -161,9 +161,10 @@ def test_front_labels_and_axes() -> None:
     assert list(front.text) == ["int8", "fp16", "fp32"]
     assert list(front.x) == [3.0, 6.0, 10.0]
     ov = next(t for t in fig.data if t.name == "ov")
-    # int8 has std 0.8: symmetric; "slow" has no std: one-sided bar from p50 to p90.
-    assert list(ov.error_x.array) == [0.8, 2.0]
-    assert list(ov.error_x.arrayminus) == [0.8, 0.0]
+    # int8 has the p50's interval: its bar; "slow" has none: one-sided from p50 to p90 (never +-std,
+    # which for a skewed latency reaches below zero).
+    assert list(ov.error_x.array) == [0.5, 2.0]
+    assert list(ov.error_x.arrayminus) == [0.25, 0.0]
     assert "customdata[5]" in ov.hovertemplate
 
 

@@ -31,7 +31,7 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
             missing: tuple = (), accuracy: dict | None = None, energy: dict | None = None, run_noise: float = 0.005,
             gate: dict | None = None, repeats: int = 1, process_noise: float = 0.0, unstable: dict | None = None,
             canary: dict | None = None, board_noise: float = 0.0, deaf: tuple = (), cv: dict | None = None,
-            interleaved: bool = False) -> str:
+            interleaved: bool = False, noisy: dict | None = None, finish: bool = True) -> str:
     """One run over CONFIGS; ``slow`` maps a config to a latency factor. ``repeats`` windows per
     job, each in its "own process" (a log shift of sd ``process_noise``), folded as the sweep does;
     ``canary`` maps a board to its canary's latency factor (canary jobs first, between every two
@@ -39,7 +39,8 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
     sd of this run's board speed (a log shift every window of the run feels, canary included,
     but the configs in ``deaf``); ``unstable`` maps a config to its mark, ``cv`` to its CV;
     ``interleaved``: each config's window carries its own canary's percentiles, which share the
-    window's board and process shifts (``canary: {interleaved: true}``)."""
+    window's board and process shifts (``canary: {interleaved: true}``); ``noisy`` maps a config to
+    its board's noisy mark; ``finish=False`` leaves the run as a crashed sweep leaves it."""
     config: dict[str, Any] = {"suite": {"name": "s", "gate": gate}, "devices": []}
     run = store.create_run(suite="s", config=config, tag=tag)
     jobs = [Job(*c) for c in CONFIGS]
@@ -75,7 +76,8 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
             continue
         base = 2.0 + CONFIGS.index(c)
         extra = {"accuracy": (accuracy or {}).get(c, 0.95), "energy_mj": (energy or {}).get(c, float("nan")),
-                 "peak_rss_mb": 100.0 + CONFIGS.index(c), "unstable": (unstable or {}).get(c)}
+                 "peak_rss_mb": 100.0 + CONFIGS.index(c), "unstable": (unstable or {}).get(c),
+                 "noisy": (noisy or {}).get(c)}
         if cv and c in cv:
             extra["cv"] = cv[c]
         own = 5.0 * canary[c[2]] if interleaved and canary else None
@@ -84,7 +86,8 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
     for (b, _), job in canaries.items():
         store.job_started(ids[job.key], b)
         store.record(ids[job.key], _measured(rng, 5.0 * canary[b], windows[job.key], b, {}))
-    store.finish_run(run, "ok")
+    if finish:
+        store.finish_run(run, "ok")
     return run
 
 

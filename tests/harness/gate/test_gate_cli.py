@@ -56,3 +56,27 @@ def test_a_bad_policy_file_is_named_with_its_line(tmp_path: Path, capsys) -> Non
 def test_an_unknown_baseline_is_a_usage_error(tmp_path: Path) -> None:
     db, _, cand = make_store(tmp_path)
     assert main(["gate", "--candidate", cand, "--baseline", "weekly", "--store", str(db)]) == 2
+
+
+def test_a_candidate_that_did_not_finish_never_passes(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    db, base, _ = make_store(tmp_path)
+    with harness.store.open(db) as st:
+        crashed = add_run(st, np.random.default_rng(8), missing=(CONFIGS[0],), finish=False)
+    assert main(["gate", "--candidate", crashed, "--baseline", base, "--store", str(db)]) == 1
+    assert f"the candidate run {crashed} did not finish (status 'running')" in capsys.readouterr().err
+
+
+def test_a_baseline_that_is_the_candidate_is_refused(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    db, _, cand = make_store(tmp_path)
+    assert main(["gate", "--candidate", "latest", "--baseline", "latest", "--store", str(db)]) == 2
+    assert f"the baseline 'latest' is the candidate run {cand} itself" in capsys.readouterr().err
+
+
+def test_a_noisy_boards_result_is_inconclusive_and_fails_only_when_strict(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """A big 'improvement' measured while others used the board's CPUs is no verdict either way."""
+    noisy = "other processes used 100.0% of the CPUs (max_other_cpu_pct 25)"
+    db, base, cand = make_store(tmp_path, slow={CONFIGS[1]: 0.4}, noisy={CONFIGS[1]: noisy})
+    assert main(["gate", "--candidate", cand, "--baseline", base, "--store", str(db), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "improvement" not in out and "inconclusive" in out and "busy board" in out
+    assert main(["gate", "--candidate", cand, "--baseline", base, "--store", str(db), "--strict"]) == 1
