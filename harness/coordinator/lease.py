@@ -70,6 +70,14 @@ class LeaseWatch:
         self.waited_s: float | None = None  # how long the job waited for a held board, if it did
         self.took_over: str | None = None  # whose stale lease the job took over (and why it was stale), if it did
 
+    def restart(self, line: str, wait_s: float, run_s: float) -> float | None:
+        """The read's new timeout at ``line``: ``run_s`` once the job has the board, ``wait_s``
+        when the board first says it is held by another coordinator, else None."""
+        was_waiting = self.wait_began is not None
+        if self.granted(line):
+            return run_s
+        return wait_s if self.wait_began is not None and not was_waiting else None
+
     def granted(self, line: str) -> bool:
         """True for the line that says the job got the board (and now runs); logs and notes
         every lease event on the way."""

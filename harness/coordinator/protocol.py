@@ -16,6 +16,7 @@ from devices.agent.spec import (
     EvalSet,
     JobSpec,
     ModelInput,
+    TaskSettings,
     parse_spec,
     spec_to_json,
 )
@@ -24,6 +25,7 @@ from harness.config import Device
 from harness.errors import AgentError, agent_failure
 from devices.agent.metrics import CANARY_TABLE, METRIC_TABLE
 from harness.records import Job, JobResult
+from harness.transport.base import MAX_LINE_BYTES
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -39,9 +41,8 @@ TELEMETRY_DETAILS = (
 WINDOW_DETAILS = ("stop", "board_state", "window", "canary")
 # Result keys the agent sends as objects (the rest of the details are plain values).
 OBJECT_DETAILS = ("runtime", "warmup", "stop", "board_state", "window", "canary", "telemetry")
-# Bounds on what a board may send: a line (a result carries every sample: ~12 characters
-# each, so 10 M samples fit) and the text of a failure's reason.
-MAX_LINE_CHARS = 128 << 20
+# Bounds on what a board may send: a line (the transport's bound) and a failure's reason.
+MAX_LINE_CHARS = MAX_LINE_BYTES
 MAX_REASON_CHARS = 1000
 
 
@@ -52,10 +53,12 @@ def telemetry_spec(device: Device) -> TelemetrySettings:
 
 
 def make_spec(job: Job, job_id: str, artifact: Artifact, input_shape: tuple[int, ...], eval_path: str | None,
-              telemetry: TelemetrySettings | None = None, canary: CanarySpec | None = None) -> JobSpec:
-    """The job's spec for its board, from its typed settings."""
+              telemetry: TelemetrySettings | None = None, canary: CanarySpec | None = None,
+              task: TaskSettings | None = None) -> JobSpec:
+    """The job's spec for its board, from its typed settings (``task``: what the eval set
+    measures, ``harness.tasks``)."""
     return JobSpec(job_id=job_id, runtime=job.runtime, artifact=artifact, input=ModelInput(tuple(input_shape)),
-                   eval=EvalSet(eval_path) if eval_path else None, measure=job.settings.measure,
+                   eval=EvalSet(eval_path, task=task) if eval_path else None, measure=job.settings.measure,
                    runtime_options=dict(job.settings.runtime_options), telemetry=telemetry or TelemetrySettings(),
                    canary=canary)
 
@@ -135,6 +138,8 @@ def result_from_events(events: list[dict[str, Any]], exit_code: int, stderr: str
         if event["event"] == "result":
             details = {k: _detail(event, k) for k in ("runtime", "warmup")}
             details.update({k: _detail(event, k) for k in TELEMETRY_DETAILS + WINDOW_DETAILS if k in event})
+            if event.get("task") is not None:
+                details["task_output"] = _task_output(event["task"])  # scored, then dropped (harness.tasks)
             return JobResult("ok", metrics=_metrics(event), samples_ns=_samples(event.get("samples_ns")), facts=facts,
                              details=details)
     tail = stderr.strip().splitlines()[-5:]
@@ -204,6 +209,19 @@ def _detail(event: dict[str, Any], key: str) -> Any:
     elif isinstance(value, (dict, list)):
         raise MalformedOutput(f"result.{key} must be a plain value, got {_shown(value)}")
     return value
+
+
+def _task_output(value: Any) -> dict[str, Any]:
+    """The result's ``task``: the board's predictions on the eval set (devices.agent.tasks.evaluate)."""
+    if not isinstance(value, dict):
+        raise MalformedOutput(f"result.task must be an object or null, got {_shown(value)}")
+    for key, types in (("kind", (str,)), ("arrays", (str,)), ("n", (int,)), ("batch", (int,)), ("raw", (bool,))):
+        if isinstance(value.get(key), bool) and bool not in types or not isinstance(value.get(key), types):
+            raise MalformedOutput(f"result.task.{key} must be {'/'.join(t.__name__ for t in types)}, "
+                                  f"got {_shown(value.get(key))}")
+    for key in ("pre_ms", "infer_ms", "post_ms"):
+        _checked(value.get(key), "number", f"result.task.{key}", False)
+    return dict(value)
 
 
 def _text(value: Any, limit: int) -> str:

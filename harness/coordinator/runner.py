@@ -25,6 +25,7 @@ from harness.coordinator.protocol import (
 )
 from harness.errors import AgentError, ConnectError, HarnessError, TransportError
 from harness.records import Job, JobResult
+from harness.tasks.plan import TaskPlan
 from harness.transport import open_transport
 from harness.transport.base import Session
 
@@ -47,6 +48,7 @@ class Payload:
     format: str = "onnx"
     weights: FileRef | None = None  # the separate weights file of formats that have one
     canary: Payload | None = None  # the board canary, interleaved with the job in its process
+    task: TaskPlan | None = None  # what the eval set measures (``eval`` is then the task's npz)
 
 
 def agent_python(device: Device) -> str:
@@ -144,17 +146,20 @@ class DeviceRunner:
         c = payload.canary
         canary = canary_spec(job, self._artifact(c), c.input_shape) if c is not None else None
         spec = make_spec(job, job_id, self._artifact(payload), payload.input_shape, eval_remote,
-                         telemetry_spec(self.device), canary)
+                         telemetry_spec(self.device), canary, payload.task.settings if payload.task else None)
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
         t.write_text(spec_path, encode_spec(spec))
         timeout = job.settings.measure.timeout_s + self.grace_s
         server = self._serve(agent)
         server.send_line(self.lease.job_line(spec_path, job_id, t.workdir))
         watch = LeaseWatch(self.device.name, self._notify)
-        try:  # the wait for a held board has its own limit; the job gets its full time once it runs
-            answer = server.read_until(_is_event("exit"), timeout_s=self.lease.wait_s + self.grace_s,
-                                       stderr_end=STDERR_END.encode(), heartbeat=self.lease.heartbeat(server.send_line),
-                                       restart=(watch.granted, timeout))
+        # Three clocks: the board says at once whether it has the lease (grace_s); a wait for a board
+        # another coordinator holds has its own limit; the job gets its full time once it runs.
+        try:
+            answer = server.read_until(_is_event("exit"), timeout_s=self.grace_s, stderr_end=STDERR_END.encode(),
+                                       heartbeat=self.lease.heartbeat(server.send_line),
+                                       restart=lambda line: watch.restart(line, self.lease.wait_s + self.grace_s,
+                                                                          timeout))
         finally:
             watch.clear()
         if answer.stderr.strip():
@@ -164,6 +169,10 @@ class DeviceRunner:
         if busy is not None:
             return JobResult("failed", busy)
         result = job_output(events, answer.stderr)
+        if payload.task is not None or "task_output" in result.details:
+            from harness.tasks.score import score_task
+
+            result = score_task(result, payload.task, self.stager.local(payload.eval) if payload.eval else None)
         result.details["agent_s"] = round(answer.duration_s, 4)  # spec sent to the job's process exited
         if watch.waited_s is not None:
             result.details["lease_wait_s"] = watch.waited_s

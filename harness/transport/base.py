@@ -35,18 +35,37 @@ class Exchange:
     duration_s: float
 
 
+# Bounds on what a device may send, so a board that prints without end cannot fill the
+# coordinator's memory: one line (a result carries every sample, ~12 bytes each: 10 M samples
+# fit), and the stderr kept (its tail: the end says why a command failed).
+MAX_LINE_BYTES = 128 << 20
+MAX_STDERR_BYTES = 1 << 20
+MAX_ANSWER_CHARS = 2 * MAX_LINE_BYTES  # the stdout kept for one request
+
+
 class LineBuffer:
-    """Split a byte stream into lines as it arrives; decode per line so no character splits."""
+    """Split a byte stream into lines as it arrives; decode per line so no character splits.
+    A line longer than MAX_LINE_BYTES is dropped whole (``dropped`` counts them): no reader
+    could use it, and keeping it would let a board exhaust memory."""
 
     def __init__(self, on_line: Callable[[str], None] | None = None):
         self.on_line = on_line
         self.pending = b""
         self.lines: list[str] = []
+        self.dropped = 0
+        self._skipping = False  # inside an oversized line: drop up to its newline
 
     def feed(self, data: bytes) -> None:
-        *complete, self.pending = (self.pending + data).split(b"\n")
+        *complete, pending = (self.pending + data).split(b"\n")
         for raw in complete:
+            if self._skipping:
+                self._skipping = False
+                continue
             self._emit(raw.decode("utf-8", "replace") + "\n")
+        if len(pending) > MAX_LINE_BYTES:
+            self.dropped += not self._skipping
+            self._skipping, pending = True, b""
+        self.pending = pending
 
     def flush(self) -> None:
         if self.pending:
@@ -95,7 +114,7 @@ class Session(ABC):
 
     def read_until(self, done: Callable[[str], bool], timeout_s: float, stderr_end: bytes | None = None,
                    heartbeat: tuple[float, Callable[[], None]] | None = None,
-                   restart: tuple[Callable[[str], bool], float] | None = None) -> Exchange:
+                   restart: Callable[[str], float | None] | None = None) -> Exchange:
         """Stdout lines up to the first for which ``done`` is true.
 
         stdout and stderr travel apart (sshd forwards each pipe as it reads it), so an answer's
@@ -104,9 +123,9 @@ class Session(ABC):
         STDERR_WAIT_S) for that marker, and the stderr returned stops there.
         ``heartbeat`` (interval_s, send): ``send()`` is called every interval while the read
         waits, so the server knows its requester lives (the board's lease; the loop polls at
-        least every 0.1 s, so no thread is needed). ``restart`` (starts, timeout_s): a line for
-        which ``starts`` is true restarts the clock with that timeout (a job that waited for its
-        board gets its full time once it runs).
+        least every 0.1 s, so no thread is needed). ``restart(line)``: a new timeout (s) restarts
+        the clock from that line (the board said it is waiting for its lease, or a job that
+        waited got the board and gets its full time); None leaves the clock as it is.
         Raises ``CommandTimeout`` (the process group killed, the session closed) or
         ``ConnectError`` when the command or the connection ended first.
         """
@@ -114,16 +133,21 @@ class Session(ABC):
         deadline = start + timeout_s
         beat = start + heartbeat[0] if heartbeat else float("inf")
         taken: list[str] = []
+        kept = 0  # characters in ``taken``: past MAX_ANSWER_CHARS only the lines that end or restart the read stay
         answered: float | None = None
         while True:
             while answered is None and self._out.lines:
                 line = self._out.lines.pop(0)
-                taken.append(line)
-                if restart is not None and restart[0](line):
-                    timeout_s = restart[1]
+                new = restart(line) if restart is not None else None
+                starts = new is not None
+                if new is not None:
+                    timeout_s = new
                     deadline = time.monotonic() + timeout_s
                 if done(line):
                     answered = time.monotonic()
+                if kept + len(line) <= MAX_ANSWER_CHARS or starts or answered is not None:
+                    taken.append(line)
+                    kept += len(line)
             if answered is not None:
                 cut = -1 if stderr_end is None else self._err.find(stderr_end)
                 if stderr_end is None or cut >= 0 or self.ended or time.monotonic() - answered > STDERR_WAIT_S:
@@ -146,6 +170,8 @@ class Session(ABC):
             out, err, self.ended = self._poll(max(0.0, min(0.1, deadline - now, beat - now)))
             self._out.feed(out)
             self._err += err
+            if len(self._err) > 2 * MAX_STDERR_BYTES:  # keep the tail (the marker and the reason are there)
+                del self._err[:-MAX_STDERR_BYTES]
 
 
 class Transport(ABC):

@@ -43,7 +43,17 @@ FAKE_AGENT = textwrap.dedent(f"""
         answer = os.path.join(os.path.dirname(os.path.dirname(spec)), "outputs",
                               os.path.basename(spec)[:-len(".json")] + ".out")
         with open(answer, "rb") as f:
-            out.write(f.read()); out.flush()
+            data = f.read()
+        if data.startswith((b"#endless", b"#silent")):  # the job got the board, then misbehaves
+            out.write(b'{{"event":"lease","state":"granted"}}\\n'); out.flush()
+        if data.startswith(b"#endless"):  # a board that prints without end (no newline, or short lines)
+            chunk = b"x" * 65536 if data.startswith(b"#endless-bytes") else b'{{"event":"progress"}}\\n' * 3000
+            while True:
+                out.write(chunk); out.flush()
+        if data.startswith((b"#silent", b"#mute")):  # a board that never answers
+            sys.stdin.readline()
+            continue
+        out.write(data); out.flush()
         sys.stderr.write({STDERR_END!r} + "\\n"); sys.stderr.flush()
 """)
 
@@ -201,3 +211,43 @@ def test_a_malformed_field_is_named_in_the_reason() -> None:
     assert reason(RESULT, code="0") == "malformed agent output: exit.code must be an integer, got str '0'"
     assert reason(RESULT) is None
 
+
+
+@pytest.mark.parametrize("mode", ["#endless-bytes", "#endless-lines", "#silent", "#mute"])
+def test_endless_or_no_output_fails_the_job_within_its_budget(tmp_path: Path, runner: DeviceRunner,
+                                                               monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """Garbage without end, or nothing at all (after the lease, or not even the lease's
+    answer): the job fails as timed out once timeout_s + grace_s are spent, holding bounded
+    output meanwhile; the next job gets a fresh agent."""
+    import time
+
+    from harness.transport import base
+
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 1 << 20)
+    monkeypatch.setattr(base, "MAX_ANSWER_CHARS", 4 << 20)
+    runner.grace_s = 1.0
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"model")
+    payload = Payload(FileRef.of(model), (1, 3), None, {})
+    (tmp_path / "board" / "outputs").mkdir(parents=True)
+    (tmp_path / "board" / "outputs" / "stuck.out").write_bytes(mode.encode())
+    (tmp_path / "board" / "outputs" / "next.out").write_bytes(_line(FACTS) + _line(RESULT) + b'{"event":"exit","code":0}\n')
+    job = Job("m", "fp32", "fuzz", "sleep", JobSettings(MeasureSettings(timeout_s=2)))
+    t0 = time.monotonic()
+    result = runner.run_job(job, "stuck", payload)
+    assert time.monotonic() - t0 < 2 + 1 + 5  # timeout_s + grace_s, and the kill
+    limit = "1 s" if mode == "#mute" else "3 s"  # no answer to the lease either: grace_s alone
+    assert result.status == "failed" and f"timed out after {limit}" in result.error, result.error
+    assert runner.run_job(job, "next", payload).status == "ok"
+
+
+def test_a_line_past_the_limit_is_dropped_and_the_next_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.transport import base
+
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 1000)
+    buf = base.LineBuffer()
+    for _ in range(50):
+        buf.feed(b"y" * 400)  # 20 kB without a newline
+        assert len(buf.pending) <= 1000
+    buf.feed(b"tail of the long line\n{\"event\":\"ok\"}\n")
+    assert buf.lines == ['{"event":"ok"}\n'] and buf.dropped == 1

@@ -131,7 +131,7 @@ def test_a_line_can_restart_the_clock(transport: Transport, tmp_path: Path) -> N
     s = transport.start([sys.executable, str(script)])
     s.send_line("slow")
     answer = s.read_until(lambda line: line.strip() == "finished", timeout_s=0.6,
-                          restart=(lambda line: line.strip() == "started", 10.0))
+                          restart=lambda line: 10.0 if line.strip() == "started" else None)
     assert [line.strip() for line in answer.lines] == ["started", "finished"] and answer.duration_s > 0.9
     s.send_line("slow")
     with pytest.raises(CommandTimeout, match="after 0.6 s"):  # without the restart: 0.6 s is too short
