@@ -35,6 +35,8 @@ log = logging.getLogger("edge_harness.coordinator")
 PROBE_TIMEOUT_S = 20.0
 # How long the board's agent server may take to start (an interpreter and numpy, cold disk).
 SERVE_START_S = 60.0
+# How long it may take to say whether the job has the board's lease (a file lock: at once).
+LEASE_ANSWER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -153,10 +155,10 @@ class DeviceRunner:
         server = self._serve(agent)
         server.send_line(self.lease.job_line(spec_path, job_id, t.workdir))
         watch = LeaseWatch(self.device.name, self._notify)
-        # Three clocks: the board says at once whether it has the lease (grace_s); a wait for a board
-        # another coordinator holds has its own limit; the job gets its full time once it runs.
+        # Three clocks: the board says at once whether it has the lease; a wait for a board another
+        # coordinator holds has its own limit; the job gets its full time once it runs.
         try:
-            answer = server.read_until(_is_event("exit"), timeout_s=self.grace_s, stderr_end=STDERR_END.encode(),
+            answer = server.read_until(_is_event("exit"), timeout_s=LEASE_ANSWER_S, stderr_end=STDERR_END.encode(),
                                        heartbeat=self.lease.heartbeat(server.send_line),
                                        restart=lambda line: watch.restart(line, self.lease.wait_s + self.grace_s,
                                                                           timeout))

@@ -26,6 +26,7 @@ from devices.agent.spec import MeasureSettings
 from harness.config.inventory import Device
 from harness.coordinator import protocol
 from harness.coordinator.files import FileRef
+from harness.coordinator import runner as runner_module
 from harness.coordinator.runner import DeviceRunner, Payload
 from harness.records import Job, JobSettings
 
@@ -225,6 +226,7 @@ def test_endless_or_no_output_fails_the_job_within_its_budget(tmp_path: Path, ru
 
     monkeypatch.setattr(base, "MAX_LINE_BYTES", 1 << 20)
     monkeypatch.setattr(base, "MAX_ANSWER_CHARS", 4 << 20)
+    monkeypatch.setattr(runner_module, "LEASE_ANSWER_S", 1.0)
     runner.grace_s = 1.0
     model = tmp_path / "model.bin"
     model.write_bytes(b"model")
@@ -236,7 +238,7 @@ def test_endless_or_no_output_fails_the_job_within_its_budget(tmp_path: Path, ru
     t0 = time.monotonic()
     result = runner.run_job(job, "stuck", payload)
     assert time.monotonic() - t0 < 2 + 1 + 5  # timeout_s + grace_s, and the kill
-    limit = "1 s" if mode == "#mute" else "3 s"  # no answer to the lease either: grace_s alone
+    limit = "1 s" if mode == "#mute" else "3 s"  # no answer to the lease either: LEASE_ANSWER_S alone
     assert result.status == "failed" and f"timed out after {limit}" in result.error, result.error
     assert runner.run_job(job, "next", payload).status == "ok"
 
