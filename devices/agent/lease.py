@@ -119,7 +119,10 @@ def holder_text(lease: Lease) -> str:
 
 
 def utc_text(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+    except (OverflowError, ValueError, OSError):
+        return "an unreadable time"
 
 
 def _identity(pid: int) -> Dict[str, Any]:
@@ -167,15 +170,27 @@ def _locked(lease_dir: str) -> Iterator[None]:
 
 
 def _read(lease_dir: str) -> Optional[Lease]:
-    """The stored lease; a file that is not one of ours (hand-edited, foreign) counts as none."""
+    """The stored lease; a file that is not one of ours (hand-edited, foreign, a time that is
+    not a finite time: NaN would never expire) counts as none."""
     try:
         with open(os.path.join(lease_dir, STATE_FILE), encoding="utf-8") as f:
             data = json.load(f)
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("expires"), (int, float)):
+    if not isinstance(data, dict):
+        return None
+    for key in ("started", "renewed", "expires", "ttl_s"):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < _MAX_TIME:
+            return None
+    if not all(isinstance(data.get(k), str) for k in ("owner", "host", "token")) or \
+            isinstance(data.get("pid"), bool) or not isinstance(data.get("pid"), int):
         return None
     return data
+
+
+# Later than any board's clock (year ~5138): a bigger "time" is not one.
+_MAX_TIME = 1e11
 
 
 def _write(lease_dir: str, lease: Lease) -> None:

@@ -86,9 +86,15 @@ class Server:
     # -- inputs ---------------------------------------------------------------------------
 
     def _read(self) -> None:
-        for line in self.stdin:
-            self.inbox.put(("line", line))
-        self.inbox.put(("eof", None))
+        """Stdin's lines, then its end; whatever stops the reading (bytes that are not text, a
+        broken pipe) is an end too, so the server never waits for a reader that is gone."""
+        try:
+            for line in self.stdin:
+                self.inbox.put(("line", line))
+        except Exception as exc:  # noqa: BLE001 - the reader must always say it has stopped
+            _say("agent serve: stopped reading requests: %s: %s" % (type(exc).__name__, exc))
+        finally:
+            self.inbox.put(("eof", None))
 
     def _wait_child(self, pid: int) -> None:
         _, status = os.waitpid(pid, 0)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devices.agent import lease
 
 ME = {"owner": "run-a", "host": "ci-1", "pid": 101, "job_id": "run-a-1"}
@@ -77,6 +79,23 @@ def test_a_file_that_is_not_a_lease_counts_as_free(tmp_path: Path) -> None:
     assert lease.show(str(tmp_path)) is None
     (tmp_path / lease.STATE_FILE).write_text(json.dumps({"owner": "x"}))
     assert lease.try_acquire(str(tmp_path), ME, ttl_s=60).granted
+
+
+@pytest.mark.parametrize("edit", [
+    {"started": "x"}, {"expires": float("nan")}, {"expires": float("inf")}, {"renewed": 1e300},
+    {"ttl_s": True}, {"pid": "1"}, {"owner": None}, {"token": 5},
+])  # fmt: skip
+def test_a_hand_edited_lease_counts_as_free_and_breaks_nothing(tmp_path: Path, edit: dict) -> None:
+    """NaN or Infinity would never expire; a text where a time belongs would crash whoever shows it."""
+    lease.try_acquire(str(tmp_path), OTHER, ttl_s=600)
+    state = json.loads((tmp_path / lease.STATE_FILE).read_text())
+    (tmp_path / lease.STATE_FILE).write_text(json.dumps(dict(state, **edit)))  # Python writes NaN/Infinity
+    assert lease.show(str(tmp_path)) is None
+    assert lease.try_acquire(str(tmp_path), ME, ttl_s=60).granted
+
+
+def test_utc_text_of_a_time_out_of_range_does_not_raise() -> None:
+    assert lease.utc_text(1e300) == "an unreadable time" and lease.utc_text(0).startswith("1970-01-01")
 
 
 def _take_and_die(lease_dir: str) -> None:

@@ -65,3 +65,12 @@ def test_a_hung_job_is_ended_by_its_watchdog_and_the_server_goes_on(tmp_path: Pa
     assert code == 0 and len(jobs) == 2
     assert jobs[0][-1]["code"] == 1 and "timed out" in jobs[0][-2]["message"]
     assert jobs[1][-1]["code"] == 0 and jobs[1][-2]["event"] == "result"
+
+
+def test_bytes_that_are_not_text_end_the_server_instead_of_hanging_it() -> None:
+    """The reader thread stops on undecodable input; the server must see that as the end."""
+    proc = subprocess.run([sys.executable, "-m", "devices.agent", "serve"], input=b"\xff\xfe\xfd garbage\n",
+                          cwd=REPO, capture_output=True, timeout=60, env={"PYTHONIOENCODING": "utf-8", "PATH": ""})
+    events = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert proc.returncode == 0 and [e["event"] for e in events] == ["ready"]
+    assert b"stopped reading requests: UnicodeDecodeError" in proc.stderr
