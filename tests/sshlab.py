@@ -137,6 +137,15 @@ class LabHost:
             self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_banner(self.address, self.port)
 
+    def set_sftp(self, enabled: bool) -> None:
+        """Offer the SFTP subsystem or not (dropbear and minimal images have none); restarts sshd."""
+        line = "Subsystem sftp internal-sftp\n"
+        text = self.config.read_text().replace(line, "")
+        self.config.write_text(text + (line if enabled else ""))
+        self.kill_all()
+        self.proc = None
+        self.start()
+
     def kill(self) -> None:
         """SIGKILL only the listener: live sessions survive, new connections are refused."""
         if self.proc is not None and self.proc.poll() is None:

@@ -101,6 +101,8 @@ class DeviceRunner:
         result.variant = payload.variant
         result.details["wall_s"] = round(time.monotonic() - started, 3)
         result.details["uploaded_bytes"] = self.transport.uploaded_bytes - sent
+        if getattr(self.transport, "transfer", ""):  # SSH: how files reached the board (sftp, or exec without SFTP)
+            result.details["transfer"] = self.transport.transfer  # type: ignore[attr-defined]
         result.details.update(self._setup_s)
         self._setup_s = {}
         result.details["board"] = self.device.name

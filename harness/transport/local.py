@@ -9,13 +9,28 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from harness.config import Device
 from harness.config.inventory import DEFAULTS
 from harness.errors import CommandTimeout, ConnectError
 from harness.transport.base import CommandResult, Session, Transport
+
+
+# What the agent on this machine may see of the coordinator's environment: where programs,
+# libraries and Python live, the locale and temp dirs, and the runtimes' and math libraries'
+# own settings. Not the rest: a CI job's tokens and cloud credentials have no business in a
+# board actor (which Ray may place on another node) or a measured process.
+AGENT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMPDIR", "TEMP", "TMP", "VIRTUAL_ENV",
+             "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH")
+AGENT_ENV_PREFIXES = ("LC_", "PYTHON", "CONDA_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "GOMP_", "ORT_", "OV_",
+                      "OPENVINO_", "ONEDNN_", "DNNL_", "TF_", "CUDA_", "NVIDIA_", "TRT_", "XDG_")
+
+
+def agent_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``env`` the agent on this machine is started with (``AGENT_ENV``)."""
+    return {k: v for k, v in env.items() if k in AGENT_ENV or k.startswith(AGENT_ENV_PREFIXES)}
 
 
 class LocalTransport(Transport):

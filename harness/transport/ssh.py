@@ -33,6 +33,9 @@ from harness.errors import AuthError, CommandTimeout, ConnectError, RemoteComman
 
 log = logging.getLogger("edge_harness.transport.ssh")
 
+# A file operation (SFTP or piped) that makes no progress for this long has lost its link: a cut
+# cable would otherwise block an upload until TCP gives up (~15 min), outside any job's budget.
+FILE_OP_TIMEOUT_S = 60.0
 PGID_MARK = b"__EH_PGID__ "
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # How long a kill of a timed-out command may take before we give up on the connection:
@@ -61,6 +64,7 @@ class SSHTransport(Transport):
         self._requested_workdir = workdir
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self.transfer = ""  # how files reach the board: "sftp", or "exec" (piped over a command) without SFTP
 
     def __repr__(self) -> str:
         e = self.endpoint
@@ -119,20 +123,51 @@ class SSHTransport(Transport):
         self._client = client
         try:
             self._sftp = client.open_sftp()
+            self._sftp.get_channel().settimeout(FILE_OP_TIMEOUT_S)
+            self.transfer = "sftp"
+        except (paramiko.SSHException, OSError, EOFError) as err:  # no SFTP subsystem (dropbear, minimal images)
+            log.info("%s offers no SFTP (%s): files go over the exec channel", where, err)
+            self._sftp, self.transfer = None, "exec"
+        try:
             self.workdir = self._expand(self._requested_workdir)
             self._mkdirs(f"{self.workdir}/cache")
-        except (paramiko.SSHException, OSError, EOFError) as err:
+        except (paramiko.SSHException, OSError, EOFError, RemoteCommandError) as err:
             self.close()
             raise ConnectError(f"{where}: cannot prepare work directory {self._requested_workdir!r}: {err}") from None
 
     def _expand(self, workdir: str) -> str:
-        """``~`` means the login user's home *on the board*, which only SFTP can tell us."""
-        assert self._sftp is not None
-        if workdir == "~" or workdir.startswith("~/"):
-            return self._sftp.normalize(".").rstrip("/") + workdir[1:]
-        if workdir.startswith("~"):
+        """``~`` means the login user's home *on the board*: SFTP's ``.``, or the shell's $HOME."""
+        if workdir.startswith("~") and not (workdir == "~" or workdir.startswith("~/")):
             raise ConnectError(f"workdir {workdir!r}: only '~' or '~/...' is supported, not another user's home")
-        return workdir.rstrip("/") or "/"
+        if not workdir.startswith("~"):
+            return workdir.rstrip("/") or "/"
+        if self._sftp is not None:
+            home = self._sftp.normalize(".")
+        else:
+            home = self._shell("printf %s \"$HOME\"", "the home directory").decode("utf-8", "replace")
+        return home.rstrip("/") + workdir[1:]
+
+    def _shell(self, line: str, what: str, stdin: Path | bytes | None = None) -> bytes:
+        """Run a shell line on the board (the exec channel, for boards without SFTP), feeding
+        ``stdin`` (a file streamed in chunks, or bytes); its stdout, or RemoteCommandError."""
+        chan = self._transport().open_session(timeout=self.connect_timeout_s)
+        chan.settimeout(FILE_OP_TIMEOUT_S)
+        try:
+            chan.exec_command(line)
+            if isinstance(stdin, Path):
+                with open(stdin, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 16), b""):
+                        chan.sendall(chunk)
+            elif stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = chan.makefile("rb").read(), chan.makefile_stderr("rb").read()
+            status = chan.recv_exit_status()
+        finally:
+            chan.close()
+        if status != 0:
+            raise RemoteCommandError(f"{self!r}: {what} failed ({status}): {err.decode('utf-8', 'replace').strip()[-300:]}")
+        return out
 
     def close(self) -> None:
         if self._sftp is not None:
@@ -261,10 +296,15 @@ class SSHTransport(Transport):
 
     # -- files ----------------------------------------------------------------------------
 
-    def _sftp_call(self, what: str, fn: Callable[[paramiko.SFTPClient], object]) -> object:
-        if self._sftp is None:
+    def _sftp_call(self, what: str, fn: Callable[[paramiko.SFTPClient], object],
+                   exec_fn: Callable[[], object] | None = None) -> object:
+        """``fn`` over SFTP, or ``exec_fn`` over the exec channel on a board without SFTP."""
+        if self._client is None:
             raise ConnectError(f"{self!r}: not connected; connect first")
         try:
+            if self._sftp is None:
+                assert exec_fn is not None, what
+                return exec_fn()
             return fn(self._sftp)
         except (paramiko.SSHException, EOFError, socket.timeout) as err:
             self.close()
@@ -276,7 +316,9 @@ class SSHTransport(Transport):
             raise RemoteCommandError(f"{self!r}: {what} failed: {err}") from None
 
     def _mkdirs(self, path: str) -> None:
-        assert self._sftp is not None
+        if self._sftp is None:
+            self._shell(f"mkdir -p -- {shlex.quote(path)}", f"mkdir {path}")
+            return
         sftp = self._sftp
         prefix = ""
         for part in path.split("/"):
@@ -301,11 +343,21 @@ class SSHTransport(Transport):
                 return False
             return True
 
-        return bool(self._sftp_call(f"stat {remote}", stat))
+        def test() -> bool:
+            return self._shell(f"if test -e {shlex.quote(remote)}; then echo y; fi", f"stat {remote}").strip() == b"y"
 
-    def _atomic(self, remote: str, what: str, send: Callable[[paramiko.SFTPClient, str], object]) -> None:
-        """Write beside ``remote`` under a random name, then rename over it (POSIX rename is atomic)."""
+        return bool(self._sftp_call(f"stat {remote}", stat, test))
+
+    def _atomic(self, remote: str, what: str, send: Callable[[paramiko.SFTPClient, str], object],
+                data: Path | bytes) -> None:
+        """Write beside ``remote`` under a random name, then rename over it (POSIX rename is atomic);
+        without SFTP, one shell line does the same with ``data`` on its stdin."""
         tmp = f"{remote}.tmp-{secrets.token_hex(6)}"
+
+        def piped() -> None:
+            q, qt, qd = shlex.quote(remote), shlex.quote(tmp), shlex.quote(remote.rsplit("/", 1)[0] or "/")
+            self._shell(f"mkdir -p -- {qd} && cat > {qt} && mv -f -- {qt} {q} || {{ rm -f -- {qt}; exit 1; }}",
+                        what, data)
 
         def go(sftp: paramiko.SFTPClient) -> None:
             self._mkdirs(remote.rsplit("/", 1)[0] or "/")
@@ -320,17 +372,17 @@ class SSHTransport(Transport):
                         pass
                 raise
 
-        self._sftp_call(what, go)
+        self._sftp_call(what, go, piped)
 
     def put(self, local: Path, remote: str) -> None:
-        self._atomic(remote, f"upload of {local.name}", lambda sftp, tmp: sftp.put(str(local), tmp))
+        self._atomic(remote, f"upload of {local.name}", lambda sftp, tmp: sftp.put(str(local), tmp), local)
 
     def write_text(self, remote: str, text: str) -> None:
         def send(sftp: paramiko.SFTPClient, tmp: str) -> None:
             with sftp.open(tmp, "w") as f:
                 f.write(text.encode("utf-8"))
 
-        self._atomic(remote, f"write of {remote}", send)
+        self._atomic(remote, f"write of {remote}", send, text.encode("utf-8"))
 
 
 class _SSHSession(Session):

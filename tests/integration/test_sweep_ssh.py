@@ -1,13 +1,15 @@
 """A real sweep through the CLI over three SSH lab boards: Ray actors, the SSH transport,
 the agent zipapp sent by hash, ONNX Runtime on the "board", every result in the store.
 
-One board has a name and a work directory full of spaces and shell metacharacters.
+One board has a name and a work directory full of spaces and shell metacharacters, and no
+SFTP subsystem (its files go over the exec channel).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import sys
 import textwrap
 from pathlib import Path
@@ -23,12 +25,13 @@ FAST = "measure: {warmup_iters: 5, warmup_s: 0.1, min_iters: 30, min_s: 0.2, tim
 
 
 @pytest.fixture(scope="module")
-def ssh_sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache, ssh_lab) -> dict:  # noqa: ANN001
+def ssh_sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache, ssh_lab):  # noqa: ANN001, ANN201
     tmp = tmp_path_factory.mktemp("ssh-sweep")
     canary = f"eh-pwned-{secrets.token_hex(4)}"
     hosts = ssh_lab(3)
     for h in hosts:
         h.start()  # a fault test earlier in the session may have killed one
+    hosts[2].set_sftp(False)  # one board without an SFTP subsystem: files go over the exec channel
     names = ["lab-a", "lab-b", f"board 3 ;$(touch {canary}) 'q'"]
     workdirs = [tmp / "a", tmp / "b", tmp / f"work dir ;$(touch {canary})"]
     devices = [
@@ -51,7 +54,8 @@ def ssh_sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache, ssh_lab)
     db = tmp / "h.db"
     code = main(["sweep", str(suite), "--inventory", str(inventory), "--store", str(db), "--cache-dir", str(cache_root),
                  "--no-report", "-q"])
-    return {"code": code, "db": db, "names": names, "workdirs": workdirs, "canary": canary, "tmp": tmp}
+    yield {"code": code, "db": db, "names": names, "workdirs": workdirs, "canary": canary, "tmp": tmp}
+    hosts[2].set_sftp(True)
 
 
 def test_sweep_over_three_ssh_boards_stores_every_result(ssh_sweep: dict) -> None:
@@ -61,6 +65,10 @@ def test_sweep_over_three_ssh_boards_stores_every_result(ssh_sweep: dict) -> Non
     assert len(df) == 6 and set(df.status) == {"ok"}, df[["device", "variant", "status", "error"]]
     assert sorted(df.device.value_counts().to_dict().items()) == sorted((n, 2) for n in ssh_sweep["names"])
     assert (df.accuracy >= 0.95).all() and (df.p50_ms > 0).all()
+    with sqlite3.connect(ssh_sweep["db"]) as c:
+        transfer = {d: json.loads(t)["transfer"] for d, t in c.execute(
+            "SELECT j.device, r.details_json FROM jobs j JOIN results r ON r.job_id = j.id")}
+    assert transfer == {ssh_sweep["names"][0]: "sftp", ssh_sweep["names"][1]: "sftp", ssh_sweep["names"][2]: "exec"}
 
 
 def test_hostile_name_and_workdir_work_and_nothing_is_executed(ssh_sweep: dict) -> None:

@@ -80,3 +80,14 @@ def test_a_noisy_boards_result_is_inconclusive_and_fails_only_when_strict(tmp_pa
     out = capsys.readouterr().out
     assert "improvement" not in out and "inconclusive" in out and "busy board" in out
     assert main(["gate", "--candidate", cand, "--baseline", base, "--store", str(db), "--strict"]) == 1
+
+
+def test_outputs_are_written_whole_and_never_through_a_planted_symlink(tmp_path: Path) -> None:
+    from harness.gate.outputs import write
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / ".gate.md.tmp").symlink_to(victim)  # the old predictable temp name
+    write(tmp_path / "gate.md", "# verdicts\n")
+    assert (tmp_path / "gate.md").read_text() == "# verdicts\n" and victim.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gate.md.tmp", "gate.md", "victim.txt"]

@@ -62,3 +62,13 @@ def test_put_by_hash_skips_what_is_there(tmp_path: Path) -> None:
     time.sleep(0.01)
     assert t.put_by_hash(src) == remote and os.stat(remote).st_mtime_ns == mtime
     assert t.uploaded_bytes == 700  # counted once: the second put sent nothing
+
+
+def test_the_agent_sees_the_runtimes_settings_but_not_the_coordinators_secrets() -> None:
+    from harness.transport.local import agent_env
+
+    env = {"PATH": "/usr/bin", "HOME": "/root", "LC_ALL": "C", "OMP_NUM_THREADS": "2", "PYTHONPATH": "/x",
+           "CUDA_VISIBLE_DEVICES": "0", "GITHUB_TOKEN": "ghp_secret", "AWS_SECRET_ACCESS_KEY": "s", "CI_JOB_TOKEN": "t",
+           "SSH_AUTH_SOCK": "/tmp/agent"}
+    assert agent_env(env) == {k: env[k] for k in ("PATH", "HOME", "LC_ALL", "OMP_NUM_THREADS", "PYTHONPATH",
+                                                  "CUDA_VISIBLE_DEVICES")}
