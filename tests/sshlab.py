@@ -140,6 +140,8 @@ class LabHost:
     def set_sftp(self, enabled: bool) -> None:
         """Offer the SFTP subsystem or not (dropbear and minimal images have none); restarts sshd."""
         line = "Subsystem sftp internal-sftp\n"
+        if (line in self.config.read_text()) == enabled:
+            return
         text = self.config.read_text().replace(line, "")
         self.config.write_text(text + (line if enabled else ""))
         self.kill_all()

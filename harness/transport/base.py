@@ -209,7 +209,8 @@ class Transport(ABC):
         """Start a long-lived command whose stdin stays open for requests."""
 
     @abstractmethod
-    def exists(self, remote: str) -> bool: ...
+    def size(self, remote: str) -> int | None:
+        """The remote file's size in bytes; None when there is none."""
 
     @abstractmethod
     def put(self, local: Path, remote: str) -> None:
@@ -225,10 +226,12 @@ class Transport(ABC):
         return f"{self.workdir}/cache/{digest}{suffix}"
 
     def put_by_hash(self, local: Path, digest: str | None = None) -> str:
-        """Send ``local`` to ``<workdir>/cache/<sha256><suffix>`` unless it is there already."""
+        """Send ``local`` to ``<workdir>/cache/<sha256><suffix>`` unless it is there already,
+        whole: a cached copy of another size (truncated by a power loss on the board) is sent
+        again. (Same-size damage is the agent's to find: it checks each artifact's sha256.)"""
         digest = digest or sha256_file(local)
         remote = self.cache_path(digest, local.suffix)
-        if not self.exists(remote):
+        if self.size(remote) != local.stat().st_size:
             self.put(local, remote)
             self.uploaded_bytes += local.stat().st_size
         return remote

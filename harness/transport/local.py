@@ -114,13 +114,18 @@ class LocalTransport(Transport):
         )  # fmt: skip
         return _LocalSession(proc, f"{argv[0]} (local)")
 
-    def exists(self, remote: str) -> bool:
-        return os.path.exists(remote)
+    def size(self, remote: str) -> int | None:
+        try:
+            return os.stat(remote).st_size
+        except FileNotFoundError:
+            return None
 
     def put(self, local: Path, remote: str) -> None:
         Path(remote).parent.mkdir(parents=True, exist_ok=True)
         tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"
         shutil.copyfile(local, tmp)
+        with open(tmp, "rb") as f:  # on disk before it has its name: a power loss leaves no torn cache file
+            os.fsync(f.fileno())
         os.replace(tmp, remote)
 
     def write_text(self, remote: str, text: str) -> None:

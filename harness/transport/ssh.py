@@ -335,18 +335,19 @@ class SSHTransport(Transport):
                     # coordinator) may have made it between our stat and mkdir.
                     sftp.stat(prefix)
 
-    def exists(self, remote: str) -> bool:
-        def stat(sftp: paramiko.SFTPClient) -> bool:
+    def size(self, remote: str) -> int | None:
+        def stat(sftp: paramiko.SFTPClient) -> int | None:
             try:
-                sftp.stat(remote)
+                return sftp.stat(remote).st_size
             except FileNotFoundError:
-                return False
-            return True
+                return None
 
-        def test() -> bool:
-            return self._shell(f"if test -e {shlex.quote(remote)}; then echo y; fi", f"stat {remote}").strip() == b"y"
+        def wc() -> int | None:
+            out = self._shell(f"if test -f {shlex.quote(remote)}; then wc -c < {shlex.quote(remote)}; fi",
+                              f"stat {remote}").strip()
+            return int(out) if out.isdigit() else None
 
-        return bool(self._sftp_call(f"stat {remote}", stat, test))
+        return self._sftp_call(f"stat {remote}", stat, wc)  # type: ignore[return-value]
 
     def _atomic(self, remote: str, what: str, send: Callable[[paramiko.SFTPClient, str], object],
                 data: Path | bytes) -> None:
@@ -356,8 +357,8 @@ class SSHTransport(Transport):
 
         def piped() -> None:
             q, qt, qd = shlex.quote(remote), shlex.quote(tmp), shlex.quote(remote.rsplit("/", 1)[0] or "/")
-            self._shell(f"mkdir -p -- {qd} && cat > {qt} && mv -f -- {qt} {q} || {{ rm -f -- {qt}; exit 1; }}",
-                        what, data)
+            self._shell(f"mkdir -p -- {qd} && cat > {qt} && {{ sync {qt} 2>/dev/null || sync; }} && mv -f -- {qt} {q} "
+                        f"|| {{ rm -f -- {qt}; exit 1; }}", what, data)
 
         def go(sftp: paramiko.SFTPClient) -> None:
             self._mkdirs(remote.rsplit("/", 1)[0] or "/")

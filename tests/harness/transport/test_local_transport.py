@@ -62,6 +62,10 @@ def test_put_by_hash_skips_what_is_there(tmp_path: Path) -> None:
     time.sleep(0.01)
     assert t.put_by_hash(src) == remote and os.stat(remote).st_mtime_ns == mtime
     assert t.uploaded_bytes == 700  # counted once: the second put sent nothing
+    with open(remote, "r+b") as f:
+        f.truncate(3)  # a board's power loss leaves a torn cache file
+    assert t.put_by_hash(src) == remote and Path(remote).read_bytes() == src.read_bytes()
+    assert t.uploaded_bytes == 1400  # sent again, whole
 
 
 def test_the_agent_sees_the_runtimes_settings_but_not_the_coordinators_secrets() -> None:

@@ -66,9 +66,20 @@ def test_argv_and_env_arrive_intact_and_nothing_is_executed(host: LabHost, tmp_p
     t.close()
 
 
-def test_put_by_hash_uploads_once_into_a_hostile_workdir(host: LabHost, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sftp", [True, False], ids=["sftp", "exec"])
+def test_put_by_hash_uploads_once_into_a_hostile_workdir(host: LabHost, tmp_path: Path, sftp: bool) -> None:
+    """Over SFTP, and piped over the exec channel for a board without SFTP; a cached copy
+    truncated by a power loss on the board is sent again."""
     workdir = tmp_path / "work dir ;$(touch pwned) 'q'"
-    t = connected(host, workdir)
+    host.set_sftp(sftp)
+    try:
+        _put_and_repair(connected(host, workdir), tmp_path, workdir, sftp)
+    finally:
+        host.set_sftp(True)
+
+
+def _put_and_repair(t: SSHTransport, tmp_path: Path, workdir: Path, sftp: bool) -> None:
+    assert t.transfer == ("sftp" if sftp else "exec")
     src = tmp_path / "model.onnx"
     src.write_bytes(os.urandom(300_000))
     remote = t.put_by_hash(src)
@@ -77,6 +88,9 @@ def test_put_by_hash_uploads_once_into_a_hostile_workdir(host: LabHost, tmp_path
     mtime = os.stat(remote).st_mtime_ns
     time.sleep(0.02)
     assert t.put_by_hash(src) == remote and os.stat(remote).st_mtime_ns == mtime
+    with open(remote, "r+b") as f:
+        f.truncate(1000)
+    assert t.put_by_hash(src) == remote and Path(remote).read_bytes() == src.read_bytes()
     t.write_text(f"{workdir}/jobs/spec.json", '{"ok": 1}')
     assert json.loads(Path(workdir, "jobs", "spec.json").read_text()) == {"ok": 1}
     assert not list(workdir.rglob("*.tmp-*")) and not (tmp_path / "pwned").exists()
