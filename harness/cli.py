@@ -79,6 +79,8 @@ def _summarize(outcome: Any, store: Path) -> None:
         out.print(f"  [red]failed[/] {escape(jobs)}: {escape(reason)}")
     for board, reason in outcome.down.items():
         out.print(f"  [red]down[/] {escape(board)}: {escape(reason)}")
+    for (model, variant), reason in sorted(outcome.degraded.items()):
+        out.print(f"  [yellow]degraded[/] {escape(f'{model} [{variant}]')}: {escape(reason)}")
     out.print(f"results: {escape(str(store))}")
 
 
@@ -93,18 +95,21 @@ def _grouped(failed: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 def cmd_variants_build(args: argparse.Namespace) -> int:
     from harness.config import load_suite
     from harness.coordinator.sweep import SweepOptions, build_suite
-    from harness.records import one_line
+    from harness.errors import one_line
 
     suite = load_suite(args.suite)
     outcome = build_suite(suite, SweepOptions(cache_dir=args.cache_dir, ray_address=args.ray_address))
     table = Table("model", "variant", "size", "params", "MACs", "sparsity", "weights", "build s", "cached",
-                  "host acc", "agree", "cosine")
+                  "host acc", "agree", "cosine", "SNR dB", "fidelity")
     for built in outcome.variants.values():
         v, r = built.variant, built.record
         table.add_row(escape(v.model), escape(v.chain), f"{v.size_bytes / 1024:.1f} KiB", f"{v.params:,}",
                       f"{v.macs:,}", _pct(r.get("sparsity")), v.precision, f"{v.build_s:.1f}",
                       "yes" if v.cached else "no", _pct(r.get("host_accuracy")), _pct(r.get("agreement")),
-                      "-" if r.get("cosine") is None else f"{r['cosine']:.4f}")
+                      "-" if r.get("cosine") is None else f"{r['cosine']:.4f}",
+                      "-" if r.get("snr_db") is None else f"{r['snr_db']:.1f}",
+                      f"[yellow]degraded[/]: {escape(built.degraded)}" if built.degraded
+                      else "-" if r.get("cosine") is None else "ok")
     out.print(table)
     for (model, chain), reason in outcome.failures.items():
         out.print(f"[red]failed[/] {escape(f'{model} [{chain}]: {one_line(reason)}')}")
@@ -124,7 +129,8 @@ def _write_report(store, run_id: str, path: Path | None, *, history_tag: str | N
     from reports.context import load_context
     from reports.html import write_report
 
-    name = f"history-{re.sub(r'[^A-Za-z0-9._-]+', '_', history_tag)}" if history_tag else run_id
+    name = f"history-{history_tag}" if history_tag else run_id
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "report"  # a file name, whatever the store holds
     path = path or store.path.parent / "reports" / f"{name}.html"
     ctx = load_context(store, run_id, history_tag=history_tag, budget_ms=budget_ms, budget_mj=budget_mj)
     return write_report(ctx, path).resolve()
@@ -199,6 +205,7 @@ def cmd_inventory_check(args: argparse.Namespace) -> int:
     import os
 
     from harness.coordinator.bundle import build_agent
+    from harness.transport.local import agent_env
     from harness.config import load_inventory
     from harness.errors import ConfigError
     from harness.fleet import check_inventory
@@ -210,7 +217,7 @@ def cmd_inventory_check(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown device {', '.join(map(repr, unknown))}; the inventory has: {', '.join(known)}",
                           field="--devices")
     devices = tuple(d for d in devices if not args.devices or d.name in args.devices)
-    checks = check_inventory(devices, build_agent(args.cache_dir / "agent"), dict(os.environ), args.timeout)
+    checks = check_inventory(devices, build_agent(args.cache_dir / "agent"), agent_env(os.environ), args.timeout)
     if args.json:
         print(json.dumps([c.to_json() for c in checks], indent=1))
     else:
@@ -228,6 +235,7 @@ def cmd_lease_break(args: argparse.Namespace) -> int:
 
     from devices.agent.lease import holder_text
     from harness.coordinator.bundle import build_agent
+    from harness.transport.local import agent_env
     from harness.config import load_inventory
     from harness.errors import ConfigError
     from harness.fleet.leases import break_lease
@@ -235,7 +243,8 @@ def cmd_lease_break(args: argparse.Namespace) -> int:
     devices = {d.name: d for d in load_inventory(args.inventory).resolved()}
     if args.device not in devices:
         raise ConfigError(f"unknown device {args.device!r}; the inventory has: {', '.join(devices)}", field="DEVICE")
-    event = break_lease(devices[args.device], build_agent(args.cache_dir / "agent"), dict(os.environ), args.timeout)
+    event = break_lease(devices[args.device], build_agent(args.cache_dir / "agent"), agent_env(os.environ),
+                        args.timeout)
     holder = event.get("holder")
     if holder:
         out.print(f"{escape(args.device)}: freed the lease held by {escape(holder_text(holder))} "

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from devices.agent.spec import MeasureSettings, QuietSettings, TargetSettings
+from harness.errors import one_line
 from harness.hashing import canonical_json
 from devices.agent.metrics import METRIC_TABLE
 
@@ -77,14 +78,19 @@ class Job:
 
 # Metric columns of the results table (defined in ``harness.metrics``); those holding text
 # (``noisy`` and ``unstable`` are the reasons for the mark, NULL: no mark).
-METRICS = tuple(m.column for m in METRIC_TABLE)
-TEXT_METRICS = tuple(m.column for m in METRIC_TABLE if m.kind == "text")
+# Metrics kept in the details JSON (``Metric.details``) have no column.
+METRICS = tuple(m.column for m in METRIC_TABLE if not m.details)
+TEXT_METRICS = tuple(m.column for m in METRIC_TABLE if m.kind == "text" and not m.details)
 
 # What the store keeps about each built variant (its ``variants`` table; results join it).
 # ``precision`` there is the weights' precision; a result's ``precision`` is what the runtime ran.
+# Fidelity against the reference (``harness.variants.quality``): ``cosine``, ``snr_db`` and
+# ``max_abs_err`` are the worst output's, ``agreement`` is top-1 agreement on class-score outputs
+# only, ``fidelity_inputs`` says what was fed ("eval", "calibration" or "synthetic"); the
+# per-output figures are the variants table's ``fidelity_json``.
 VARIANT_COLUMNS = (
     "model", "chain", "sha256", "size_bytes", "params", "macs", "sparsity", "precision", "opset",
-    "build_s", "host_accuracy", "agreement", "cosine",
+    "build_s", "host_accuracy", "agreement", "cosine", "snr_db", "max_abs_err", "fidelity_inputs",
 )  # fmt: skip
 
 
@@ -120,17 +126,12 @@ class JobResult:
 
     def __post_init__(self) -> None:
         # A failure reads as one line wherever it is shown; a longer text is kept whole in the details.
-        if self.error is not None and one_line(self.error) != self.error:
+        if self.error is not None and one_line(self.error, MAX_REASON_CHARS) != self.error:
             self.details.setdefault("error_full", self.error)
-            self.error = one_line(self.error)
+            self.error = one_line(self.error, MAX_REASON_CHARS)
 
     @classmethod
     def failed(cls, reason: str, **details: Any) -> JobResult:
         return cls(status="failed", error=reason, details=details)
 
 
-def one_line(text: str, limit: int = MAX_REASON_CHARS) -> str:
-    """``text`` as one line of at most ``limit`` characters: whitespace runs (newlines
-    included) collapsed, the end cut with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"

@@ -10,7 +10,7 @@ instead of restating them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,12 +31,14 @@ __all__ = [
     "MEMORY_AXIS",
     "P90_AXIS",
     "P99_AXIS",
+    "QUALITY_AXIS",
     "SIZE_AXIS",
     "TREND_AXES",
     "X_AXES",
     "Axis",
     "ErrorBars",
     "add_derived",
+    "quality_axis",
 ]
 
 #: Error bars of an x quantity: (plus, minus) arrays for the given points.
@@ -107,6 +109,26 @@ def _of(column: str, title: str, scale: float, **kw: object) -> Axis:
 
 
 ACCURACY_AXIS = _of("accuracy", "accuracy (%)", 100.0, label="accuracy", format=fmt.pct)
+# A task's headline metric (``harness.tasks``: top-1, mAP@[.5:.95], mIoU or a custom metric),
+# named per chart by ``quality_axis`` from the jobs' ``quality_metric``.
+QUALITY_AXIS = _of("quality", "task metric (%)", 100.0, label="task metric", format=fmt.pct)
+#: How the task metrics read on an axis (``quality_metric`` -> name); a custom metric keeps its own.
+QUALITY_NAMES = {"top1": "top-1 accuracy", "top5": "top-5 accuracy", "map_50_95": "mAP@[.5:.95]",
+                 "map_50": "mAP@.5", "miou": "mIoU", "pixel_acc": "pixel accuracy"}
+
+
+def quality_axis(df: pd.DataFrame) -> Axis:
+    """The quality axis of ``df``'s front: its task metric where its jobs have one (the
+    ``quality`` column), else top-1 ``accuracy``. A custom metric is plotted as it is
+    (not as a percentage)."""
+    if "quality" not in df.columns or not np.isfinite(pd.to_numeric(df["quality"], errors="coerce")).any():
+        return ACCURACY_AXIS
+    names = df["quality_metric"].dropna().unique() if "quality_metric" in df.columns else []
+    metric = str(names[0]) if len(names) == 1 else ""
+    if metric and metric not in QUALITY_NAMES:
+        return replace(QUALITY_AXIS, title=metric, scale=1.0, label=metric, format=fmt.plain)
+    name = QUALITY_NAMES.get(metric, QUALITY_AXIS.label)
+    return replace(QUALITY_AXIS, title=f"{name} (%)", label=name)
 SIZE_AXIS = Axis("size_bytes", "artifact size (MiB)", 1.0 / (1 << 20), False, label="size",
                  heading="model size", format=fmt.mib)  # fmt: skip
 LATENCY_AXIS = _of("p50_ms", "p50 latency (ms)", 1.0, errors=_latency_error, label="p50", format=fmt.ms)

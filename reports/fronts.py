@@ -205,7 +205,8 @@ def _throttled_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Sc
 
 def _marked_traces(points: pd.DataFrame, x: Axis, y: pd.Series) -> list[go.Scatter]:
     """An orange diamond around every point marked noisy or unstable (its hover names the mark)."""
-    return _ring_traces(points, marks.marked_mask(points), x, y, MARKED_LEGEND, "marked", _MARKED_RING, "mark-ring")
+    return _ring_traces(points, marks.marked_mask(points, marks.WINDOW_MARKS), x, y, MARKED_LEGEND, "marked",
+                        _MARKED_RING, "mark-ring")
 
 
 def _front_mask(points: pd.DataFrame, x: Axis, axis: Axis) -> pd.Series:

@@ -1,4 +1,4 @@
-"""The noisy and unstable marks of a result: badges for tables, lines for hovers, counts.
+"""The noisy, unstable and degraded marks of a result: badges for tables, lines for hovers, counts.
 
 Why their own module: a mark is a warning about a number, and the reader must meet it
 wherever the number is shown (the results table, the Pareto hover, the summary's count)
@@ -19,7 +19,7 @@ import pandas as pd
 
 from reports import fmt
 
-__all__ = ["MARKS", "Mark", "badges", "count_item", "hover_lines", "marked_mask", "normalise"]
+__all__ = ["MARKS", "WINDOW_MARKS", "Mark", "badges", "count_item", "hover_lines", "marked_mask", "normalise"]
 
 #: A reason longer than this is cut in hover text (the table's tooltip keeps all of it).
 _HOVER_CHARS = 120
@@ -36,7 +36,10 @@ class Mark:
 MARKS: tuple[Mark, ...] = (
     Mark("unstable", "the timed window's spread is too large (CV over 2.5 % per trtexec, or pyperf's rules)"),
     Mark("noisy", "the board was busy just before the timed window"),
+    Mark("degraded", "the variant's outputs are past the suite's fidelity limit against its reference model's"),
 )
+#: The marks about a timed window (not about the variant): the fronts ring these points.
+WINDOW_MARKS: tuple[str, ...] = ("unstable", "noisy")
 
 
 def normalise(values: pd.Series) -> pd.Series:
@@ -46,9 +49,10 @@ def normalise(values: pd.Series) -> pd.Series:
     return text.astype(object).where(~empty, None)
 
 
-def marked_mask(df: pd.DataFrame, column: str | None = None) -> pd.Series:
-    """True where the row carries ``column``'s mark, or any mark when ``column`` is None."""
-    columns = [m.column for m in MARKS] if column is None else [column]
+def marked_mask(df: pd.DataFrame, column: str | tuple[str, ...] | None = None) -> pd.Series:
+    """True where the row carries ``column``'s mark (any of them, for a tuple), or any mark when
+    ``column`` is None."""
+    columns = [m.column for m in MARKS] if column is None else [column] if isinstance(column, str) else list(column)
     mask = pd.Series(False, index=df.index)
     for c in columns:
         if c in df.columns:

@@ -7,4 +7,4 @@ It must never import ``harness`` or ``reports``: those live on the coordinator.
 """
 
 AGENT_VERSION = "0.1.0"
-PROTOCOL = 2  # highest spec protocol this agent understands
+PROTOCOL = 3  # highest spec protocol this agent understands

@@ -36,16 +36,25 @@ def npz_array_shape(path: str, name: str) -> Tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
-def check_eval_set(path: str, input_shape: Tuple[int, ...]) -> None:
-    """ArtifactIncompatible unless x is N x input_shape[1:] and y has N labels."""
+def check_eval_set(path: str, input_shape: Tuple[int, ...], task: Optional[str] = None) -> None:
+    """ArtifactIncompatible unless x is N x input_shape[1:] and y has N labels; with a
+    ``task`` kind: segmentation needs N masks (N, H, W), detection and custom no y here
+    (the coordinator reads their ground truth)."""
     x_shape = npz_array_shape(path, "x")
-    y_shape = npz_array_shape(path, "y")
     want = tuple(input_shape[1:])
     if x_shape[1:] != want:
         raise ArtifactIncompatible(
             "eval set x has per-sample shape %s but the model input is %s (per-sample %s)"
             % (list(x_shape[1:]), list(input_shape), list(want))
         )
+    if task in ("detection", "custom"):
+        return
+    y_shape = npz_array_shape(path, "y")
+    if task == "segmentation":
+        if len(y_shape) != 3 or y_shape[0] != x_shape[0]:
+            raise ArtifactIncompatible("eval set y (label masks) has shape %s; expected (%d, height, width)"
+                                       % (list(y_shape), x_shape[0]))
+        return
     if len(y_shape) != 1 or y_shape[0] != x_shape[0]:
         raise ArtifactIncompatible("eval set y has shape %s; expected (%d,)" % (list(y_shape), x_shape[0]))
 

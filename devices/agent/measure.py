@@ -19,6 +19,9 @@
 - The window's start and end on the board's wall clock (``time.time()`` read just outside
   the first and last timed iteration) go to the result's ``window``, so windows of other
   coordinators on the same board can be compared.
+- With the eval set's ``task``, the eval pass returns every output (``Runtime.run_all``) and
+  decodes it on the board (``tasks/``): the result's ``task`` carries the predictions and the
+  eval pass's pre-processing, inference and post-processing times per image.
 - With the spec's ``canary``, the canary is loaded after the warm-up and alternates with the
   job in blocks through the timed window (``canary.py``); its samples stay apart.
 - Telemetry (``telemetry/session.py``): cooldown and the idle power baseline come before
@@ -46,6 +49,7 @@ from .memory import read_memory
 from .runtimes.base import Runtime
 from .spec import CanarySpec, JobSpec, MeasureSettings
 from .stats import as_int_list, summarize, unstable_reason
+from .tasks.evaluate import load_task_set, run_task
 from .telemetry.session import JobTelemetry, clean
 
 __all__ = ["Deadline", "InferFn", "make_input", "run_job", "target_loop", "timed_loop", "warmup_loop"]
@@ -79,7 +83,7 @@ def _check_artifact(spec: JobSpec) -> None:
     if spec.eval is not None:
         if not os.path.isfile(spec.eval.path):
             raise ArtifactIncompatible("eval set not found on the board: %s" % spec.eval.path)
-        check_eval_set(spec.eval.path, spec.input.shape)
+        check_eval_set(spec.eval.path, spec.input.shape, spec.eval.task.kind if spec.eval.task else None)
 
 
 @dataclass
@@ -155,7 +159,7 @@ def run_job(
             tel.stop_window()
         if mem is None:
             mem = read_memory()  # peak of load + inference, before the eval set is read
-        accuracy, eval_n = _accuracy(spec, runtime, deadline, on_phase)
+        accuracy, eval_n, task = _accuracy(spec, runtime, deadline, on_phase)
         eff = runtime.effective()
         canary_eff = canary.effective() if canary_fn is not None and canary is not None else None
     finally:
@@ -191,6 +195,8 @@ def run_job(
             "options": eff.get("options", {}),
         },
     }  # type: Dict[str, Any]
+    if task is not None:
+        result["task"] = task
     result.update(tel.fields(len(window.samples)))
     if canary_eff is not None and canary is not None:
         result["canary"] = {"latency": summarize(window.canary_samples, window.canary_ns / 1e9),
@@ -262,11 +268,18 @@ def _timed(fn: InferFn, ms: MeasureSettings, deadline: Deadline, share: float, c
     return Window(samples, ns, stop_record(reason, samples, ms.target, checks), marks)
 
 
-def _accuracy(spec: JobSpec, runtime: Runtime, deadline: Deadline,
-              on_phase: Callable[[str], None]) -> Tuple[Optional[float], Optional[int]]:
-    """Top-1 accuracy on the spec's eval set, by the same runtime instance; (None, None) without one."""
+def _accuracy(spec: JobSpec, runtime: Runtime, deadline: Deadline, on_phase: Callable[[str], None],
+              ) -> Tuple[Optional[float], Optional[int], Optional[Dict[str, Any]]]:
+    """Top-1 accuracy on the spec's eval set, by the same runtime instance, and with the eval
+    set's task its predictions (``tasks/``); (None, None, None) without an eval set."""
     if spec.eval is None:
-        return None, None
+        return None, None, None
     on_phase("accuracy")
+    check = lambda: deadline.check("accuracy")  # noqa: E731
+    task = spec.eval.task
+    if task is not None:
+        tx, ty = load_task_set(spec.eval.path, task, spec.eval.max_samples)
+        return run_task(runtime.run_all, tx, ty, spec.input.shape[0], spec.input.dtype, task, spec.input.shape, check)
     ex, ey = load_eval_set(spec.eval.path, spec.input.dtype, spec.eval.max_samples)
-    return top1_accuracy(runtime.run, ex, ey, spec.input.shape[0], lambda: deadline.check("accuracy"))
+    accuracy, n = top1_accuracy(runtime.run, ex, ey, spec.input.shape[0], check)
+    return accuracy, n, None

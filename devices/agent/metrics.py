@@ -6,7 +6,8 @@ The agent's result event is the metrics' origin, so the table lives beside it, i
 package every side may import: the coordinator reads (and checks) result events with it,
 the store makes its columns from it, the gate maps its policy's metric names through it,
 the report takes directions, names and change texts from it. Adding a metric is one row
-here (plus a store migration when it is a new column).
+here (plus a store migration when it is a new column; none for a metric the store keeps in
+the result's details JSON, ``Metric.details``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Metric:
     percentile: Optional[int] = None  # a latency percentile: the gate recomputes it from the samples
     across: str = "median"  # how a job's repeats fold into its headline: median, sum, same (the last
     #                         window's), min, max, any (a flag), own (the coordinator's own rule)
+    details: Optional[str] = None  # kept in the result's details JSON at this path (``$.task.top5``),
+    #                                not in a column: ``Store.results()`` reads it back as a column
 
 
 def _lat(name: str, unit: str = "ms", better: Optional[str] = None, **kw: Any) -> Metric:
@@ -69,6 +72,20 @@ METRIC_TABLE = (
     Metric("repeats", None, "count", across="own"),  # the number of windows the headline combines
     Metric("noisy", ("noisy",), "text", across="own"),  # the mark's reason; NULL: no mark
     Metric("unstable", ("unstable",), "text", across="own"),
+    # The coordinator's mark of a variant whose outputs are past the suite's fidelity limit
+    # against its reference (the reason; NULL: no mark); the gate's ``degraded: fail`` reads it.
+    Metric("degraded", None, "text", gate="degraded", across="own"),
+    # Task metrics (``harness.tasks``: the coordinator's, from the predictions the board decoded),
+    # kept in the result's details; ``quality`` is the task's headline (``quality_metric`` names
+    # it: top1, map_50_95, miou, or a custom metric's name), the y axis of the fronts.
+    *(Metric(name, None, better="higher", points=True, across="same", details="$.task." + name)
+      for name in ("quality", "top1", "top5", "map_50_95", "map_50", "miou", "pixel_acc")),
+    Metric("quality_metric", None, "text", across="same", details="$.task.metric"),
+    # Per image on the board, apart from the timed window: taking the batch out of the eval set
+    # (pre), run_all (infer), decoding + NMS (post); prep is the coordinator's image preprocessing.
+    *(Metric(name, None, unit="ms", better="lower", across="same", details="$.task." + key)
+      for name, key in (("pre_ms", "pre_ms"), ("eval_infer_ms", "infer_ms"), ("post_ms", "post_ms"),
+                        ("prep_ms", "prep_ms"))),
 )
 # The interleaved canary's percentiles, kept with each window (the gate's covariates), not columns of results.
 CANARY_TABLE = tuple(
@@ -76,6 +93,8 @@ CANARY_TABLE = tuple(
 )
 BY_COLUMN: Dict[str, Metric] = {m.column: m for m in METRIC_TABLE + CANARY_TABLE}
 BY_GATE: Dict[str, Metric] = {m.gate: m for m in METRIC_TABLE if m.gate}
+# The metrics kept in the details JSON, not in columns of their own (no schema change per metric).
+IN_DETAILS = tuple(m for m in METRIC_TABLE if m.details)
 
 
 def change_text(change: Any, points: bool = False, missing: str = "") -> str:

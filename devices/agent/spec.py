@@ -25,6 +25,11 @@ Measurement defaults, and where they come from:
 blocks of ``block_s`` alternating with the job's during the timed window
 (``canary.py``); its ``runtime``, ``artifact``, ``input`` and ``runtime_options`` read
 like the job's. Null or absent: no canary.
+
+``eval.task`` (protocol 3, optional): what the eval set measures (``TaskSettings``): the
+board runs the eval set with the timed runtime instance, decodes the outputs (``tasks/``)
+and sends back compact predictions; the coordinator computes the task metric. Null or
+absent: top-1 accuracy over the first output, as before.
 """
 
 from __future__ import annotations
@@ -35,10 +40,13 @@ from typing import Any, Dict, Optional, Tuple
 from . import PROTOCOL
 from .errors import ProtocolError
 from .specfields import get, number, options, parse_input, section
+from .taskspec import TaskSettings, parse_task
 from .telemetry.settings import TelemetrySettings, parse_telemetry
 
 BASE_PROTOCOL = 1  # a spec without a canary: any agent since the first reads it
 CANARY_PROTOCOL = 2  # a spec with the interleaved canary: an older agent says "redeploy" instead of "unknown key"
+TASK_PROTOCOL = 3  # a spec whose eval set has a task (eval.task)
+
 
 
 @dataclass(frozen=True)
@@ -98,10 +106,12 @@ class ModelInput:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """An npz with ``x`` and ``y`` arrays on the board, for accuracy."""
+    """An npz on the board: ``x`` and ``y`` arrays for accuracy; with a ``task``, ``x`` and
+    what the task reads (``tasks/``)."""
 
     path: str
     max_samples: Optional[int] = None
+    task: Optional[TaskSettings] = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,8 @@ class JobSpec:
     @property
     def protocol(self) -> int:
         """The lowest protocol that carries this spec."""
+        if self.eval is not None and self.eval.task is not None:
+            return TASK_PROTOCOL
         return BASE_PROTOCOL if self.canary is None else CANARY_PROTOCOL
 
 
@@ -143,6 +155,8 @@ def spec_to_json(spec: JobSpec) -> Dict[str, Any]:
         section_["input"]["shape"] = list(section_["input"]["shape"])
     if spec.canary is None:
         del out["canary"]
+    if out["eval"] is not None and out["eval"]["task"] is None:
+        del out["eval"]["task"]  # the JSON of a job without a task stays what older agents read
     return out
 
 
@@ -178,11 +192,11 @@ def _parse_canary(raw: Dict[str, Any]) -> Optional[CanarySpec]:
 def _parse_eval(raw: Dict[str, Any]) -> Optional[EvalSet]:
     if raw.get("eval") is None:
         return None
-    ev = section(raw, "eval", ("path", "max_samples"))
+    ev = section(raw, "eval", ("path", "max_samples", "task"))
     eval_max = get(ev, "max_samples", "eval.", (int,), nullable=True) if "max_samples" in ev else None
     if eval_max is not None and eval_max < 1:
         raise ProtocolError("spec key eval.max_samples must be >= 1 or null, got %r" % eval_max)
-    return EvalSet(get(ev, "path", "eval.", (str,)), eval_max)
+    return EvalSet(get(ev, "path", "eval.", (str,)), eval_max, parse_task(ev))
 
 
 def _subsection(given: Dict[str, Any], key: str, cls: Any) -> Optional[Dict[str, float]]:

@@ -5,7 +5,8 @@
       latency_p99: {max_increase: 10%}
       energy_per_inference: {max_increase: 5%}
       peak_memory: {max_increase: 10%}
-      accuracy: {max_drop: 0.5}          # points
+      accuracy: {max_drop: 0.5}          # points of the task metric (or top-1); min_relative: 0.99 (MLPerf)
+      degraded: fail                     # a result past the suite's fidelity limit fails the gate
       fdr: 0.05                          # false-discovery rate across every comparison of a gate
       overrides:                         # first match wins; fnmatch patterns
         - match: {device: "pi-*"}
@@ -19,9 +20,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from harness.config.yamlio import Strict, load_yaml, validate
 
@@ -50,9 +51,35 @@ class Increase(Strict):
 
 
 class Drop(Strict):
-    """How much accuracy may drop: ``{max_drop: 0.5}``."""
+    """How much the quality metric (a model's task metric: mAP, mIoU, top-1...; else top-1
+    accuracy) may drop: ``{max_drop: 0.5}`` (points), ``{min_relative: 0.99}`` (MLPerf's
+    closed division: at least 99% of the reference), or both (both must hold)."""
 
-    max_drop: float = Field(..., ge=0, description="Largest allowed drop in percentage points.")
+    max_drop: float | None = Field(None, ge=0, description="Largest allowed drop in percentage points.")
+    min_relative: float | None = Field(
+        None, gt=0, le=1, description="The candidate keeps at least this fraction of the reference's value (0.99).")
+    reference: Literal["baseline", "fp32"] = Field(
+        "baseline", description="What the candidate is compared with: the baseline runs' value of the same "
+        "configuration, or (fp32, MLPerf's reference) the candidate run's own fp32 variant of the model on the same "
+        "device and runtime, judged without a baseline.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Drop:
+        if self.max_drop is None and self.min_relative is None:
+            raise ValueError("give max_drop (points), min_relative (a fraction of the reference) or both")
+        return self
+
+    def allows(self, value: float, reference: float) -> bool:
+        """Whether ``value`` (a fraction, like accuracy) is within this rule of ``reference``."""
+        within_points = self.max_drop is None or (reference - value) * 100 <= self.max_drop + 1e-9
+        return within_points and (self.min_relative is None or value >= self.min_relative * reference - 1e-12)
+
+    def describe(self) -> str:
+        """The rule as people read it: ``0.5 points``, ``99% of the reference``, or both."""
+        parts = ([f"{self.max_drop:g} points"] if self.max_drop is not None else []) + (
+            [f"{self.min_relative:.4g}x the reference"] if self.min_relative is not None else [])
+        return " and ".join(parts)
 
 
 class Rules(Strict):
@@ -65,7 +92,15 @@ class Rules(Strict):
         None, description="Energy per inference (boards without a power source are not gated on it)."
     )
     peak_memory: Increase | None = Field(None, description="Peak resident memory of the job's process.")
-    accuracy: Drop | None = Field(None, description="Top-1 accuracy on the eval set, in percentage points.")
+    accuracy: Drop | None = Field(
+        None, description="The quality metric on the eval set: a model's task metric where it has a task (mAP@[.5:.95], "
+        "mIoU, top-1, a custom metric), else top-1 accuracy.",
+    )  # fmt: skip
+    degraded: Literal["fail", "ignore"] | None = Field(
+        None, description="'fail': a candidate result marked degraded (its outputs past the suite's fidelity limit "
+        "against the reference model; see the suite's 'fidelity') is a regression, with or without a baseline; "
+        "'ignore' (for an override): not gated.",
+    )  # fmt: skip
 
 
 class Match(Strict):
@@ -96,14 +131,15 @@ class Policy(Rules):
         (), description="Per-configuration thresholds; the first whose match fits applies."
     )
 
-    def rules_for(self, config: dict[str, str]) -> dict[str, Increase | Drop]:
+    def rules_for(self, config: dict[str, str]) -> dict[str, Increase | Drop | str]:
         """The thresholds that apply to one (model, variant, device, runtime)."""
         rules = {k: v for k, v in self.model_dump().items() if k in Rules.model_fields and v is not None}
         for o in self.overrides:
             if o.match.matches(config):
                 rules.update({k: v for k, v in o.model_dump().items() if k in Rules.model_fields and v is not None})
                 break
-        return {k: (Drop(**v) if k == "accuracy" else Increase(**v)) for k, v in rules.items()}
+        return {k: (v if k == "degraded" else Drop(**v) if k == "accuracy" else Increase(**v)) for k, v in rules.items()
+                if v != "ignore"}
 
 
 DEFAULT = Policy(

@@ -44,6 +44,247 @@ FilePath = Annotated[Path, AfterValidator(_existing)]
 Shape = Annotated[tuple[int, ...], Field(min_length=1, description="Input shape, batch first.")]
 
 
+def _named_shapes(value: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    for name, shape in value.items():
+        if not name.strip():
+            raise ValueError("an input name in input_shape is empty")
+        if any(d < 1 for d in shape):
+            raise ValueError(f"input {name!r}: every dimension must be >= 1, got {list(shape)}")
+    return value
+
+
+def _positive_shape(value: tuple[int, ...]) -> tuple[int, ...]:
+    if any(d < 1 for d in value):
+        raise ValueError(f"every dimension must be >= 1, got {list(value)}")
+    return value
+
+
+def _shape_kind(value: Any) -> str:
+    return "shape[mapping]" if isinstance(value, dict) else "shape[list]"  # "[...]": left out of error paths
+
+
+# A model's input shape: one shape (its only, or first, input), or {input_name: shape} for each input.
+InputShapes = Annotated[
+    Union[
+        Annotated[Shape, AfterValidator(_positive_shape), Tag("shape[list]")],
+        Annotated[dict[str, Shape], Field(min_length=1), AfterValidator(_named_shapes), Tag("shape[mapping]")],
+    ],
+    Discriminator(_shape_kind),
+]
+_INPUT_SHAPE_DOC = ("Input shape, batch first; or {input_name: shape} for a model with several inputs (symbolic "
+                    "dimensions of the graph are taken from it; a 4-D NCHW shape fits an NHWC input).")
+
+
+def _existing_dir(value: Path, info: ValidationInfo) -> Path:
+    path = _resolve_path(value, info)
+    assert path is not None
+    if not path.is_dir():
+        raise ValueError(f"folder not found: {path}")
+    return path
+
+
+DirPath = Annotated[Path, AfterValidator(_existing_dir)]
+_CALLABLE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # 'pkg.module:function'
+
+
+# -- tasks: what a model's eval set measures (harness.tasks; the board decodes: devices/agent/tasks) --
+
+_TASK = wire.TaskSettings()
+
+
+class ClassificationTask(Strict):
+    """``{kind: classification}``: top-1 and top-k accuracy over the first output (class
+    scores), against the labels ``y``; top-1 is the quality axis."""
+
+    kind: Literal["classification"] = Field(..., description="classification")
+    top_k: int = Field(_TASK.top_k, ge=1, le=1000, description="The k of top-k accuracy (stored as top5 whatever k is).")
+
+    def to_wire(self, layout: str) -> wire.TaskSettings:
+        return wire.TaskSettings(kind="classification", top_k=self.top_k, layout=layout)
+
+
+class DetectionTask(Strict):
+    """``{kind: detection, decode: yolov8}``: COCO mAP@[.5:.95] (the quality axis) and mAP@.5
+    (pycocotools) of the boxes the board decodes, against the eval set's COCO ground truth.
+    Defaults are Ultralytics' validation settings."""
+
+    kind: Literal["detection"] = Field(..., description="detection")
+    decode: str = Field(
+        ..., pattern=r"^(yolov8|yolov5|ssd|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
+        description="The head's decoder, run on the board: yolov8 ([1, 4+C, N]: cx, cy, w, h, class scores), "
+        "yolov5 ([1, N, 5+C], with objectness), ssd (boxes [1, N, 4] + scores [1, N, C]); or "
+        "'pkg.module:function', run on the coordinator over the raw outputs the board sends back (docs/tasks.md).",
+    )  # fmt: skip
+    conf: float = Field(_TASK.conf, ge=0, le=1, description="Score threshold before NMS.")
+    iou: float = Field(_TASK.iou, gt=0, le=1, description="NMS IoU threshold (class-wise).")
+    max_det: int = Field(_TASK.max_det, ge=1, description="Detections kept per image.")
+    agnostic: bool = Field(_TASK.agnostic, description="NMS across classes instead of within each class.")
+    multi_label: bool = Field(_TASK.multi_label, description="A box counts for every class above conf, not only its best.")
+    normalized: bool | None = Field(
+        _TASK.normalized, description="Boxes are fractions of the input size; null: the decoder's default (ssd: true, "
+        "yolo: false, input pixels).",
+    )  # fmt: skip
+    box_format: Literal["xyxy", "yxyx", "cxcywh"] = Field("xyxy", description="ssd: the order of a box's 4 numbers.")
+    background: bool = Field(_TASK.background, description="ssd: score column 0 is the background class.")
+    max_raw_mb: float = Field(
+        _TASK.max_raw_mb, gt=0, le=100, description="With a coordinator decoder: the most raw output the board sends back.")
+
+    @property
+    def board_decoder(self) -> bool:
+        return ":" not in self.decode
+
+    def to_wire(self, layout: str) -> wire.TaskSettings:
+        board = self.board_decoder
+        return wire.TaskSettings(
+            kind="detection", decode=self.decode if board else None, conf=self.conf, iou=self.iou,
+            max_det=self.max_det, agnostic=self.agnostic, multi_label=self.multi_label, normalized=self.normalized,
+            box_format=self.box_format, background=self.background, layout=layout, raw=not board,
+            max_raw_mb=self.max_raw_mb,
+        )  # fmt: skip
+
+
+class SegmentationTask(Strict):
+    """``{kind: segmentation}``: mIoU (the quality axis) and pixel accuracy, from the confusion
+    counts of per-pixel argmax classes against the label masks ``y``, counted on the board."""
+
+    kind: Literal["segmentation"] = Field(..., description="segmentation")
+    ignore_index: int = Field(_TASK.ignore_index, description="Mask value of pixels left out (VOC, Cityscapes: 255).")
+
+    def to_wire(self, layout: str) -> wire.TaskSettings:
+        return wire.TaskSettings(kind="segmentation", ignore_index=self.ignore_index, layout=layout)
+
+
+class CustomTask(Strict):
+    """``{kind: custom, metric: pkg.module:function}``: the board sends back every raw output
+    of the eval set; the coordinator calls ``function(outputs, labels)`` (outputs: one array
+    per model output, all images; labels: the npz's ``y`` or None) for a float, or a dict of
+    floats whose first is the headline."""
+
+    kind: Literal["custom"] = Field(..., description="custom")
+    metric: str = Field(..., pattern=_CALLABLE, description="'pkg.module:function' computing the metric.")
+    name: str = Field("custom", pattern=r"^[A-Za-z_]\w*$", description="The metric's name in results.")
+    max_raw_mb: float = Field(
+        _TASK.max_raw_mb, gt=0, le=100, description="The most raw output the board sends back (fewer images if over).")
+
+    def to_wire(self, layout: str) -> wire.TaskSettings:
+        return wire.TaskSettings(kind="custom", layout=layout, raw=True, max_raw_mb=self.max_raw_mb)
+
+
+Task = Annotated[
+    Union[ClassificationTask, DetectionTask, SegmentationTask, CustomTask],
+    Field(discriminator="kind"),
+]
+
+
+class Preprocess(Strict):
+    """How images become the model's input (once, on the coordinator: boards need no image
+    library): resize to the input's height and width, scale, normalize, order channels."""
+
+    resize: Literal["stretch", "letterbox", "center-crop"] = Field(
+        "stretch", description="stretch to the input size; letterbox: keep the aspect ratio, pad with pad_value "
+        "(YOLO); center-crop: shorter side to the input size, then the center.",
+    )  # fmt: skip
+    scale: float = Field(1 / 255, gt=0, description="Pixel values (0-255) are multiplied by this first.")
+    mean: tuple[float, ...] = Field((0.0, 0.0, 0.0), min_length=1, max_length=3, description="Subtracted per channel after scale.")
+    std: tuple[float, ...] = Field((1.0, 1.0, 1.0), min_length=1, max_length=3, description="Divided per channel after mean.")
+    channels: Literal["rgb", "bgr", "gray"] = Field("rgb", description="Channel order (gray: one channel).")
+    layout: Literal["nchw", "nhwc"] = Field("nchw", description="Where the channels go in the input shape.")
+    dtype: Literal["float32", "float16", "uint8", "int8"] = Field(
+        "float32", description="The input's dtype; uint8 takes the resized pixels as they are, int8 pixel - 128 "
+        "(scale, mean and std are for float inputs).",
+    )  # fmt: skip
+    pad_value: int = Field(114, ge=0, le=255, description="letterbox: the padding's grey level.")
+
+    @model_validator(mode="after")
+    def _no_zero_std(self) -> Preprocess:
+        if any(s == 0 for s in self.std):
+            raise ValueError("std must not be 0")
+        return self
+
+
+class ImageFolderEval(Strict):
+    """``eval: {imagefolder: DIR}``: one sub-folder of images per class (torchvision's
+    ImageFolder); a class's label is its folder's index in ``classes`` (default: the folder
+    names, sorted)."""
+
+    imagefolder: DirPath = Field(..., description="The folder of class folders (relative to the suite file).")
+    classes: tuple[str, ...] | None = Field(None, min_length=1, description="Class folder names in label order.")
+    preprocess: Preprocess = Field(default_factory=Preprocess, description="Image to input.")
+    max_images: int | None = Field(None, ge=1, description="The first N images (sorted by class, then name).")
+
+
+class CocoEval(Strict):
+    """``eval: {coco: instances.json, images: DIR}``: a COCO detection set (the annotations
+    file and its images folder). Model class i is the i-th category sorted by id (the
+    80-class order of YOLO models trained on COCO), unless ``category_ids`` says otherwise."""
+
+    coco: FilePath = Field(..., description="COCO instances JSON (relative to the suite file).")
+    images: DirPath = Field(..., description="Folder holding the images the JSON names.")
+    category_ids: tuple[int, ...] | None = Field(None, min_length=1, description="Model class i -> COCO category id.")
+    preprocess: Preprocess = Field(
+        default_factory=lambda: Preprocess(resize="letterbox"), description="Image to input (default: letterbox).")
+    max_images: int | None = Field(None, ge=1, description="The first N images of the JSON, by image id.")
+
+
+class MasksEval(Strict):
+    """``eval: {images: DIR, masks: DIR}``: images and label masks of the same file stem
+    (PNG, one class index per pixel; 255: ignored); masks are resized by nearest neighbour."""
+
+    images: DirPath = Field(..., description="Folder of images.")
+    masks: DirPath = Field(..., description="Folder of label masks (PNG, class index per pixel).")
+    preprocess: Preprocess = Field(default_factory=Preprocess, description="Image to input.")
+    max_images: int | None = Field(None, ge=1, description="The first N images, by name.")
+
+
+def _eval_tag(value: Any) -> str | None:
+    if isinstance(value, (str, Path)):
+        return "npz"
+    if isinstance(value, dict):
+        for key, tag in (("imagefolder", "imagefolder"), ("coco", "coco"), ("masks", "masks")):
+            if key in value:
+                return tag
+        return None
+    return {ImageFolderEval: "imagefolder", CocoEval: "coco", MasksEval: "masks"}.get(type(value))
+
+
+EvalRef = Annotated[
+    Union[
+        Annotated[FilePath, Tag("npz")],
+        Annotated[ImageFolderEval, Tag("imagefolder")],
+        Annotated[CocoEval, Tag("coco")],
+        Annotated[MasksEval, Tag("masks")],
+    ],
+    Discriminator(
+        _eval_tag,
+        custom_error_type="eval_kind",
+        custom_error_message="eval is an npz file, {imagefolder: DIR}, {coco: FILE, images: DIR} or "
+        "{images: DIR, masks: DIR}",
+    ),
+]
+_EVAL_DOC = ("The eval set: an npz (x, y for accuracy; what the task reads: docs/tasks.md), or files prepared once "
+             "into one: {imagefolder: DIR}, {coco: FILE, images: DIR}, {images: DIR, masks: DIR}.")
+_TASK_DOC = "What the eval set measures (docs/tasks.md); null: top-1 accuracy over the first output."
+# The task each prepared eval source is for.
+_SOURCE_TASK = {ImageFolderEval: "classification", CocoEval: "detection", MasksEval: "segmentation"}
+
+
+def check_task(model: Any) -> Any:
+    """A model's task and eval set fit: a task other than classification needs an eval set,
+    and a prepared one is for its own task."""
+    task, ev = getattr(model, "task", None), getattr(model, "eval", None)
+    kind = None if task is None else task.kind
+    if kind not in (None, "classification") and ev is None and not isinstance(model, BuiltinModel):
+        raise ValueError(f"a {kind} task needs an eval set ('eval:')")
+    if isinstance(model, BuiltinModel) and kind not in (None, "classification"):
+        raise ValueError("a built-in model is a classifier: its task can only be classification")
+    want = _SOURCE_TASK.get(type(ev))
+    if want is not None and (kind or "classification") != want:
+        source = next(iter(type(ev).model_fields))
+        raise ValueError(f"eval {{{source}: ...}} is a {want} set: give the model 'task: {{kind: {want}, ...}}'"
+                         + (f", not {kind}" if kind else ""))
+    return model
+
+
 def _known_builtin(name: str) -> str:
     from harness.zoo import MODELS
 
@@ -56,6 +297,11 @@ class BuiltinModel(Strict):
     kind: ClassVar[str] = "torch"  # what recipes start from (``variants.build.source_problem``)
     builtin: Annotated[str, AfterValidator(_known_builtin)] = Field(..., description="A model from the zoo.")
     name: str | None = Field(None, description="Name in results (defaults to the builtin's name).")
+    task: Task | None = Field(None, description="What its eval split measures: {kind: classification} adds top-5.")
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> Any:
+        return check_task(self)
 
     @property
     def label(self) -> str:
@@ -66,8 +312,13 @@ class OnnxModel(Strict):
     kind: ClassVar[str] = "onnx"
     name: str = Field(..., min_length=1, description="Name in results.")
     onnx: FilePath = Field(..., description="ONNX file (relative to the suite file).")
-    input_shape: Shape
-    eval: FilePath | None = Field(None, description="npz with x, y arrays for accuracy.")
+    input_shape: InputShapes = Field(..., description=_INPUT_SHAPE_DOC)
+    eval: EvalRef | None = Field(None, description=_EVAL_DOC)
+    task: Task | None = Field(None, description=_TASK_DOC)
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> Any:
+        return check_task(self)
 
     @property
     def label(self) -> str:
@@ -81,8 +332,13 @@ class FactoryModel(Strict):
     kind: ClassVar[str] = "torch"
     name: str = Field(..., min_length=1, description="Name in results.")
     factory: str = Field(..., pattern=_REF, description="'pkg.module:function' returning an nn.Module.")
-    input_shape: Shape
-    eval: FilePath | None = Field(None, description="npz with x, y arrays for accuracy.")
+    input_shape: InputShapes = Field(..., description=_INPUT_SHAPE_DOC)
+    eval: EvalRef | None = Field(None, description=_EVAL_DOC)
+    task: Task | None = Field(None, description=_TASK_DOC)
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> Any:
+        return check_task(self)
     dataset: str | None = Field(
         None, pattern=_REF,
         description="'pkg.module:function' returning {'train': (x, y), 'calib': (x, y), 'test': (x, y)}, each "
@@ -104,7 +360,12 @@ class TfliteModel(Strict):
         None, description="Shape of the data fed (batch first); default: the file's own input shape. "
         "NCHW data is transposed for an NHWC model (read from the file).",
     )  # fmt: skip
-    eval: FilePath | None = Field(None, description="npz with x, y arrays for accuracy.")
+    eval: EvalRef | None = Field(None, description=_EVAL_DOC)
+    task: Task | None = Field(None, description=_TASK_DOC)
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> Any:
+        return check_task(self)
 
     @property
     def label(self) -> str:
@@ -316,6 +577,57 @@ class ReportSettings(Strict):
     )
 
 
+class FidelityLimits(Strict):
+    """How far a variant's outputs may be from its reference's (the chain's fp32 variant, i.e.
+    the source model) on the same inputs before the variant is marked ``degraded``: every
+    output must meet every limit set; null: not checked. Scored on the coordinator for every
+    variant (``harness.variants.quality``, docs/results.md#fidelity-and-the-degraded-mark).
+
+    Why 0.95 and 10 dB by default: the defaults must pass every precision conversion of the
+    built-in models and still catch a broken one. Measured (onnxruntime 1.32, openvino 2026.4,
+    ai-edge-litert 2.3; worst output, cosine / SNR): fp16 0.99995-1.0 / 40-64 dB everywhere;
+    int8-static, int8-dynamic, int8-mixed and ov-int8 on digits-cnn 0.9996-0.9999 / 27-37 dB,
+    on resnet18-224 0.9992-0.9995 / 28-30 dB, on mobilenetv2-224 (seeded random weights,
+    synthetic inputs) 0.976-0.979 / 13.1-13.8 dB; tflite-int8 on digits-cnn 0.998 / 19.3 dB.
+    So cosine 0.99 and 20 dB would mark the quickstart's int8 MobileNetV2 and a LiteRT int8
+    file with 100 % top-1 agreement. A broken conversion is far below: PP-OCRv4 detection in
+    fp16 scored cosine 0.013, in int8-dynamic 0.18. Cosine is blind to scale, SNR is not: an
+    output halved scores cosine 1 and 6 dB. Re-trained variants (pruned with fine-tuning,
+    distilled) are different functions by design and often fall below (digits-cnn: cosine
+    0.89-0.95, 6-8 dB at 95-98 % accuracy); where the eval set measures their accuracy, that,
+    not the mark, decides whether the report keeps them (docs/results.md)."""
+
+    min_cosine: float | None = Field(
+        0.95, ge=-1, le=1, description="Smallest cosine similarity of an output with the reference's (per sample, "
+        "averaged); blind to scale.",
+    )  # fmt: skip
+    min_snr_db: float | None = Field(
+        10.0, description="Smallest signal-to-noise ratio of an output, 10 log10(||ref||^2 / ||ref - out||^2) in dB "
+        "(10 dB: the error's energy is a tenth of the output's).",
+    )  # fmt: skip
+    max_abs_err: float | None = Field(
+        None, gt=0, description="Largest absolute difference of any output value from the reference's, in the "
+        "output's own units (default: not checked; it depends on the output's scale).",
+    )  # fmt: skip
+
+
+class Fidelity(FidelityLimits):
+    """``fidelity: {min_cosine: 0.95, min_snr_db: 10, models: {my-det: {min_cosine: 0.99}}}``: the
+    limits of every model, and per model (by its name in results) the limits it sets instead."""
+
+    models: dict[str, FidelityLimits] = Field(
+        default_factory=dict, description="Per model: the limits it names replace the suite's (null turns one off)."
+    )
+
+    def limits_for(self, model: str) -> FidelityLimits:
+        """The limits that apply to ``model``: the suite's, with the model's own keys replacing them."""
+        own = self.models.get(model)
+        base = {k: getattr(self, k) for k in FidelityLimits.model_fields}
+        if own is not None:
+            base.update({k: getattr(own, k) for k in own.model_fields_set})
+        return FidelityLimits(**base)
+
+
 class Canary(Strict):
     """``canary: {every: N, interleaved: true}``: the board canary first and last on every board,
     also after every N timed windows of the board, and/or interleaved with every job in its own
@@ -364,6 +676,10 @@ class Suite(Strict):
     )  # fmt: skip
     gate: Policy | None = Field(None, description="Release policy (see 'harness gate').")
     report: ReportSettings | None = Field(None, description="Report settings: budgets of the recommendation table.")
+    fidelity: Fidelity | None = Field(
+        None, description="How far a variant's outputs may be from its reference model's before it is marked "
+        "'degraded' (default: the limits' defaults for every model).",
+    )  # fmt: skip
 
     @property
     def canary_every(self) -> int | None:
@@ -393,6 +709,21 @@ class Suite(Strict):
             if labels.count(label) > 1:
                 raise ValueError(f"two models are named {label!r}; give one a different 'name'")
         return models
+
+    @field_validator("fidelity")
+    @classmethod
+    def _fidelity_models_known(cls, v: Fidelity | None, info: ValidationInfo) -> Fidelity | None:
+        labels = [m.label for m in (info.data or {}).get("models") or ()]
+        unknown = [name for name in (v.models if v is not None else ()) if name not in labels]
+        if unknown and labels:
+            raise ValueError(f"fidelity.models names {', '.join(map(repr, unknown))}, not a model of this suite "
+                             f"(models: {', '.join(labels)})")
+        return v
+
+    @property
+    def fidelity_limits(self) -> Fidelity:
+        """The suite's ``fidelity``, or the default limits."""
+        return self.fidelity or Fidelity()
 
     @field_validator("runtime_options")
     @classmethod

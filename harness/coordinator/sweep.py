@@ -30,6 +30,8 @@ from harness.canary import CANARY, CANARY_VARIANT
 from harness.plan import Plan, make_plan, select_devices
 from harness.records import Job, JobResult, Repeat
 from harness.store import Store
+from harness.transport.local import agent_env
+from harness.tasks.plan import TaskPlan, plan_tasks
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -54,6 +56,7 @@ class SweepOutcome:
     skipped: tuple[str, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
     down: dict[str, str] = field(default_factory=dict)  # boards that ended the sweep down -> why
+    degraded: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, variant) past the fidelity limit -> why
 
 
 def _git_commit() -> str | None:
@@ -68,14 +71,14 @@ def _git_commit() -> str | None:
 def build_suite(suite: Suite, opts: SweepOptions) -> BuildOutcome:
     """Build (or find in the cache) every variant of the suite, measuring nothing."""
     with ray_session(opts.ray_address):
-        return build_all(suite.models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
+        return build_all(suite.models, suite.variants, opts.cache_dir / "artifacts", suite.recipes, suite.fidelity)
 
 
 def run_sweep(suite: Suite, inventory: Inventory, store: Store, opts: SweepOptions) -> SweepOutcome:
     """Measure every planned job; returns once each job is stored as ok or failed."""
     devices = select_devices(inventory.resolved(), suite, opts.device_names, opts.device_tags)
     plan = make_plan(suite, devices)
-    driver_env = dict(os.environ)
+    driver_env = agent_env(os.environ)  # captured here: a Ray worker's own has OMP_NUM_THREADS=1 injected
     config = {"suite": suite.model_dump(mode="json"), "devices": [d.model_dump(mode="json") for d in plan.devices]}
     if opts.resume:
         run_id = _reopen(store, opts.resume, config)
@@ -109,17 +112,21 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     t0 = time.monotonic()
     progress.phase(f"building {len(suite.models)} model(s) x {len(suite.variants)} variant(s)")
     models = [m for m in suite.models if any(j.model == m.label for j in todo)]
-    built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes)
+    built = build_all(models, suite.variants, opts.cache_dir / "artifacts", suite.recipes, suite.fidelity)
+    outcome.degraded = {key: b.degraded for key, b in built.variants.items() if b.degraded}
     canary_key = (CANARY.label, CANARY_VARIANT)
     if any(j.model == CANARY.label or j.settings.canary_block_s is not None for j in todo):
         canary = build_all([CANARY], [CANARY_VARIANT], opts.cache_dir / "artifacts")
         built.variants.update(canary.variants)
         built.failures.update(canary.failures)
+    tasks, task_failures = plan_tasks(models, opts.cache_dir / "artifacts")  # eval sets prepared (harness.tasks)
     outcome.timings_s["build"] = time.monotonic() - t0
 
     queue: list[Job] = []
     for job in todo:
         reason = built.failures.get((job.model, job.variant))
+        if reason is None and job.model in task_failures:
+            reason = f"the eval set: {task_failures[job.model]}"
         if reason is None and job.settings.canary_block_s is not None and canary_key in built.failures:
             reason = f"the interleaved canary: {built.failures[canary_key]}"
         if reason is not None:
@@ -129,7 +136,7 @@ def _build_and_measure(suite: Suite, plan: Plan, todo: list[Job], actors: Device
     t1 = time.monotonic()
     progress.phase("measuring")
     if queue and actors is not None:
-        _measure(queue, plan, actors, built.variants, suite, ctx)
+        _measure(queue, plan, actors, built.variants, suite, ctx, tasks)
     outcome.timings_s["measure"] = time.monotonic() - t1
 
 
@@ -162,8 +169,10 @@ def _same_plan(stored: object, current: object) -> bool:
     return stored == current
 
 
-def _payloads(variants: dict[tuple[str, str], Built]) -> dict[tuple[str, str], Payload]:
-    """Each built variant's files as content-addressed references (hashed once per sweep)."""
+def _payloads(variants: dict[tuple[str, str], Built],
+              tasks: dict[str, TaskPlan] | None = None) -> dict[tuple[str, str], Payload]:
+    """Each built variant's files as content-addressed references (hashed once per sweep);
+    a model with a task gets its task and the task's eval set (``harness.tasks``)."""
     hashed: dict[Path, FileRef] = {}
 
     def ref(path: str | None, sha256: str | None = None) -> FileRef | None:
@@ -178,8 +187,10 @@ def _payloads(variants: dict[tuple[str, str], Built]) -> dict[tuple[str, str], P
         v = built.variant
         artifact = ref(v.path, v.sha256)
         assert artifact is not None
-        out[key] = Payload(artifact=artifact, input_shape=tuple(v.input_shape), eval=ref(v.eval_path),
-                           variant=built.record, format=v.format, weights=ref(v.weights_path))
+        task = (tasks or {}).get(key[0])
+        out[key] = Payload(artifact=artifact, input_shape=tuple(v.input_shape),
+                           eval=ref(str(task.eval_path)) if task else ref(v.eval_path),
+                           variant=built.record, format=v.format, weights=ref(v.weights_path), task=task)
     return out
 
 
@@ -205,7 +216,7 @@ class _Context:
 
 
 def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[tuple[str, str], Built], suite: Suite,
-             ctx: _Context) -> None:
+             ctx: _Context, tasks: dict[str, TaskPlan] | None = None) -> None:
     """One actor per board holds it exclusively; a free board takes the next job it can run.
 
     The loop only waits on Ray with a timeout, and every down board is re-probed a bounded
@@ -213,7 +224,7 @@ def _measure(jobs: list[Job], plan: Plan, actors: DeviceActors, variants: dict[t
     """
     import ray
 
-    payloads = _payloads(variants)
+    payloads = _payloads(variants, tasks)
     actors.serve_files(list({f for p in payloads.values() for f in (p.artifact, p.eval, p.weights) if f is not None}))
     f = suite.faults
     for job in jobs:  # every repeat already stored (a run killed before storing the job itself)
@@ -314,6 +325,8 @@ def _unit_done(sched: Scheduler, actors: DeviceActors, ctx: _Context, name: str,
 
 def _finish(ctx: _Context, job: Job, result: JobResult) -> None:
     ctx.closed.add(job.key)
+    if result.status == "ok":
+        result.metrics["degraded"] = ctx.outcome.degraded.get((job.model, job.variant))
     ctx.store.record(ctx.ids[job.key], result)
     if result.status == "ok":
         ctx.outcome.ok += 1

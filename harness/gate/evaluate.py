@@ -33,7 +33,9 @@ CONFIG = ("model", "variant", "device", "runtime")
 VERDICTS = ("regression", "board-drift", "improvement", "inconclusive", "missing", "pass")
 # metric -> the percentile of the per-iteration samples, or the results column of a per-run value
 PERCENTILES = {name: m.percentile for name, m in BY_GATE.items() if m.percentile}
-COLUMNS = {name: m.column for name, m in BY_GATE.items() if not m.percentile and not m.points}
+COLUMNS = {name: m.column for name, m in BY_GATE.items() if not m.percentile and not m.points and m.kind != "text"}
+# The chains a variant's fidelity is scored against (``harness.coordinator.builds.reference_chains``).
+REFERENCE_CHAINS = ("fp32", "as-is", "tflite-fp32", "tflite-as-is")
 HISTORY = 5  # baseline runs taken from a tag
 NOISE_HISTORY = 20  # runs of the tag whose spread sets the run-to-run noise: five runs see too little of it
 # the per-run value of a metric in the results table, for the noise estimate
@@ -110,6 +112,13 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
     for key in configs:
         config = dict(zip(CONFIG, key, strict=True))
         rules = policy.rules_for(config)
+        if rules.pop("degraded", None) == "fail" and key in cand:  # judged on the candidate alone
+            result.verdicts.append(_degraded(config, cand[key], _reference(cand, key), rules.get("accuracy")))
+        quality_rule = rules.get("accuracy")
+        if isinstance(quality_rule, Drop) and quality_rule.reference == "fp32":  # judged on the candidate run alone
+            del rules["accuracy"]
+            if key in cand and (v := _fp32_quality(config, quality_rule, cand)) is not None:
+                result.verdicts.append(v)
         have = [b[key] for b in bases if key in b]
         if key not in cand or not have:
             why = "not measured (or failed) in the candidate" if key not in cand else "no baseline measurement"
@@ -268,15 +277,72 @@ def _board_drift(reader: _Reader, result: GateResult, candidate: str, baselines:
             v.note = f"{note} (still past the limit)"
 
 
-def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[pd.Series]) -> Verdict | None:
-    """Accuracy on a fixed eval set by a deterministic runtime has no sampling noise between
-    runs: the change in points is compared with the allowed drop directly."""
-    base = [r.accuracy for r in bases if not pd.isna(r.accuracy)]
-    if pd.isna(cand.accuracy) or not base:
+def quality(row: pd.Series) -> float:
+    """A result's quality: its task metric (``quality``: mAP, mIoU, top-1...) where its model has
+    a task, else its top-1 ``accuracy``; NaN when it has neither."""
+    for column in ("quality", "accuracy"):
+        value = row.get(column)
+        if value is not None and not pd.isna(value):
+            return float(value)
+    return math.nan
+
+
+def _fp32_quality(config: dict[str, str], rule: Drop, run: dict[tuple[str, ...], pd.Series]) -> Verdict | None:
+    """``reference: fp32`` (MLPerf's rule): the candidate's quality against its own run's fp32
+    variant of the model on the same device and runtime; None for the fp32 variant itself."""
+    key = tuple(config[c] for c in CONFIG)
+    if key[1] in REFERENCE_CHAINS:
         return None
-    change = (cand.accuracy - float(np.mean(base))) * 100
-    verdict = "regression" if -change > rule.max_drop else "improvement" if change > rule.max_drop else "pass"
-    return Verdict(config, "accuracy", verdict, threshold=rule.max_drop, ratio=change, note="points")
+    ref = next((run[k] for k in ((key[0], chain, *key[2:]) for chain in REFERENCE_CHAINS) if k in run), None)
+    if ref is None:
+        return Verdict(config, "accuracy", "missing", note="no fp32 variant measured on this device and runtime")
+    return _accuracy(config, rule, run[key], [ref])
+
+
+def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[pd.Series]) -> Verdict | None:
+    """The quality metric (``quality``) against the reference's (the baselines' mean, or the
+    fp32 variant's): a drop past ``max_drop`` points or below ``min_relative`` of it regresses.
+    A fixed eval set through a deterministic runtime has no sampling noise between runs, so
+    the change is compared with the limits directly."""
+    value = quality(cand)
+    base = [q for q in (quality(r) for r in bases) if not math.isnan(q)]
+    if math.isnan(value) or not base:
+        return None
+    ref = float(np.mean(base))
+    change = (value - ref) * 100
+    name = cand.get("quality_metric") if isinstance(cand.get("quality_metric"), str) else "accuracy"
+    note = "points" if name == "accuracy" else f"points of {name}"
+    if rule.min_relative is not None and ref > 0:
+        note += f"; {value / ref:.4f} of the reference (at least {rule.min_relative:g})"
+    improved = rule.max_drop is not None and change > rule.max_drop
+    verdict = "regression" if not rule.allows(value, ref) else "improvement" if improved else "pass"
+    return Verdict(config, "accuracy", verdict, threshold=rule.max_drop, ratio=change, note=note)
+
+
+def _reference(run: dict[tuple[str, ...], pd.Series], key: tuple[str, ...]) -> float | None:
+    """The run's quality (``quality``) of the reference variant (the one fidelity is scored against)
+    for ``key``: on the same device and runtime, else the median over the device's runtimes."""
+    model, variant, device, runtime = key
+    refs = [(k, quality(r)) for k, r in run.items() if k[0] == model and k[1] in REFERENCE_CHAINS
+            and k[1] != variant and k[2] == device and not isinstance(r.get("degraded"), str)]
+    refs = [(k, q) for k, q in refs if not math.isnan(q)]
+    values = [q for k, q in refs if k[3] == runtime] or [q for _, q in refs]
+    return float(np.median(values)) if values else None
+
+
+def _degraded(config: dict[str, str], cand: pd.Series, ref: float | None, rule: object) -> Verdict:
+    """``degraded: fail``: a candidate result marked degraded (its outputs past the suite's fidelity
+    limit) is a regression, unless its accuracy, measured on the eval set, is within the policy's
+    accuracy rule of its reference variant's in the same run: the task metric vouches for it, as
+    the report keeps it on its fronts."""
+    reason = cand.get("degraded")
+    if not isinstance(reason, str) or not reason:
+        return Verdict(config, "degraded", "pass")
+    acc = quality(cand)
+    if isinstance(rule, Drop) and not math.isnan(acc) and ref is not None and rule.allows(acc, ref):
+        return Verdict(config, "degraded", "pass", note=f"degraded ({reason}), but its accuracy {acc:.2%} is within "
+                       f"{rule.describe()} of the reference's {ref:.2%}")
+    return Verdict(config, "degraded", "regression", note=f"degraded: {reason}")
 
 
 def _decide(v: Verdict, fdr: float) -> str:

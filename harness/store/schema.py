@@ -17,9 +17,10 @@ def _column(name: str) -> str:
     return f"{name} {'TEXT' if name in TEXT_METRICS else 'REAL'}"
 
 
-# The metric columns of v1; later versions add theirs with ALTER TABLE (the list is frozen).
+# The metric columns of v1; later versions add theirs with ALTER TABLE (the lists are frozen).
 _V1_METRICS = METRICS[: METRICS.index("precision") + 1]
-_V4_METRICS = METRICS[len(_V1_METRICS):]
+_V4_METRICS = METRICS[len(_V1_METRICS): METRICS.index("unstable") + 1]
+_V5_METRICS = ("degraded",)
 _METRIC_COLUMNS = ",\n    ".join(_column(name) for name in _V1_METRICS)
 
 V1 = f"""
@@ -132,7 +133,17 @@ CREATE TABLE repeats (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4)
+# v5: fidelity. A variant's worst output against its reference (cosine is the worst output's
+# from now on; older rows hold the first output's), which inputs were fed, the per-output
+# figures; a result's ``degraded`` mark (the reason, NULL: none) under its suite's limits.
+V5 = "\n".join(f"ALTER TABLE results ADD COLUMN {_column(name)};" for name in _V5_METRICS) + """
+ALTER TABLE variants ADD COLUMN snr_db REAL;
+ALTER TABLE variants ADD COLUMN max_abs_err REAL;
+ALTER TABLE variants ADD COLUMN fidelity_inputs TEXT;
+ALTER TABLE variants ADD COLUMN fidelity_json TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

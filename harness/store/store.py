@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.errors import StoreError
 from harness.hashing import canonical_json
+from devices.agent.metrics import IN_DETAILS
 from harness.records import METRICS, TEXT_METRICS, VARIANT_COLUMNS, Job, JobResult, JobSettings, Repeat
 from harness.store.schema import migrate
 
@@ -30,8 +31,13 @@ from harness.store.schema import migrate
 _RENAMED = {"sha256": "artifact_sha256", "precision": "weights_precision"}
 _VARIANT_IN_RESULTS = tuple((c, _RENAMED.get(c, c)) for c in VARIANT_COLUMNS if c not in ("model", "chain"))
 _VARIANT_SELECT = ", ".join(f"v.{column} AS {alias}" for column, alias in _VARIANT_IN_RESULTS)
+# The host-side quality figures of a variant (``harness.variants.quality``), scored together.
+_QUALITY_COLUMNS = ("host_accuracy", "agreement", "cosine", "snr_db", "max_abs_err", "fidelity_inputs")
+# Metrics kept in the details JSON (task metrics: ``Metric.details``), read back as columns.
+_DETAILS_SELECT = ", ".join(f"json_extract(res.details_json, '{m.details}') AS {m.column}" for m in IN_DETAILS)
 RESULT_COLUMNS = (
-    "run", "tag", "model", "variant", "device", "runtime", "status", "error", *METRICS, "variant_id",
+    "run", "tag", "model", "variant", "device", "runtime", "status", "error", *METRICS,
+    *(m.column for m in IN_DETAILS), "variant_id",
     *(alias for _, alias in _VARIANT_IN_RESULTS), "attempts", "started", "finished", "job_id",
 )  # fmt: skip
 
@@ -181,17 +187,25 @@ class Store:
 
     @staticmethod
     def _put_variant(c: sqlite3.Connection, variant_id: str, v: dict[str, Any]) -> None:
-        """Variants are content-addressed: the first record of an id is the record."""
+        """Variants are content-addressed: the first record of an id is the record. One
+        exception: a row stored before fidelity was scored (schema v4 and older) takes its
+        quality figures, all together, from the first record that has them."""
+        fidelity = v.get("fidelity")
         c.execute(
-            f"INSERT OR IGNORE INTO variants (id, {', '.join(VARIANT_COLUMNS)}, tool_versions_json)"
-            f" VALUES (?{', ?' * len(VARIANT_COLUMNS)}, ?)",
-            (variant_id, *(v.get(k) for k in VARIANT_COLUMNS), canonical_json(v.get("tool_versions", {}))),
+            f"INSERT INTO variants (id, {', '.join(VARIANT_COLUMNS)}, tool_versions_json, fidelity_json)"
+            f" VALUES (?{', ?' * len(VARIANT_COLUMNS)}, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            f" {', '.join(f'{k} = excluded.{k}' for k in _QUALITY_COLUMNS)}, fidelity_json = excluded.fidelity_json"
+            " WHERE variants.fidelity_json IS NULL AND excluded.fidelity_json IS NOT NULL",
+            (variant_id, *(v.get(k) for k in VARIANT_COLUMNS), canonical_json(v.get("tool_versions", {})),
+             None if fidelity is None else canonical_json(fidelity)),
         )
 
     def variants(self) -> pd.DataFrame:
-        """Every variant ever measured: what it is and what it cost to build."""
+        """Every variant ever measured: what it is, what it cost to build, and its fidelity
+        against its reference (``fidelity``: the per-output figures, None before schema v5)."""
         df = pd.read_sql_query("SELECT * FROM variants ORDER BY model, chain", self._conn)
         df["tool_versions"] = df.pop("tool_versions_json").map(json.loads)
+        df["fidelity"] = df.pop("fidelity_json").map(lambda text: None if text is None else json.loads(text))
         return df
 
     def reopen_run(self, run_id: str) -> None:
@@ -288,14 +302,15 @@ class Store:
         metric_cols = ", ".join(f"res.{c}" for c in (*METRICS, "variant_id"))
         df = pd.read_sql_query(
             f"SELECT r.id AS run, r.tag, j.model, j.variant, j.device, j.runtime, j.board, j.status, j.error, {metric_cols},"
-            f" {_VARIANT_SELECT}, j.attempts, j.started, j.finished, j.id AS job_id"
+            f" {_DETAILS_SELECT}, {_VARIANT_SELECT}, j.attempts, j.started, j.finished, j.id AS job_id"
             " FROM jobs j JOIN runs r ON r.id = j.run_id LEFT JOIN results res ON res.job_id = j.id"
             " LEFT JOIN variants v ON v.id = res.variant_id"
             " WHERE (? IS NULL OR r.id = ?) AND (? IS NULL OR r.tag = ?) ORDER BY r.started, j.id",
             self._conn, params=(run, run, tag, tag),
         )
         numeric = [c for c in (*METRICS, "size_bytes", "params", "macs", "sparsity", "opset", "build_s", "host_accuracy",
-                               "agreement", "cosine") if c not in (*TEXT_METRICS, "throttled")]
+                               "agreement", "cosine", "snr_db", "max_abs_err") if c not in (*TEXT_METRICS, "throttled")]
+        numeric += [m.column for m in IN_DETAILS if m.kind != "text"]
         df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
         df["throttled"] = df["throttled"].astype("boolean")
         return df

@@ -6,6 +6,7 @@ here. Cheap to import (no torch, onnx or
 runtimes): config validation reads ``RECIPES`` to check names.
 """
 
+from harness.variants.as_is import AsIs, TfliteAsIs
 from harness.variants.base import Preset, Recipe, RecipeOptions
 from harness.variants.build import Variant, build_variant
 from harness.variants.cache import ArtifactCache
@@ -24,6 +25,7 @@ from harness.variants.tflite_int8 import TfliteInt8
 
 RECIPES: dict[str, Preset] = {
     "fp32": Preset(Fp32),
+    "as-is": Preset(AsIs),
     "int8-dynamic": Preset(Int8Dynamic),
     "fp16": Preset(Fp16),
     "int8-static": Preset(Int8Static, calibration="minmax"),
@@ -40,6 +42,7 @@ RECIPES: dict[str, Preset] = {
     "prune-channels-50": Preset(PruneChannels, amount=0.5),
     "distill": Preset(Distill),
     "tflite-fp32": Preset(TfliteFp32),
+    "tflite-as-is": Preset(TfliteAsIs),
     "tflite-fp16": Preset(TfliteFp16),
     "tflite-int8": Preset(TfliteInt8),
 }

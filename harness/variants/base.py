@@ -56,6 +56,13 @@ class Recipe(ABC):
     # config error naming the extra, not an ImportError mid-sweep.
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
+    # The oldest ONNX opset an onnx-stage recipe works at (None: any): the builder first
+    # converts an older input graph with the ONNX version converter (recorded in the
+    # variant's notes), or refuses the step with the converter's reason.
+    min_opset: ClassVar[int | None] = None
+    # False: the step needs a float32 input and refuses one already quantized or in float16
+    # (``precision.py``); True only for the recipes that measure a model as it is.
+    any_precision: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | RecipeOptions | None = None, label: str | None = None):
         self.options = options if isinstance(options, self.Options) else self.Options.model_validate(dict(options or {}))
@@ -66,6 +73,10 @@ class Recipe(ABC):
 
     def tool_versions(self) -> dict[str, str]:
         return {}
+
+    def opset_needed(self) -> int | None:
+        """``min_opset``, or more where an option needs it."""
+        return self.min_opset
 
     @classmethod
     def missing(cls) -> str | None:

@@ -5,6 +5,15 @@ recipes, one tflite-stage recipe" (converted straight from the module). The vari
 the cache key: it hashes the source's content hash, each step's name, params and tool
 versions, and the export settings, so equal inputs give equal ids on any machine and a
 rebuild happens only when something that changes the bytes changes.
+
+Before each onnx-stage step the builder checks its input graph: a step that needs float32
+(every recipe but ``as-is``) refuses a graph already quantized or in float16
+(``precision.py``); a graph older than the step's ``opset_needed()`` is converted with the
+ONNX version converter first, recorded in the variant's ``notes`` (and the ONNX artifact's
+``metadata_props``, ``edge_harness.opset_converted``), or the step is refused with the
+converter's reason. An ONNX file a step makes must load in ONNX Runtime (when ORT may run
+it), or the step fails rather than caching a graph no runtime can read. Every failure is a
+``VariantBuildError`` of one line (the full text in its ``detail``).
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
 
 MODEL_FILE = "model.onnx"
-SCHEMA = "2"  # bump when the build procedure changes in a way the key does not capture
+SCHEMA = "3"  # bump when the build procedure changes in a way the key does not capture
+METADATA_PREFIX = "edge_harness."  # notes go into the ONNX artifact's metadata_props under this prefix
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,10 @@ class Variant:
     sparsity: float = 0.0  # exactly-zero fraction of Conv/Gemm/MatMul weights (onnx_stats)
     format: str = "onnx"  # or "openvino-ir": ``path`` is the graph, ``weights_path`` the weights
     weights_path: Path | None = None
+    # What the build did that the chain does not say, e.g. {"opset_converted": "11 -> 13 (int8-static)"}.
+    notes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # Every input's shape when the suite named them ({input_name: shape}); ``input_shape`` is the first's.
+    input_shapes: dict[str, tuple[int, ...]] | None = field(default=None, hash=False, compare=False)
 
 
 def split_chain(chain: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -111,6 +125,13 @@ def check_chain(recipes: list[Recipe], source: "SourceModel") -> None:
     problem = source_problem(recipes, source_kind(source), source.name)
     if problem:
         raise VariantBuildError(problem)
+    shapes = getattr(source, "input_shapes", None) or {}
+    single = next((r for r in recipes if r.stage in ("torch", "tflite")), None)
+    if len(shapes) > 1 and single is not None:
+        from harness.errors import name_list
+
+        raise VariantBuildError(f"{single.label}: works on one-input torch models; {source.name} has "
+                                f"{name_list(list(shapes))}")
 
 
 def source_kind(source: "SourceModel") -> str:
@@ -129,7 +150,7 @@ def source_problem(recipes: list[Recipe], kind: str, model: str) -> str | None:
                     "builtin or factory model, or give the .tflite file itself as the model ('tflite: path')")
         if r.stage == "onnx" and kind == "tflite":
             return (f"{r.label}: works on ONNX graphs, but {model} is a .tflite file; its variants are the tflite-* "
-                    "recipes (tflite-fp32 measures it as it is)")
+                    "recipes (tflite-as-is measures it as it is)")
     return None
 
 
@@ -172,6 +193,7 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
     recipes = make_recipes(steps, custom)
     check_chain(recipes, source)
     versions = tool_versions(recipes, source)
+    shapes = getattr(source, "input_shapes", None) or None
     material = {
         "schema": SCHEMA,
         "source": source.content_hash,
@@ -179,6 +201,8 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
         "steps": [{"name": r.name, "revision": r.revision, "params": r.params()} for r in recipes],
         "tool_versions": versions,
     }
+    if shapes:
+        material["input_shapes"] = {k: list(v) for k, v in shapes.items()}
     directory, meta, cached = cache.get_or_build("variant", material, lambda d: _build(d, source, recipes))
     return Variant(
         model=source.name,
@@ -189,17 +213,19 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
         size_bytes=meta["size_bytes"],
         params=meta["params"],
         macs=meta["macs"],
-        precision=chain_precision(recipes),
+        precision=meta.get("precision") or chain_precision(recipes),
         opset=meta["opset"],
         tool_versions=versions,
         build_s=float(meta["build_s"]),
         cached=cached,
         runtimes=chain_runtimes(recipes),
-        input_shape=tuple(source.input_shape),
+        input_shape=tuple(meta.get("input_shape") or source.input_shape),
         eval_path=source.eval_path,
         sparsity=float(meta["sparsity"]),
         format=meta["format"],
         weights_path=directory / meta["weights"] if meta.get("weights") else None,
+        notes=dict(meta.get("notes") or {}),
+        input_shapes={k: tuple(v) for k, v in shapes.items()} if shapes else None,
     )
 
 
@@ -207,9 +233,12 @@ def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dic
     from harness.variants.onnx_stats import onnx_stats
     from harness.variants.tflite_file import tflite_stats
 
+    from harness.variants.precision import onnx_precision, tflite_precision
+
     t0 = time.perf_counter()
     work = directory / "work"
     work.mkdir()
+    notes: dict[str, str] = {}
     torch_steps = [r for r in recipes if r.stage == "torch"]  # a prefix of the chain (check_chain)
     current: Any = source.load_module() if source.has_torch else None
     for i, r in enumerate(torch_steps):
@@ -219,25 +248,49 @@ def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dic
     if fmt == "tflite":  # one tflite step, last: from the module, or from the user's .tflite
         r = recipes[-1]
         path = _run(r, current if current is not None else source.tflite_path, work / f"{len(recipes) - 1:02d}-{r.name}",
-                    source)
+                    source, notes)
     else:
         path = last_onnx = _source_onnx(current, source, work)
         for i, r in enumerate(recipes[len(torch_steps):], start=len(torch_steps)):
-            path = _run(r, path, work / f"{i:02d}-{r.name}", source)
+            path = _run(r, path, work / f"{i:02d}-{r.name}", source, notes)
             if r.artifact_format == "onnx":
                 last_onnx = path
-    files = _store_artifact(path, fmt, directory)
+    files = _store_artifact(path, fmt, directory, notes)
     # A non-ONNX artifact (OpenVINO IR) ends a chain; its graph statistics are those of the
     # ONNX graph it was made from (quantization keeps the topology).
     if fmt == "tflite":
         stats = tflite_stats(directory / files["file"])
     else:
         stats = onnx_stats(directory / files["file"] if fmt == "onnx" else last_onnx)
+    # The shape the graph is fed in, where it differs from the suite's (an NHWC graph given NCHW).
+    shape = _graph_shape(last_onnx or directory / files["file"], source) if fmt != "tflite" else None
+    # A chain that measures the model as it is records the precision it has, not "fp32".
+    precision = None
+    if recipes[-1].any_precision:
+        final = directory / files["file"]
+        precision = (tflite_precision(final) if fmt == "tflite" else onnx_precision(last_onnx or final)).precision
     shutil.rmtree(work, ignore_errors=True)
     size = sum((directory / f).stat().st_size for f in (files["file"], files.get("weights")) if f)
     return {**stats, **files, "format": fmt, "sha256": sha256_file(directory / files["file"]), "size_bytes": size,
             "build_s": round(time.perf_counter() - t0, 3), "model": source.name,
-            "chain": " > ".join(r.label for r in recipes)}
+            "chain": " > ".join(r.label for r in recipes), "notes": notes, "precision": precision,
+            "input_shape": shape}
+
+
+def _graph_shape(path: Path, source: "SourceModel") -> list[int] | None:
+    """The first input's shape as the graph at ``path`` takes it (``feeds.source_inputs``)
+    when it differs from ``source.input_shape``; None when equal or not resolvable."""
+    from harness.variants.feeds import source_inputs
+
+    try:
+        inputs = source_inputs(path, source)
+    except Exception:  # noqa: BLE001 - the suite's shape stands; the runtime will say what does not fit
+        return None
+    named = getattr(source, "input_shapes", None)
+    first = next((g for g in inputs if named and g.name == next(iter(named))), inputs[0] if inputs else None)
+    if first is None or tuple(first.shape) == tuple(source.input_shape):
+        return None
+    return list(first.shape)
 
 
 def _source_onnx(module: Any, source: "SourceModel", work: Path) -> Path:
@@ -249,10 +302,16 @@ def _source_onnx(module: Any, source: "SourceModel", work: Path) -> Path:
     return Path(source.onnx_path)
 
 
-def _store_artifact(path: Path, fmt: str, directory: Path) -> dict[str, str | None]:
-    """Move the final artifact into the variant directory under fixed names."""
+def _store_artifact(path: Path, fmt: str, directory: Path,
+                    notes: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Move the final artifact into the variant directory under fixed names (an ONNX file
+    gets the build's ``notes`` in its metadata_props)."""
     if fmt == "onnx":
         _self_contained_copy(path, directory / MODEL_FILE)
+        if notes:
+            from harness.variants.int8_static import set_metadata
+
+            set_metadata(directory / MODEL_FILE, {METADATA_PREFIX + k: v for k, v in notes.items()})
         return {"file": MODEL_FILE, "weights": None}
     if fmt == "openvino-ir":
         shutil.copyfile(path, directory / "model.xml")
@@ -264,16 +323,28 @@ def _store_artifact(path: Path, fmt: str, directory: Path) -> dict[str, str | No
     raise VariantBuildError(f"unknown artifact format {fmt!r}")
 
 
-def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
-    """Run one step; every failure becomes ``VariantBuildError("<recipe>: <reason>")``."""
+def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel", notes: dict[str, str] | None = None) -> Any:
+    """Run one step; every failure becomes ``VariantBuildError("<recipe>: <reason>")`` (one
+    line; the full text in ``detail``). Onnx-stage steps get their input checked first
+    (precision, opset) and their ONNX output loaded in ONNX Runtime."""
     workdir.mkdir()
     try:
+        if recipe.stage != "torch" and isinstance(inp, (str, Path)):
+            _check_precision(recipe, Path(inp))
+        if recipe.stage == "onnx":
+            inp = _at_opset(recipe, Path(inp), workdir.with_name(workdir.name + "-opset"), notes)
         out = recipe.apply(inp, workdir, source)
+        if (recipe.stage == "onnx" and recipe.artifact_format == "onnx" and isinstance(out, (str, Path))
+                and Path(out) != Path(inp) and Path(out).is_file()
+                and (recipe.runtimes is None or "onnxruntime" in recipe.runtimes)):
+            _check_loads(Path(out))
     except VariantBuildError as exc:
         msg = str(exc)
-        raise VariantBuildError(msg if msg.startswith(f"{recipe.label}: ") else f"{recipe.label}: {msg}") from exc
+        raise VariantBuildError(msg if msg.startswith(f"{recipe.label}: ") else f"{recipe.label}: {msg}",
+                                detail=exc.detail) from exc
     except Exception as exc:
-        raise VariantBuildError(f"{recipe.label}: {type(exc).__name__}: {exc}") from exc
+        text = f"{recipe.label}: {type(exc).__name__}: {exc}"
+        raise VariantBuildError(text, detail=text) from exc
     if recipe.stage != "torch" and not (isinstance(out, (str, Path)) and Path(out).is_file()):
         raise VariantBuildError(f"{recipe.label}: did not produce an artifact file (got {out!r})")
     if recipe.stage == "torch":
@@ -284,13 +355,69 @@ def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel") -> Any:
     return out if recipe.stage == "torch" else Path(out)
 
 
+def _check_precision(recipe: Recipe, path: Path) -> None:
+    """``VariantBuildError`` when ``recipe`` needs float32 and the model at ``path`` is not."""
+    if recipe.any_precision:
+        return
+    from harness.variants.precision import onnx_precision, refusal, tflite_precision
+
+    tflite = path.suffix == ".tflite"
+    found = tflite_precision(path) if tflite else onnx_precision(path)
+    if not found.is_float32:
+        raise VariantBuildError(f"{recipe.label}: {refusal(recipe.label, found, tflite, recipe.precision)}")
+
+
+def _opset(model: Any) -> int | None:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _at_opset(recipe: Recipe, path: Path, workdir: Path, notes: dict[str, str] | None) -> Path:
+    """``path``, or the graph converted up to the opset ``recipe`` needs (noted in ``notes``)."""
+    need = recipe.opset_needed()
+    if need is None:
+        return path
+    import onnx
+
+    have = _opset(onnx.load(str(path), load_external_data=False))
+    if have is None or have >= need:
+        return path
+    from onnx.version_converter import convert_version
+
+    try:
+        converted = convert_version(onnx.load(str(path)), need)
+        onnx.checker.check_model(converted)
+    except Exception as exc:
+        text = (f"needs opset >= {need}, and the ONNX version converter cannot convert this opset-{have} model: "
+                f"{type(exc).__name__}: {exc}")
+        raise VariantBuildError(text, detail=text) from exc
+    workdir.mkdir(exist_ok=True)
+    out = workdir / f"opset{need}.onnx"
+    onnx.save(converted, str(out))
+    if notes is not None:
+        notes["opset_converted"] = f"{have} -> {need} ({recipe.label})"
+    return out
+
+
+def _check_loads(path: Path) -> None:
+    """``VariantBuildError`` unless ONNX Runtime (CPU) can load the file a step made."""
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        text = f"ONNX Runtime cannot load the graph made: {type(exc).__name__}: {exc}"
+        raise VariantBuildError(text, detail=text) from exc
+
+
 def _export(module: Any, source: "SourceModel", path: Path) -> Path:
     from harness.variants.export import export_onnx
 
+    shapes = getattr(source, "input_shapes", None) or tuple(source.input_shape)
     try:
-        return export_onnx(module, tuple(source.input_shape), path)
+        return export_onnx(module, shapes, path)
     except Exception as exc:
-        raise VariantBuildError(f"export: torch.onnx.export failed for {source.name}: {type(exc).__name__}: {exc}") from exc
+        text = f"export: torch.onnx.export failed for {source.name}: {type(exc).__name__}: {exc}"
+        raise VariantBuildError(text, detail=text) from exc
 
 
 def _self_contained_copy(src: Path, dst: Path) -> None:

@@ -8,6 +8,7 @@ exporter cannot go below 18 and writes external data by default.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,17 +19,21 @@ OPSET = 17
 EXPORTER = "torchscript"
 
 
-def export_onnx(module: "nn.Module", input_shape: tuple[int, ...], path: Path, opset: int = OPSET) -> Path:
-    """Export with a static input shape; names are ``input`` and ``output``."""
+def export_onnx(module: "nn.Module", input_shape: tuple[int, ...] | Mapping[str, tuple[int, ...]], path: Path,
+                opset: int = OPSET) -> Path:
+    """Export with static input shapes; names are ``input`` and ``output``, or, for a module
+    taking several inputs (``input_shape`` a mapping ``{name: shape}``, in ``forward``'s
+    argument order), the mapping's names."""
     import torch
 
     module = module.eval()
-    dummy = torch.zeros(input_shape, dtype=torch.float32)
+    shapes = dict(input_shape) if isinstance(input_shape, Mapping) else {"input": tuple(input_shape)}
+    dummies = tuple(torch.zeros(tuple(s), dtype=torch.float32) for s in shapes.values())
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, (dummy,), str(path), dynamo=False, opset_version=opset,
-            input_names=["input"], output_names=["output"],
+            module, dummies, str(path), dynamo=False, opset_version=opset,
+            input_names=list(shapes), output_names=["output"],
         )
     return path
 

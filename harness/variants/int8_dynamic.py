@@ -2,7 +2,8 @@
 
 Needs no calibration data, so it works for any model; ``quant_pre_process`` (shape
 inference and graph optimisation) runs first so Conv/MatMul are found, and is skipped
-if it fails on a graph it does not understand.
+if it fails on a graph it does not understand. A graph older than opset 11 (13 with
+``per_channel``) is converted first by the builder.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class Int8Dynamic(Recipe):
     # DynamicQuantizeLinear graph compiles and runs under the default bf16 precision and
     # under INFERENCE_PRECISION_HINT=f32, so any runtime may consume it.
     runtimes = None
+    min_opset = 11  # DynamicQuantizeLinear
+
+    def opset_needed(self) -> int | None:
+        return 13 if self.options.per_channel else self.min_opset  # per-channel: DequantizeLinear's axis
 
     def tool_versions(self) -> dict[str, str]:
         import onnxruntime

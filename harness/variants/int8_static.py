@@ -2,12 +2,16 @@
 
 Steps: ``quant_pre_process`` (skipped with a warning if it fails), calibration of every
 activation's range over the source's calibration split, then ``quantize_static`` in QDQ
-format with per-channel int8 weights. Calibration data is ``source.calib_path``'s ``x``
-(the first ``num_calibration_samples`` rows, in batches of the model's static batch size
-``input_shape[0]``). A source without calibration data is calibrated on seeded
-standard-normal inputs of ``input_shape`` instead, with a warning in the log and the
-fact recorded in the model's ``metadata_props``: the ranges then reflect synthetic data,
-not the model's real inputs, and accuracy may suffer accordingly.
+format with per-channel int8 weights. The graph must be at opset 13 or later (per-channel
+QDQ puts an ``axis`` on DequantizeLinear): the builder converts an older one first
+(``Recipe.min_opset``). Every input of the graph is fed (``feeds``): calibration data is
+``source.calib_path``'s ``x`` for a one-input model, or one array per input named after it
+(the first ``num_calibration_samples`` rows, in batches of each input's batch size), in the
+model's own layout (NCHW rows are transposed for an NHWC input). A source without
+calibration data is calibrated on seeded synthetic inputs of each input's shape and dtype
+instead, with a warning in the log and the fact recorded in the model's
+``metadata_props``: the ranges then reflect synthetic data, not the model's real inputs,
+and accuracy may suffer accordingly.
 
 The calibration is driven here rather than inside ``quantize_static`` for two reasons:
 
@@ -40,12 +44,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from harness.errors import VariantBuildError
+from harness.errors import VariantBuildError, name_list
 from harness.variants.base import Recipe, RecipeOptions
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.variants.feeds import GraphInput
     from harness.zoo.source import SourceModel
 
 log = logging.getLogger(__name__)
@@ -94,6 +99,7 @@ class Int8Static(Recipe):
     # digits-cnn and mobilenetv2-224) compiles and runs under the default bf16 and under
     # INFERENCE_PRECISION_HINT=f32, so any runtime may consume it.
     runtimes = None
+    min_opset = 13  # DequantizeLinear's per-channel ``axis``; ORT's QDQ fusions want 13 too
 
     def tool_versions(self) -> dict[str, str]:
         import onnxruntime
@@ -107,13 +113,14 @@ class Int8Static(Recipe):
     def apply(self, inp: Path, workdir: Path, source: "SourceModel") -> Path:
         import onnx
 
+        from harness.variants.feeds import source_inputs
+
         pre = preprocess(Path(inp), workdir, self.label)
         model = onnx.load(str(pre), load_external_data=False)
-        single_input(model)
         keep = self.float_nodes(model)
-        batches, origin = calibration_batches(source, self.options.num_calibration_samples)
+        feeds, origin = calibration_feeds(source, source_inputs(model, source), self.options.num_calibration_samples)
         out = workdir / f"{self.name}.onnx"
-        quantize_qdq(pre, out, batches, self.options, keep, workdir)
+        quantize_qdq(pre, out, feeds, self.options, keep, workdir)
         metadata = {METADATA_CALIBRATION: f"{self.options.calibration} on {origin}"}
         if keep:
             metadata[METADATA_KEPT_FLOAT] = json.dumps(list(keep))
@@ -134,15 +141,6 @@ def preprocess(src: Path, workdir: Path, label: str) -> Path:
         return src
 
 
-def single_input(model: Any) -> str:
-    """The name of ``model``'s one graph input; calibration feeds exactly one tensor."""
-    graph = model.graph
-    inputs = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
-    if len(inputs) != 1:
-        raise VariantBuildError(f"calibration supports one-input models; this one has {len(inputs)}: {inputs}")
-    return inputs[0]
-
-
 def check_node_names(model: Any, names: Sequence[str], what: str) -> tuple[str, ...]:
     """``names`` as given, or ``VariantBuildError`` naming those not in ``model``'s graph."""
     present = {n.name for n in model.graph.node}
@@ -150,15 +148,40 @@ def check_node_names(model: Any, names: Sequence[str], what: str) -> tuple[str, 
     if unknown:
         examples = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")][:4]
         examples = examples or [n.name for n in model.graph.node][:4]
+        listed = ", ".join(map(repr, unknown)) if len(unknown) <= 8 else name_list([repr(n) for n in unknown], "names")
         raise VariantBuildError(
-            f"{what}: no node named {', '.join(map(repr, unknown))} in the graph being quantized "
+            f"{what}: no node named {listed} in the graph being quantized "
             f"(after quant_pre_process); node names look like {', '.join(map(repr, examples))}"
         )
     return tuple(dict.fromkeys(names))
 
 
+def calibration_feeds(source: "SourceModel", inputs: Sequence["GraphInput"],
+                      num_samples: int) -> tuple[list[dict[str, "np.ndarray"]], str]:
+    """Calibration feeds for every one of ``inputs`` (``{name: batch}``), and where they came from.
+
+    Real data: the first ``num_samples`` rows of ``source.calib_path`` (``feeds.data_rows``:
+    ``x``, or one array per input). Without it, seeded synthetic rows per input in its own
+    dtype and shape (logged as a warning), at most ``SYNTHETIC_MAX_SAMPLES`` of them; for a
+    one-input float model they are exactly ``calibration_batches``'s.
+    """
+    from harness.variants.feeds import batches, data_rows, describe, synthetic_rows
+
+    if source.calib_path is not None:
+        rows = data_rows(Path(source.calib_path), inputs, num_samples, "calibration data")
+        origin = f"{len(next(iter(rows.values())))} samples of {Path(source.calib_path).name}"
+    else:
+        n = min(num_samples, SYNTHETIC_MAX_SAMPLES)
+        rows = synthetic_rows(inputs, n, SYNTHETIC_SEED)
+        origin = f"{n} synthetic standard-normal samples (seed {SYNTHETIC_SEED}; no calibration data)"
+        log.warning("%s has no calibration data: calibrating on %d seeded synthetic inputs (%s); the activation "
+                    "ranges reflect synthetic data, not real inputs", source.name, n, describe(inputs))
+    return batches(rows, inputs), origin
+
+
 def calibration_batches(source: "SourceModel", num_samples: int) -> tuple[list["np.ndarray"], str]:
-    """Calibration inputs in batches of ``source.input_shape``, and where they came from.
+    """Calibration inputs in batches of ``source.input_shape``, and where they came from
+    (one input, as ``source.input_shape`` says: the tflite recipes' calibration).
 
     Real data: the first ``num_samples`` rows of ``source.calib_path``'s ``x``. Without it,
     seeded standard-normal inputs (logged as a warning), at most ``SYNTHETIC_MAX_SAMPLES``
@@ -192,17 +215,18 @@ def calibration_batches(source: "SourceModel", num_samples: int) -> tuple[list["
 
 
 class _Reader:
-    """A ``CalibrationDataReader`` over a list of batches for one input."""
+    """A ``CalibrationDataReader`` over a list of feeds (``{input_name: batch}``)."""
 
-    def __init__(self, input_name: str, batches: Sequence["np.ndarray"]):
-        self._it = iter([{input_name: b} for b in batches])
+    def __init__(self, feeds: Sequence[dict[str, "np.ndarray"]]):
+        self._it = iter(list(feeds))
 
     def get_next(self) -> dict[str, "np.ndarray"] | None:
         return next(self._it, None)
 
 
-def calibrate(model_path: Path, batches: Sequence["np.ndarray"], options: Int8StaticOptions, workdir: Path) -> Any:
-    """Activation ranges (ORT ``TensorsData``) of ``model_path`` over ``batches``, in chunks."""
+def calibrate(model_path: Path, feeds: Sequence[dict[str, "np.ndarray"]], options: Int8StaticOptions,
+              workdir: Path) -> Any:
+    """Activation ranges (ORT ``TensorsData``) of ``model_path`` over ``feeds``, in chunks."""
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
     method = CalibrationMethod[_METHODS[options.calibration]]
@@ -211,17 +235,16 @@ def calibrate(model_path: Path, batches: Sequence["np.ndarray"], options: Int8St
         extra["num_bins"] = HISTOGRAM_BINS
     if options.calibration == "percentile":
         extra["percentile"] = options.percentile
-    per_chunk = max(1, CHUNK_SAMPLES // len(batches[0]))
+    per_chunk = max(1, CHUNK_SAMPLES // len(next(iter(feeds[0].values()))))
     with contextlib.redirect_stdout(io.StringIO()):  # ORT prints progress lines for histograms
         calibrator = create_calibrator(model_path, None, augmented_model_path=str(workdir / "augmented.onnx"),
                                        calibrate_method=method, extra_options=extra)
-        input_name = calibrator.infer_session.get_inputs()[0].name
-        for i in range(0, len(batches), per_chunk):
-            calibrator.collect_data(_Reader(input_name, batches[i : i + per_chunk]))
+        for i in range(0, len(feeds), per_chunk):
+            calibrator.collect_data(_Reader(feeds[i : i + per_chunk]))
         return calibrator.compute_data()
 
 
-def quantize_qdq(pre: Path, out: Path, batches: Sequence["np.ndarray"], options: Int8StaticOptions,
+def quantize_qdq(pre: Path, out: Path, feeds: Sequence[dict[str, "np.ndarray"]], options: Int8StaticOptions,
                  keep_float: Sequence[str], workdir: Path) -> None:
     """Calibrate ``pre`` and write its QDQ int8 quantization to ``out``."""
     import inspect
@@ -234,7 +257,7 @@ def quantize_qdq(pre: Path, out: Path, batches: Sequence["np.ndarray"], options:
         raise VariantBuildError(f"needs onnxruntime with quantize_static(calibration_cache_path=...) "
                                 f"(1.32 has it); this is {onnxruntime.__version__}")
     ranges_path = workdir / "calibration.json"
-    save_tensors_data(calibrate(pre, batches, options, workdir), ranges_path)
+    save_tensors_data(calibrate(pre, feeds, options, workdir), ranges_path)
     quantize_static(
         pre, out, None,
         quant_format=QuantFormat.QDQ,

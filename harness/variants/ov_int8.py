@@ -1,8 +1,8 @@
 """``ov-int8``: OpenVINO post-training int8 quantization with NNCF; the output is OpenVINO IR.
 
-``core.read_model(<onnx>)``, ``nncf.quantize`` over the same calibration batches as
-``int8-static`` (the source's calibration split, or seeded standard-normal inputs when it
-has none, logged), then ``ov.save_model(..., compress_to_fp16=False)`` so the float
+``core.read_model(<onnx>)``, ``nncf.quantize`` over the same calibration feeds as
+``int8-static`` (every input of the graph; the source's calibration split, or seeded
+synthetic inputs when it has none, logged), then ``ov.save_model(..., compress_to_fp16=False)`` so the float
 constants left (scales, biases) stay float32 as calibrated.
 
 The artifact is two files, ``model.xml`` and ``model.bin`` beside it; ``apply`` returns
@@ -23,7 +23,7 @@ from pydantic import Field
 
 from harness.errors import VariantBuildError
 from harness.variants.base import Recipe, RecipeOptions
-from harness.variants.int8_static import calibration_batches
+from harness.variants.int8_static import calibration_feeds
 
 if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
@@ -53,15 +53,19 @@ class OvInt8(Recipe):
 
     def apply(self, inp: Path, workdir: Path, source: "SourceModel") -> Path:
         import nncf
+        import onnx
         import openvino as ov
 
+        from harness.variants.feeds import source_inputs
+
+        inputs = source_inputs(onnx.load(str(inp), load_external_data=False), source)
         model = ov.Core().read_model(str(inp))
-        if len(model.inputs) != 1:
-            raise VariantBuildError(f"calibration supports one-input models; this one has {len(model.inputs)}")
-        batches, origin = calibration_batches(source, self.options.num_calibration_samples)
+        feeds, origin = calibration_feeds(source, inputs, self.options.num_calibration_samples)
         log.info("%s: calibrating on %s", self.label, origin)
+        # One input: the array itself (as NNCF's examples feed it); several: {input name: batch}.
+        items = [next(iter(f.values())) for f in feeds] if len(inputs) == 1 else feeds
         quantized = nncf.quantize(
-            model, nncf.Dataset(batches), subset_size=len(batches),
+            model, nncf.Dataset(items), subset_size=len(items),
             preset=nncf.QuantizationPreset(self.options.preset),
             fast_bias_correction=self.options.fast_bias_correction,
         )  # fmt: skip

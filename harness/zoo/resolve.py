@@ -26,11 +26,11 @@ def resolve_model(ref: "BuiltinModel | OnnxModel | FactoryModel | TfliteModel", 
     if isinstance(ref, BuiltinModel):
         return _builtin(ref.builtin, ref.label, cache)
     if isinstance(ref, OnnxModel):
-        return _onnx(ref)
+        return _onnx(ref, cache)
     if isinstance(ref, FactoryModel):
         return _factory(ref, cache)
     if isinstance(ref, TfliteModel):
-        return _tflite(ref)
+        return _tflite(ref, cache)
     raise ConfigError(f"not a model reference: {ref!r}")
 
 
@@ -71,21 +71,32 @@ def _builtin(builtin: str, label: str, cache: "ArtifactCache") -> SourceModel:
     )
 
 
-def _onnx(ref: "OnnxModel") -> SourceModel:
+def _onnx(ref: "OnnxModel", cache: "ArtifactCache") -> SourceModel:
     path = Path(ref.onnx)
     if not path.is_file():
         raise ConfigError(f"ONNX file not found: {path}", field="onnx")
+    shape, shapes = _shapes(ref.input_shape)
     return SourceModel(
         name=ref.label,
-        input_shape=tuple(ref.input_shape),
+        input_shape=shape,
         content_hash=sha256_file(path),
         onnx_path=path,
-        eval_path=ref.eval,
+        eval_path=_host_eval(ref, cache),
         kind="onnx",
+        input_shapes=shapes,
     )
 
 
-def _tflite(ref: "TfliteModel") -> SourceModel:
+def _shapes(value: Any) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]] | None]:
+    """A suite's ``input_shape`` (a shape, or ``{input_name: shape}``) as the first input's
+    shape and the mapping (None for a plain shape)."""
+    if isinstance(value, dict):
+        shapes = {str(k): tuple(int(d) for d in v) for k, v in value.items()}
+        return next(iter(shapes.values())), shapes
+    return tuple(value), None
+
+
+def _tflite(ref: "TfliteModel", cache: "ArtifactCache") -> SourceModel:
     from harness.variants.tflite_file import input_shapes
 
     path = Path(ref.tflite)
@@ -99,7 +110,7 @@ def _tflite(ref: "TfliteModel") -> SourceModel:
         input_shape=tuple(ref.input_shape or shapes[0]),
         content_hash=sha256_file(path),
         tflite_path=path,
-        eval_path=ref.eval,
+        eval_path=_host_eval(ref, cache),
         kind="tflite",
     )
 
@@ -121,19 +132,33 @@ def _factory(ref: "FactoryModel", cache: "ArtifactCache") -> SourceModel:
         raise ConfigError(f"factory {ref.factory!r} returned {type(module).__name__}, not a torch.nn.Module", field="factory")
     model_dir, meta, digest = save_module_weights(module, ref.factory, cache)
     splits, data_hash = _user_dataset(ref.dataset, cache) if ref.dataset else ({}, None)
+    shape, shapes = _shapes(ref.input_shape)
     return SourceModel(
         name=ref.label,
-        input_shape=tuple(ref.input_shape),
+        input_shape=shape,
+        input_shapes=shapes,
         # Fine-tuning recipes learn from the data, so it is part of what the model is.
         content_hash=digest if data_hash is None else content_key([digest, data_hash]),
         torch_state=model_dir / "state.pt",
-        eval_path=ref.eval or splits.get("test"),
+        eval_path=_host_eval(ref, cache, splits.get("test")),
         calib_path=splits.get("calib"),
         train_path=splits.get("train"),
         meta={"factory": ref.factory, "dataset": ref.dataset},
         builder=ref.factory,
         kind="factory",
     )
+
+
+def _host_eval(ref: Any, cache: "ArtifactCache", fallback: Path | None = None) -> Path | None:
+    """The eval npz (prepared from image files when the suite names them) for the host's
+    quality check and the board's accuracy; a detection or segmentation set is the task's
+    alone (``harness.tasks.plan``), so none here."""
+    from harness.tasks.plan import host_eval
+
+    task = getattr(ref, "task", None)
+    if task is not None and task.kind != "classification":
+        return None
+    return host_eval(ref, cache) or fallback
 
 
 def _user_dataset(ref: str, cache: "ArtifactCache") -> tuple[dict[str, Path], str]:

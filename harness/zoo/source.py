@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 class SourceModel:
     """What every variant of one model is built from.
 
-    ``content_hash`` identifies the weights: sha256 of the file for ONNX models, of the
+    ``input_shape`` is the (first) input's shape, batch first; ``input_shapes`` names every
+    input's when the suite did. ``content_hash`` identifies the weights: sha256 of the file for ONNX models, of the
     tensors for factory models, and the cache key of everything that determines them for
     built-ins. ``builder`` ("pkg.mod:func") rebuilds the architecture; with ``torch_state``
     it gives back the torch module. ONNX and .tflite models have neither.
@@ -33,6 +34,9 @@ class SourceModel:
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     builder: str | None = None
     kind: str = "builtin"  # "builtin" | "onnx" | "factory" | "tflite"
+    # Every input's shape when the suite gives a mapping {input_name: shape} (a model with
+    # several inputs, or named ones); ``input_shape`` is then the first entry's.
+    input_shapes: dict[str, tuple[int, ...]] | None = field(default=None, hash=False)
 
     @property
     def has_torch(self) -> bool:

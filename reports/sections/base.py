@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports import marks
+from reports import fidelity, marks
 from reports.axes import add_derived
 from reports.budget import Budget, resolve_budget
 from reports.errors import ReportError
@@ -63,10 +63,14 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
 #: missing when absent, so every section can read them. ``noisy``/``unstable`` hold the
 #: reason of the mark (None: no mark); ``repeats`` how many timed windows the headline
 #: aggregates (missing or 1: one); ``started`` the job's start (epoch seconds).
+#: Schema v5 adds ``degraded`` (the reason of the mark: the variant's outputs are past the
+#: suite's fidelity limit) and the variant's worst-output ``cosine`` and ``snr_db``.
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "noisy", "unstable", "repeats", "p50_ci_lo_ms", "p50_ci_hi_ms", "engine_build_s", "started", "board",
+    "degraded", "cosine", "snr_db",
 )  # fmt: skip
-_OPTIONAL_NUMERIC: tuple[str, ...] = ("repeats", "p50_ci_lo_ms", "p50_ci_hi_ms", "engine_build_s", "started")
+_OPTIONAL_NUMERIC: tuple[str, ...] = ("repeats", "p50_ci_lo_ms", "p50_ci_hi_ms", "engine_build_s", "started",
+                                      "cosine", "snr_db")
 #: Columns of the gate's verdicts (``Store.verdicts``) the page reads; absent ones are added as missing.
 VERDICT_COLUMNS: tuple[str, ...] = (
     "gate_id", "created", "candidate", "model", "variant", "device", "runtime", "metric", "verdict", "threshold",
@@ -167,8 +171,19 @@ class ReportContext:
 
     @property
     def measured_ok(self) -> pd.DataFrame:
-        """Ok rows of the models under test: what fronts and recommendations compare."""
+        """Ok rows of the models under test."""
         return without_canary(self.ok)
+
+    @property
+    def candidates(self) -> pd.DataFrame:
+        """What fronts and recommendations compare: ``measured_ok`` less the degraded results
+        whose accuracy does not vouch for them (``reports.fidelity``)."""
+        return fidelity.split(self.measured_ok, fidelity.accuracy_rule(self.run_info))[0]
+
+    @property
+    def left_out(self) -> pd.DataFrame:
+        """The degraded ok results fronts and recommendations leave out (``reports.fidelity``)."""
+        return fidelity.split(self.measured_ok, fidelity.accuracy_rule(self.run_info))[1]
 
 
 def _optional_frame(df: pd.DataFrame | None, columns: tuple[str, ...], what: str) -> pd.DataFrame | None:

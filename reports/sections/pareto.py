@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from reports import fmt
+from reports import fidelity, fmt
 from reports.axes import (
     ACCURACY_AXIS,
     COLD_START_AXIS,
@@ -39,6 +39,7 @@ from reports.axes import (
     SIZE_AXIS,
     X_AXES,
     Axis,
+    quality_axis,
 )
 from reports.filters import data_attrs
 from reports.fronts import THROTTLED_LEGEND, RuntimeStyle, build_figure, runtime_styles
@@ -71,7 +72,9 @@ _INTRO = (
     "each runtime's own front is in the legend. Error bars: &plusmn;1 std of latency, or "
     "p50&rarr;p90 where std is missing. A red ring marks a job during which the board "
     "throttled or changed clocks, an orange diamond one whose window was unstable or whose "
-    "board was busy (noisy); the hover says why. The board canary is not plotted.</p>"
+    "board was busy (noisy); the hover says why. The board canary is not plotted, nor a variant marked "
+    "degraded (its outputs past the suite's fidelity limit against the reference model's) unless its measured "
+    "accuracy is within the gate's accuracy rule of the reference's; a note names each one left out.</p>"
 )
 
 
@@ -103,9 +106,10 @@ class ParetoSection(ReportSection):
 
     def render(self, ctx: ReportContext) -> SectionOutput:
         """A filterable block per device, a heading and a grid of charts per model."""
-        ok = ctx.measured_ok
+        ok, left_out = ctx.candidates, ctx.left_out
         if ok.empty:
-            return SectionOutput(('<p class="note">No successful jobs to plot.</p>',))
+            return SectionOutput(('<p class="note">No successful jobs to plot.</p>',
+                                  *filter(None, [fidelity.left_out_note(left_out)])))
         measured = ctx.measured
         styles = runtime_styles(list(measured["runtime"]))
         blocks: list[Block] = [_INTRO]
@@ -117,26 +121,34 @@ class ParetoSection(ReportSection):
             note = no_energy_note(device, on_device)
             if note:
                 blocks.append(note)
+            dropped = fidelity.left_out_note(left_out[left_out["device"] == device], f" on {device}")
+            if dropped:
+                blocks.append(dropped)
             for model in sorted(models):
                 group = on_device[on_device["model"] == model]
-                blocks.extend(_model_blocks(group, device, str(model), styles))
+                dropped_here = bool(((left_out["device"] == device) & (left_out["model"] == model)).any())
+                blocks.extend(_model_blocks(group, device, str(model), styles, dropped_here))
             blocks.append("</div>")
         return SectionOutput(tuple(blocks))
 
 
 def _model_blocks(
-    group: pd.DataFrame, device: str, model: str, styles: Mapping[str, RuntimeStyle]
+    group: pd.DataFrame, device: str, model: str, styles: Mapping[str, RuntimeStyle], dropped: bool = False
 ) -> list[Block]:
-    """The model's heading, then a grid with one chart per measured x quantity."""
+    """The model's heading, then a grid with one chart per measured x quantity (``dropped``: some
+    of the model's results on the device were left out as degraded)."""
     blocks: list[Block] = [
         f'<div class="group"{data_attrs(device=device, model=model)}>',
         f"<h4>{fmt.esc(model)}</h4>",
     ]
     if group.empty:
-        return [*blocks, '<p class="note">No successful jobs for this model.</p>', "</div>"]
+        text = ("Every successful job of this model is left out as degraded (see the note above)." if dropped
+                else "No successful jobs for this model.")
+        return [*blocks, f'<p class="note">{text}</p>', "</div>"]
     timed = group[np.isfinite(group["p50_ms"])]
-    has_accuracy = bool(np.isfinite(timed["accuracy"]).any())
-    axis = ACCURACY_AXIS if has_accuracy else SIZE_AXIS
+    quality = quality_axis(timed)  # the task's metric where the model has a task, else accuracy
+    has_accuracy = bool(np.isfinite(timed[quality.column]).any())
+    axis = quality if has_accuracy else SIZE_AXIS
     suffix = "" if has_accuracy else f" ({NO_EVAL_NOTE})"
     blocks.append('<div class="chart-grid">')
     for x in X_AXES:

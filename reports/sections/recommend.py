@@ -10,7 +10,9 @@ and at most that budget. Among the fitting jobs the highest accuracy wins; ties 
 lower p50, then to the variant and runtime names (so the page is deterministic). A model
 without an eval set has no accuracy to rank by: its fastest fitting job is shown and
 marked so. When nothing fits, the row says so and names the fastest job, the closest miss.
-The board canary (``reports.canary``) is never a candidate.
+The board canary (``reports.canary``) is never a candidate, nor a result marked degraded
+(its variant's outputs past the suite's fidelity limit) unless its measured accuracy vouches for
+it (``reports.fidelity``); a note under the table names each one left out.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports import fmt, marks
+from reports import fidelity, fmt, marks
 from reports.budget import Budget
 from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
@@ -56,7 +58,7 @@ def recommend(ok: pd.DataFrame, budget: Budget) -> pd.DataFrame:
     keys = ["device", "model"]
     ranked = ok.assign(
         fits=_fits(ok, budget),
-        _acc=ok["accuracy"].fillna(-np.inf),
+        _acc=(ok["quality"].fillna(ok["accuracy"]) if "quality" in ok else ok["accuracy"]).fillna(-np.inf),  # task metric
         _p50=ok["p50_ms"].fillna(np.inf),
     )
     order = ["device", "model", "fits", "_acc", "_p50", "variant", "runtime"]
@@ -110,7 +112,7 @@ class RecommendSection(ReportSection):
         budget = ctx.budget
         if budget is None or budget.empty:
             return SectionOutput((_HINT,) if len(ctx.measured) else ())
-        ok = ctx.measured_ok
+        ok, left_out = ctx.candidates, ctx.left_out
         all_pairs = ctx.measured[["device", "model"]].drop_duplicates()
         picks = recommend(ok, budget) if len(ok) else ok.assign(fits=False, ranked_by_accuracy=False)
         picks = all_pairs.merge(picks, on=["device", "model"], how="left").sort_values(["device", "model"])
@@ -118,7 +120,10 @@ class RecommendSection(ReportSection):
         for rec in picks.to_dict("records"):
             ident = (Cell(fmt.esc(rec["device"])), Cell(fmt.esc(rec["model"])))
             if fmt.is_missing(rec.get("fits")):
-                cells = (*ident, Cell('<span class="failed">no successful job</span>'), Cell(""),
+                only_degraded = bool(((left_out["device"] == rec["device"])
+                                      & (left_out["model"] == rec["model"])).any())
+                text = "only degraded results (see the note)" if only_degraded else "no successful job"
+                cells = (*ident, Cell(f'<span class="failed">{text}</span>'), Cell(""),
                          *(Cell(fmt.MISSING, True) for _ in range(3)))  # fmt: skip
             else:
                 cells = (*ident, *_pick_cells(rec))
@@ -127,5 +132,6 @@ class RecommendSection(ReportSection):
                  "variant per device and model; ties go to the lower p50.</p>")  # fmt: skip
         headers = [("Device", False), ("Model", False), ("Variant", False), ("Runtime", False),
                    ("p50", True), ("Accuracy", True), ("Energy/inf", True)]  # fmt: skip
-        return SectionOutput((intro, html_table(headers, rows, css="recommend")))
+        note = fidelity.left_out_note(left_out)
+        return SectionOutput((intro, html_table(headers, rows, css="recommend"), *filter(None, [note])))
 

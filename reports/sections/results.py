@@ -5,8 +5,9 @@ this table is the complete record a reader can check a chart against. A failed j
 its row, and its error goes on a full-width row underneath, so it is not lost in a column.
 A throttled job's row is tinted and badged: its latency and energy describe a slowed
 board, which a reader comparing variants must see without scanning to a yes/no column.
-The noisy and unstable marks get the same treatment (a badge whose tooltip is the reason,
-``reports.marks``). The p50 cell says what the headline is (the median of N repeats, with
+The noisy, unstable and degraded marks get the same treatment (a badge whose tooltip is the
+reason, ``reports.marks``); the variant's fidelity against its reference (worst output's
+cosine and SNR) has its own columns. The p50 cell says what the headline is (the median of N repeats, with
 its 95% CI) in its tooltip, and the CI has its own column. Cold start (load, first
 inference, their sum, and a TensorRT engine build) sits apart from the steady-state
 latency columns. The board canary's rows are kept (this is the complete record) and set
@@ -42,6 +43,27 @@ def _ci_cell(rec: Mapping[str, Any]) -> str:
 def _p50_title(rec: Mapping[str, Any]) -> str:
     detail = fmt.p50_detail(rec["repeats"], rec["p50_ci_lo_ms"], rec["p50_ci_hi_ms"])
     return f"p50{detail}" if detail else ""
+
+
+def _cosine(value: object) -> str:
+    """A variant's worst-output cosine against its reference: four decimals (0.99 vs 0.9998 matters)."""
+    return fmt.MISSING if fmt.is_missing(value) else f"{float(value):.4f}"  # type: ignore[arg-type]
+
+
+def _snr(value: object) -> str:
+    """Its worst-output SNR in dB; an output identical to the reference's is infinitely clean."""
+    if fmt.is_missing(value):
+        return fmt.MISSING
+    v = float(value)  # type: ignore[arg-type]
+    return "\u221e dB" if v == float("inf") else "\u2212\u221e dB" if v == float("-inf") else f"{v:.1f} dB"
+
+
+def _fidelity_title(rec: Mapping[str, Any]) -> str:
+    inputs = rec.get("fidelity_inputs")
+    if fmt.is_missing(rec.get("cosine")):
+        return ""
+    fed = f" on {inputs} inputs" if not fmt.is_missing(inputs) else ""
+    return f"the variant's worst output against its reference model's{fed}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +109,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("Throughput", "throughput", fmt.per_s),
     Column("Iters", "n_iters", fmt.integer),
     Column("Accuracy", "accuracy", fmt.pct),
+    Column("Cosine", "cosine", _cosine, title=_fidelity_title),
+    Column("SNR", "snr_db", _snr, title=_fidelity_title),
     Column("Peak RSS", "peak_rss_mb", fmt.mb),
     Column("Energy/inf", "energy_mj", fmt.mj),
     Column("Avg power", "avg_power_w", fmt.watts),

@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
+
 from devices.agent import metrics
 from devices.agent.metrics import BY_COLUMN, BY_GATE, METRIC_TABLE, change_text, limit_text
 from harness.config.gate import Rules
@@ -40,7 +42,27 @@ def test_the_store_has_a_column_per_metric(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "h.db") as c:
         columns = {row[1]: row[2] for row in c.execute("PRAGMA table_info(results)")}
     for m in METRIC_TABLE:
+        if m.details:  # kept in the details JSON: no column of its own (below)
+            assert m.column not in columns and m.source is None, m.column
+            continue
         assert columns[m.column] == ("TEXT" if m.kind == "text" else "REAL"), m.column
+
+
+def test_metrics_kept_in_the_details_read_back_as_columns(tmp_path: Path) -> None:
+    from harness.records import Job, JobResult
+
+    job = Job("m", "fp32", "local", "onnxruntime")
+    task = {"metric": "map_50_95", "quality": 0.41, "map_50_95": 0.41, "map_50": 0.9, "post_ms": 0.2, "prep_ms": 1.5}
+    with open_store(tmp_path / "h.db") as st:
+        run = st.create_run(suite="s", config={})
+        ids = st.add_jobs(run, [job])
+        st.record(ids[job.key], JobResult("ok", metrics={"p50_ms": 1.0, "n_iters": 3}, details={"task": task}))
+        df = st.results()
+    in_details = [m for m in METRIC_TABLE if m.details]
+    assert {m.column for m in in_details} <= set(df.columns)
+    row = df.iloc[0]
+    assert (row.quality, row.map_50_95, row.map_50, row.post_ms, row.prep_ms) == (0.41, 0.41, 0.9, 0.2, 1.5)
+    assert row.quality_metric == "map_50_95" and np.isnan(row.top5) and df["top5"].dtype == "float64"
 
 
 def test_the_gate_judges_exactly_the_metrics_named_for_it() -> None:

@@ -9,7 +9,7 @@ like optimum-benchmark's inference scenario wraps every backend in the same trac
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Dict, FrozenSet, Optional
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
 
@@ -20,7 +20,8 @@ class Runtime(abc.ABC):
     """One inference engine on this board.
 
     Lifecycle: ``__init__`` (validate options, import nothing) -> ``load`` -> ``prepare``
-    -> ``infer`` many times -> ``run`` for accuracy -> ``close``. Models have one input.
+    -> ``infer`` many times -> ``run`` (first output) or ``run_all`` (every output) for the
+    eval set -> ``close``. Models have one input.
 
     Class attributes:
         name: key in ``RUNTIMES`` and in specs.
@@ -101,6 +102,24 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def run(self, x: np.ndarray) -> np.ndarray:
         """One inference of ``x`` returning the first output (used for accuracy)."""
+
+    def run_all(self, x: np.ndarray) -> List[np.ndarray]:
+        """One inference of ``x`` returning every output, in the model's output order (task
+        metrics: a detector's boxes and scores may be separate outputs). A runtime that
+        rebinds its input here needs ``prepare`` again before timing, as with ``run``.
+        The default serves runtimes with one output."""
+        return [self.run(x)]
+
+    def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
+        """Every input of the loaded model, in its order: ``(name, shape, dtype)``, a dynamic
+        dimension as None and the dtype as the numpy name this runtime accepts. The host's
+        fidelity check (not the board) feeds every input of a multi-input model with it."""
+        raise NotImplementedError("runtime %r cannot list a model's inputs" % self.name)
+
+    def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
+        """One inference feeding every input by name (``input_specs``' names); every output as
+        ``(name, array)`` in the model's order. For the host's fidelity check."""
+        raise NotImplementedError("runtime %r cannot return every output" % self.name)
 
     @abc.abstractmethod
     def effective(self) -> Dict[str, Any]:

@@ -48,6 +48,11 @@ class CudaBackend:
     def d2h(self, arr: np.ndarray, ptr: int) -> None:
         raise NotImplementedError
 
+    def fetch(self, arr: np.ndarray, ptr: int) -> np.ndarray:
+        """A copy of device memory ``ptr`` read through the host buffer ``arr``."""
+        self.d2h(arr, ptr)
+        return arr.copy()
+
     def stream_handle(self) -> int:
         """The stream (created on first call) as the int ``execute_async_v3`` takes."""
         raise NotImplementedError

@@ -122,11 +122,29 @@ class LiteRtRuntime(Runtime):
         # Same interpreter; it overwrites the input, so prepare() must be called again to time.
         self._interp.set_tensor(self._in["index"], self._convert(x))
         self._interp.invoke()
-        out = np.array(self._interp.get_tensor(self._out["index"]))
-        quant = _quantization(self._out)
-        if quant is None or out.dtype.name not in _QUANTIZED:
-            return out
-        return (out.astype(np.float32) - np.float32(quant["zero_point"])) * np.float32(quant["scale"])
+        return _dequantized(np.array(self._interp.get_tensor(self._out["index"])), self._out)
+
+    def run_all(self, x: np.ndarray) -> List[np.ndarray]:
+        # Every output in the interpreter's order, each dequantized as ``run`` does.
+        self._interp.set_tensor(self._in["index"], self._convert(x))
+        self._interp.invoke()
+        return [_dequantized(np.array(self._interp.get_tensor(d["index"])), d)
+                for d in self._interp.get_output_details()]
+
+    def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
+        # One input (``load`` refuses more), fed as the boards feed it: float data in the
+        # suite's layout, converted and quantized by ``_convert``.
+        sig = self._in.get("shape_signature", self._in["shape"])
+        want = np.dtype(self._in["dtype"])
+        dtype = "float32" if want.name in _QUANTIZED or want == np.float16 else want.name
+        return [(str(self._in["name"]), tuple(int(d) if d > 0 else None for d in sig), dtype)]
+
+    def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
+        # Same interpreter; it overwrites the input, so prepare() must be called again to time.
+        self._interp.set_tensor(self._in["index"], self._convert(feeds[str(self._in["name"])]))
+        self._interp.invoke()
+        return [(str(d["name"]), _dequantized(np.array(self._interp.get_tensor(d["index"])), d))
+                for d in self._interp.get_output_details()]
 
     def _convert(self, x: np.ndarray) -> np.ndarray:
         """``x`` in the model's layout and dtype (contiguous), resizing dynamic dims once."""
@@ -218,6 +236,14 @@ def _quantization(details: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     if not scale:
         return None
     return {"scale": float(scale), "zero_point": int(zero_point)}
+
+
+def _dequantized(out: np.ndarray, details: Dict[str, Any]) -> np.ndarray:
+    """An output as float when the tensor is quantized (per tensor), else as it is."""
+    quant = _quantization(details)
+    if quant is None or out.dtype.name not in _QUANTIZED:
+        return out
+    return (out.astype(np.float32) - np.float32(quant["zero_point"])) * np.float32(quant["scale"])
 
 
 def _round_half_away(v: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ overhead over it. ORT executes the graph's own types, so precision is reported "
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -30,6 +30,7 @@ _ORT_TYPES = {
     "tensor(int32)": "int32",
     "tensor(int8)": "int8",
     "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
 }
 
 
@@ -101,6 +102,18 @@ class OnnxRuntime(Runtime):
     def run(self, x: np.ndarray) -> np.ndarray:
         name = self._sess.get_inputs()[0].name
         return self._sess.run(self._out_names[:1], {name: x})[0]
+
+    def run_all(self, x: np.ndarray) -> List[np.ndarray]:
+        name = self._sess.get_inputs()[0].name
+        return [np.asarray(o) for o in self._sess.run(self._out_names, {name: x})]
+
+    def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
+        return [(i.name, tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape),
+                 _ORT_TYPES.get(i.type, "float32")) for i in self._sess.get_inputs()]
+
+    def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
+        outs = self._sess.run(self._out_names, feeds)
+        return [(name, np.asarray(o)) for name, o in zip(self._out_names, outs)]
 
     def effective(self) -> Dict[str, Any]:
         providers = self._sess.get_providers() if self._sess is not None else self.options["providers"]

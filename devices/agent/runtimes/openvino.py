@@ -9,7 +9,7 @@ that same compiled model.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -32,6 +32,9 @@ class OpenVinoRuntime(Runtime):
         self._compiled: Any = None
         self._request: Any = None
         self._tensor: Any = None
+        # The model's own input and output names, read before compiling (a compiled port may carry
+        # the names of tensors fused into it).
+        self._names: Tuple[List[str], List[str]] = ([], [])
 
     def validate_options(self, options: Dict[str, Any]) -> None:
         prec = options["inference_precision"]
@@ -76,6 +79,8 @@ class OpenVinoRuntime(Runtime):
                 "OpenVINO device %r is not available here (available: %s)" % (device, core.available_devices)
             )
         model = core.read_model(path, weights) if weights else core.read_model(path)
+        self._names = ([_port_name(p, "input_%d" % i) for i, p in enumerate(model.inputs)],
+                       [_port_name(p, "output_%d" % i) for i, p in enumerate(model.outputs)])
         self._compiled = core.compile_model(model, device, self.config())
         self._request = self._compiled.create_infer_request()
 
@@ -94,6 +99,21 @@ class OpenVinoRuntime(Runtime):
     def run(self, x: np.ndarray) -> np.ndarray:
         # The same request; it rebinds the input, so prepare() must be called again to time.
         return np.array(self._request.infer({0: x})[0])
+
+    def run_all(self, x: np.ndarray) -> List[np.ndarray]:
+        # The same request; it rebinds the input, so prepare() must be called again to time.
+        results = self._request.infer({0: x})
+        return [np.array(results[port]) for port in self._compiled.outputs]  # the model's output order
+
+    def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
+        return [(self._names[0][i], tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape()),
+                 port.get_element_type().to_dtype().name) for i, port in enumerate(self._compiled.inputs)]
+
+    def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
+        # The same request; it rebinds the inputs, so prepare() must be called again to time.
+        names = [name for name, _, _ in self.input_specs()]
+        result = self._request.infer({i: feeds[name] for i, name in enumerate(names)})
+        return [(self._names[1][i], np.array(result[port])) for i, port in enumerate(self._compiled.outputs)]
 
     def effective(self) -> Dict[str, Any]:
         options: Dict[str, Any] = dict(self.options)
@@ -127,3 +147,10 @@ def _type_name(value: Any) -> str:
     """OpenVINO element type -> short name ("bf16", "f32"); other values -> str()."""
     get = getattr(value, "get_type_name", None)
     return str(get()) if callable(get) else str(value)
+
+
+def _port_name(port: Any, default: str) -> str:
+    """A model port's tensor name (the ONNX graph's; the first in order when it has several), or
+    ``default`` for an unnamed one."""
+    names = sorted(port.get_names())
+    return str(names[0]) if names else default

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -69,6 +69,9 @@ class SleepRuntime(Runtime):
         out = np.zeros((int(x.shape[0]), NUM_CLASSES), dtype=np.float32)
         out[:, 0] = 1.0
         return out
+
+    def run_all(self, x: np.ndarray) -> List[np.ndarray]:
+        return [self.run(x)]
 
     def effective(self) -> Dict[str, Any]:
         return {"threads": self.threads, "precision": "f32", "options": dict(self.options)}

@@ -265,14 +265,14 @@ class TensorRtRuntime(Runtime):
         self._cuda.sync()
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        # Rebinds the input buffer: prepare() must be called again before timing.
-        if tuple(x.shape) != self._in_shape:
+        return self.run_all(x, 1)[0]
+
+    def run_all(self, x: np.ndarray, n: Optional[int] = None) -> List[np.ndarray]:
+        if tuple(x.shape) != self._in_shape:  # it rebinds the input buffer: prepare() again before timing
             raise ValueError("the engine is bound to input shape %s, got %s" % (list(self._in_shape), list(x.shape)))
         self._cuda.h2d(self._in_ptr, np.ascontiguousarray(x, dtype=self._input[2]))
         self.infer()
-        _, ptr, host = self._outs[0]
-        self._cuda.d2h(host, ptr)
-        return host.copy()
+        return [self._cuda.fetch(host, ptr) for _, ptr, host in self._outs[:n]]  # in the ONNX's order (``prepare``)
 
     def effective(self) -> Dict[str, Any]:
         options = dict(self.options, **self._info)

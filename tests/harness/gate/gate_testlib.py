@@ -31,7 +31,8 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
             missing: tuple = (), accuracy: dict | None = None, energy: dict | None = None, run_noise: float = 0.005,
             gate: dict | None = None, repeats: int = 1, process_noise: float = 0.0, unstable: dict | None = None,
             canary: dict | None = None, board_noise: float = 0.0, deaf: tuple = (), cv: dict | None = None,
-            interleaved: bool = False, noisy: dict | None = None, finish: bool = True) -> str:
+            interleaved: bool = False, noisy: dict | None = None, finish: bool = True,
+            degraded: dict | None = None) -> str:
     """One run over CONFIGS; ``slow`` maps a config to a latency factor. ``repeats`` windows per
     job, each in its "own process" (a log shift of sd ``process_noise``), folded as the sweep does;
     ``canary`` maps a board to its canary's latency factor (canary jobs first, between every two
@@ -40,7 +41,8 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
     but the configs in ``deaf``); ``unstable`` maps a config to its mark, ``cv`` to its CV;
     ``interleaved``: each config's window carries its own canary's percentiles, which share the
     window's board and process shifts (``canary: {interleaved: true}``); ``noisy`` maps a config to
-    its board's noisy mark; ``finish=False`` leaves the run as a crashed sweep leaves it."""
+    its board's noisy mark; ``finish=False`` leaves the run as a crashed sweep leaves it;
+    ``degraded`` maps a config to its fidelity mark (set on the folded result, as the sweep does)."""
     config: dict[str, Any] = {"suite": {"name": "s", "gate": gate}, "devices": []}
     run = store.create_run(suite="s", config=config, tag=tag)
     jobs = [Job(*c) for c in CONFIGS]
@@ -81,8 +83,10 @@ def add_run(store: Store, rng: np.random.Generator, tag: str | None = "nightly",
         if cv and c in cv:
             extra["cv"] = cv[c]
         own = 5.0 * canary[c[2]] if interleaved and canary else None
-        store.record(ids[job.key], _measured(rng, base * (slow or {}).get(c, 1.0), windows[job.key], c[2], extra, own,
-                                             shift_of.get(job.key, [])))
+        result = _measured(rng, base * (slow or {}).get(c, 1.0), windows[job.key], c[2], extra, own,
+                           shift_of.get(job.key, []))
+        result.metrics["degraded"] = (degraded or {}).get(c)
+        store.record(ids[job.key], result)
     for (b, _), job in canaries.items():
         store.job_started(ids[job.key], b)
         store.record(ids[job.key], _measured(rng, 5.0 * canary[b], windows[job.key], b, {}))

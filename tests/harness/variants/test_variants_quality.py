@@ -42,7 +42,7 @@ def test_quality_is_scored_once_per_variant(digits_source, artifact_cache, monke
     def no_inference(*_args: object) -> None:
         raise AssertionError("a cached variant was scored again")
 
-    monkeypatch.setattr(quality, "_outputs", no_inference)
+    monkeypatch.setattr(quality, "_run", no_inference)
     assert quality.cached_quality(int8, fp32) == first
     with pytest.raises(AssertionError, match="scored again"):
         quality.cached_quality(int8, None)  # another reference is another score
