@@ -320,7 +320,14 @@ def fidelity(ref: List[List[Any]], got: List[List[Any]], names: List[str]) -> Di
 
 # --------------------------------------------------------------------------- the worker (one per model)
 def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return _as_stored(f"{type(exc).__name__}: {exc}")
+
+
+def _as_stored(text: str) -> str:
+    """A failure's reason as a sweep stores and shows it (``JobResult``: one line, <= 300 chars)."""
+    from harness.records import JobResult
+
+    return JobResult("failed", text).error or text
 
 
 def _all_outputs(rt: Any, x: Any) -> List[Any]:
@@ -385,7 +392,7 @@ def _run_on(runtime: str, path: str, weights: Optional[str], inputs: List[Any],
         out["precision"] = eff.get("precision")
         rt.close()
     except AgentError as exc:
-        out["error"] = f"{exc.kind}: {exc}"
+        out["error"] = _as_stored(f"{exc.kind}: {exc}")
     except Exception as exc:  # noqa: BLE001 - e.g. ProtocolError from open_runtime
         out["error"] = _reason(exc)
     return out

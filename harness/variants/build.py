@@ -372,7 +372,9 @@ def _opset(model: Any) -> int | None:
 
 
 def _at_opset(recipe: Recipe, path: Path, workdir: Path, notes: dict[str, str] | None) -> Path:
-    """``path``, or the graph converted up to the opset ``recipe`` needs (noted in ``notes``)."""
+    """``path``, or the graph converted up to the opset ``recipe`` needs (noted in ``notes``).
+    Weights an old exporter also listed as graph inputs (IR < 4) stop being inputs: a quantizer
+    would keep them as inputs to feed, and their values would be neither folded nor quantized."""
     need = recipe.opset_needed()
     if need is None:
         return path
@@ -384,7 +386,13 @@ def _at_opset(recipe: Recipe, path: Path, workdir: Path, notes: dict[str, str] |
     from onnx.version_converter import convert_version
 
     try:
-        converted = convert_version(onnx.load(str(path)), need)
+        model = onnx.load(str(path))
+        weights = {init.name for init in model.graph.initializer}
+        kept = [i for i in model.graph.input if i.name not in weights]
+        del model.graph.input[:]
+        model.graph.input.extend(kept)
+        model.ir_version = max(model.ir_version, 4)
+        converted = convert_version(model, need)
         onnx.checker.check_model(converted)
     except Exception as exc:
         text = (f"needs opset >= {need}, and the ONNX version converter cannot convert this opset-{have} model: "

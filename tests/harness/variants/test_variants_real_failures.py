@@ -189,6 +189,24 @@ def test_int8_static_converts_an_old_opset_and_runs_on_ort_and_openvino(opset, t
     assert again.cached and again.notes == v.notes
 
 
+@pytest.mark.parametrize("chain", ["int8-dynamic", "int8-static"])
+def test_weights_an_old_exporter_listed_as_inputs_stay_weights(chain, tmp_path, artifact_cache):
+    """IR < 4 exporters (the ONNX model zoo's opset-9 files) list every initializer as a graph
+    input too; a quantized variant must still take the one real input."""
+    path = export(SmallNet(), tmp_path / "net-opset9.onnx", {"input": (1, 3, 16, 16)}, opset=9)
+    model = onnx.load(str(path))
+    model.graph.input.extend(helper.make_tensor_value_info(i.name, i.data_type, list(i.dims))
+                             for i in model.graph.initializer)
+    model.ir_version = 3
+    old = tmp_path / "ir3.onnx"
+    onnx.save(model, str(old))
+    assert len(onnx.load(str(old)).graph.input) > 1
+    v = build_variant(onnx_source(old, (1, 3, 16, 16)), chain, artifact_cache)
+    assert [i.name for i in onnx.load(str(v.path)).graph.input] == ["input"]
+    x = {"input": np.random.default_rng(2).standard_normal((1, 3, 16, 16), dtype=np.float32)}
+    assert cosine(run_ort(v.path, x), run_ort(old, x)) > 0.95
+
+
 def test_a_failed_opset_conversion_refuses_in_one_line(tmp_path, artifact_cache, monkeypatch):
     import onnx.version_converter
 
