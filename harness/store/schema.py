@@ -156,5 +156,14 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             f"v{SCHEMA_VERSION}; upgrade edge-harness to read it"
         )
     for target in range(version + 1, SCHEMA_VERSION + 1):
-        # executescript commits first; BEGIN makes the step and the version bump one unit.
-        conn.executescript(f"BEGIN;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};\nCOMMIT;")
+        # executescript commits first; BEGIN IMMEDIATE makes the step and the version bump one unit
+        # under the write lock. Another process opening the same old store may have taken the step
+        # between our read of the version and our lock: then the step fails (its columns exist) and
+        # the version says it is done.
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;\n{MIGRATIONS[target - 1]}\nPRAGMA user_version = {target};\nCOMMIT;")
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < target:
+                raise

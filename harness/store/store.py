@@ -238,16 +238,16 @@ class Store:
         results, samples and verdicts. Runs still going are never deleted, nor counted."""
         if keep < 0:
             raise StoreError("--keep must be 0 or more")
-        rows = self._conn.execute(
-            "SELECT id, coalesce(tag, '') FROM runs WHERE status != 'running' AND (? IS NULL OR tag = ?)"
-            " ORDER BY started DESC", (tag, tag)).fetchall()  # fmt: skip
-        seen: dict[str, int] = {}
-        doomed = []
-        for run_id, run_tag in rows:
-            seen[run_tag] = seen.get(run_tag, 0) + 1
-            if seen[run_tag] > keep:
-                doomed.append(run_id)
-        with self._tx() as c:
+        with self._tx() as c:  # chosen under the write lock: a sweep resuming a run meanwhile keeps it
+            rows = c.execute(
+                "SELECT id, coalesce(tag, '') FROM runs WHERE status != 'running' AND (? IS NULL OR tag = ?)"
+                " ORDER BY started DESC", (tag, tag)).fetchall()  # fmt: skip
+            seen: dict[str, int] = {}
+            doomed = []
+            for run_id, run_tag in rows:
+                seen[run_tag] = seen.get(run_tag, 0) + 1
+                if seen[run_tag] > keep:
+                    doomed.append(run_id)
             c.executemany("DELETE FROM runs WHERE id=?", [(r,) for r in doomed])
         return doomed
 

@@ -200,3 +200,45 @@ def test_readers_are_not_blocked_by_a_writer_mid_transaction(tmp_path: Path) -> 
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+class _StaleVersion(sqlite3.Connection):
+    """A connection whose first read of the schema version is from before another process
+    migrated the store (the race: both read v1, the other one migrates first)."""
+
+    stale: int | None = 1
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        if sql == "PRAGMA user_version" and self.stale is not None:
+            stale, self.stale = self.stale, None
+            return super().execute(f"SELECT {stale}")
+        return super().execute(sql, *args)
+
+
+def test_two_processes_migrating_one_old_store_both_open_it(tmp_path: Path) -> None:
+    from harness.store.schema import SCHEMA_VERSION, V1, migrate
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(f"BEGIN;\n{V1}\nPRAGMA user_version = 1;\nCOMMIT;")
+    conn.close()
+    harness.store.open(path).close()  # the first process migrates it all the way
+    late = sqlite3.connect(path, isolation_level=None, factory=_StaleVersion)
+    migrate(late, str(path))  # the second read v1 before that: its steps find them done, and it goes on
+    assert late.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    late.close()
+
+
+def test_prune_chooses_what_to_delete_under_its_write_lock(tmp_path: Path) -> None:
+    """A run reopened by a resuming sweep (status 'running') between prune's choice and its delete
+    would be lost: the choice and the delete are one transaction, so the resume waits or wins."""
+    with harness.store.open(tmp_path / "h.db") as st:
+        runs = [st.create_run(suite="s", config={}, tag="n") for _ in range(3)]
+        for r in runs:
+            st.finish_run(r, "ok")
+        statements: list[str] = []
+        st._conn.set_trace_callback(statements.append)
+        assert len(st.prune(keep=1, tag="n")) == 2
+        begin = statements.index("BEGIN IMMEDIATE")
+        select = next(i for i, s in enumerate(statements) if s.startswith("SELECT id, coalesce(tag"))
+        assert begin < select < statements.index("COMMIT", select)
