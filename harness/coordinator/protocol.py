@@ -25,7 +25,6 @@ from harness.config import Device
 from harness.errors import AgentError, agent_failure
 from devices.agent.metrics import CANARY_TABLE, METRIC_TABLE
 from harness.records import Job, JobResult
-from harness.transport.base import MAX_LINE_BYTES
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -41,8 +40,8 @@ TELEMETRY_DETAILS = (
 WINDOW_DETAILS = ("stop", "board_state", "window", "canary")
 # Result keys the agent sends as objects (the rest of the details are plain values).
 OBJECT_DETAILS = ("runtime", "warmup", "stop", "board_state", "window", "canary", "telemetry")
-# Bounds on what a board may send: a line (the transport's bound) and a failure's reason.
-MAX_LINE_CHARS = MAX_LINE_BYTES
+# The most of an agent's failure message kept (the stored reason is one line of 300; the rest
+# goes to the job's details).
 MAX_REASON_CHARS = 1000
 
 
@@ -82,11 +81,8 @@ def encode_spec(spec: JobSpec) -> str:
 
 
 def load_line(line: str) -> dict[str, Any] | None:
-    """One stdout line as a JSON object; None for anything else (not JSON, oversized, nested
-    past the parser's recursion limit, not an object)."""
-    if len(line) > MAX_LINE_CHARS:
-        log.warning("agent wrote a line of %d characters to stdout (limit %d): skipped", len(line), MAX_LINE_CHARS)
-        return None
+    """One stdout line as a JSON object; None for anything else (not JSON, nested past the
+    parser's recursion limit, not an object). The transport already dropped oversized lines."""
     try:
         value = json.loads(line)
     except (ValueError, RecursionError):

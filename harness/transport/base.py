@@ -58,7 +58,8 @@ class LineBuffer:
     def feed(self, data: bytes) -> None:
         *complete, pending = (self.pending + data).split(b"\n")
         for raw in complete:
-            if self._skipping:
+            if self._skipping or len(raw) > MAX_LINE_BYTES:  # the tail of an oversized line, or one that came whole
+                self.dropped += not self._skipping
                 self._skipping = False
                 continue
             self._emit(raw.decode("utf-8", "replace") + "\n")

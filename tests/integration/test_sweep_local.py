@@ -109,9 +109,10 @@ def test_second_sweep_rebuilds_nothing(sweep: dict, artifact_cache) -> None:  # 
     assert before and before.items() <= after.items()
 
 
-def test_a_broken_model_fails_alone_with_exit_3(tmp_path: Path, artifact_cache, capsys) -> None:  # noqa: ANN001
+def mixed_suite(tmp_path: Path) -> Path:
+    """The digits CNN beside a model file that is not an ONNX graph: one job ok, one failed."""
     (tmp_path / "broken.onnx").write_bytes(b"this is not an onnx graph")
-    suite = write_suite(tmp_path, """
+    return write_suite(tmp_path, """
         name: mixed
         models:
           - builtin: digits-cnn
@@ -119,6 +120,10 @@ def test_a_broken_model_fails_alone_with_exit_3(tmp_path: Path, artifact_cache, 
         variants: [fp32]
         runtimes: [onnxruntime]
         """)
+
+
+def test_a_broken_model_fails_alone_with_exit_3(tmp_path: Path, artifact_cache, capsys) -> None:  # noqa: ANN001
+    suite = mixed_suite(tmp_path)
     db = tmp_path / "h.db"
     code = main(["sweep", str(suite), "--store", str(db), "--cache-dir", str(artifact_cache.root.parent), "--no-report"])
     assert code == 3
@@ -134,15 +139,7 @@ def test_a_report_that_cannot_be_written_keeps_the_summary_and_the_exit_code(tmp
                                                                                capsys) -> None:  # noqa: ANN001
     """The results are stored before the report is written: a report path that is a directory
     costs the report, not the summary or exit 3; paths are printed as written (no markup)."""
-    (tmp_path / "broken.onnx").write_bytes(b"this is not an onnx graph")
-    suite = write_suite(tmp_path, """
-        name: mixed
-        models:
-          - builtin: digits-cnn
-          - {name: broken, onnx: broken.onnx, input_shape: [1, 3, 8, 8]}
-        variants: [fp32]
-        runtimes: [onnxruntime]
-        """)
+    suite = mixed_suite(tmp_path)
     db = tmp_path / "[bold]runs" / "h.db"
     db.parent.mkdir()
     code = main(["sweep", str(suite), "--store", str(db), "--cache-dir", str(artifact_cache.root.parent),

@@ -127,8 +127,8 @@ def _output(rng: random.Random, case: int) -> tuple[bytes, bool]:
     if kind == 6:  # nested past the parser's recursion limit
         deep = b'{"event":"result","latency":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
         return _line(FACTS) + deep + exit_ok, False
-    if kind == 7:  # longer than the line limit (lowered for the test)
-        huge = dict(RESULT, samples_ns=[1000] * 5_000)
+    if kind == 7:  # longer than the transport's line limit (lowered for the test)
+        huge = dict(RESULT, samples_ns=[1000] * 100_000)
         return _line(FACTS) + _line(huge) + exit_ok, False
     if kind == 8:  # garbage: truncated JSON, bytes that are not UTF-8, other JSON values
         junk = rng.choice([_line(RESULT)[: rng.randrange(1, 200)] + b"\n", bytes(rng.randrange(256) for _ in range(64)),
@@ -162,7 +162,9 @@ def runner(tmp_path: Path) -> DeviceRunner:
 
 def test_a_thousand_random_and_mutated_outputs_each_become_a_stored_status(tmp_path: Path, runner: DeviceRunner,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(protocol, "MAX_LINE_CHARS", 20_000)
+    from harness.transport import base
+
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 300_000)  # above the deeply nested line, below the huge one
     model = tmp_path / "model.bin"
     model.write_bytes(b"model")
     payload = Payload(FileRef.of(model), (1, 3), None, {})
@@ -253,3 +255,5 @@ def test_a_line_past_the_limit_is_dropped_and_the_next_kept(monkeypatch: pytest.
         assert len(buf.pending) <= 1000
     buf.feed(b"tail of the long line\n{\"event\":\"ok\"}\n")
     assert buf.lines == ['{"event":"ok"}\n'] and buf.dropped == 1
+    buf.feed(b"z" * 2000 + b"\n{\"event\":\"next\"}\n")  # a long line that arrives whole, newline and all
+    assert buf.lines[-1] == '{"event":"next"}\n' and buf.dropped == 2 and len(buf.lines) == 2
