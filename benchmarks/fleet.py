@@ -13,7 +13,8 @@ timed window lasts ``--job-s`` seconds and costs no CPU. Then:
   with the coordinator's own dispatch gap (wall per host minus the jobs' walls) apart;
 - **repeat sweep**: the same sweep again uploads 0 artifact bytes (every file is found by hash);
 - **memory with ``--memory-hosts`` boards**: USS of the coordinator process and of its Ray
-  processes (one actor per board, raylet, GCS), after one short job per board.
+  processes (the site actor holding every board, raylet, GCS, idle workers), after one short
+  job per board, with every board connected.
 
     .venv/bin/python benchmarks/fleet.py [--hosts 16] [--models 10] [--job-s 1.0] [--memory-hosts 50]
 
@@ -115,8 +116,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def ray_pids() -> list[int]:
-    """Every descendant of this process (Ray's GCS, raylet, workers and actors)."""
+def ray_pids(skip: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+    """Every descendant of this process (Ray's GCS, raylet, workers and actors), but not the
+    subtrees rooted at ``skip`` (the SSH lab's servers, their sessions and the boards' agents:
+    the simulated boards, not the coordinator)."""
     parent: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -127,7 +130,7 @@ def ray_pids() -> list[int]:
     out, frontier = [], [os.getpid()]
     while frontier:
         p = frontier.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
+        kids = [c for c, pp in parent.items() if pp == p and c not in skip]
         out.extend(kids)
         frontier.extend(kids)
     return out
@@ -197,41 +200,55 @@ def main() -> None:
                 assert set(df.status) == {"ok"}
                 # Measured while the actors of the finished sweep are gone: start them again and hold them.
                 print(f"memory sweep: {len(df)} jobs on {args.memory_hosts} boards in {wall:.1f} s")
-                mem = _hold_actors(hosts[: args.memory_hosts], inventory_m)
+                mem = _hold_actors(inventory_m, cache, {h.proc.pid for h in hosts if h.proc is not None})
                 mem["driver_uss_mb_before"] = round(before, 1)
                 print("memory", json.dumps(mem))
     finally:
         lab.close()
 
 
-def _hold_actors(hosts: list, inventory_path: Path) -> dict:
-    """USS of the driver and of every Ray process while one connected actor per board lives."""
+def _hold_actors(inventory_path: Path, cache: Path, lab_pids: set[int]) -> dict:
+    """USS of the driver and of every Ray process while the sweep's actors hold every board
+    connected (``DeviceActors``: one site actor, a thread and a connection per board)."""
     import ray
 
     from harness.config import load_inventory
-    from harness.coordinator.runner import DeviceRunner
+    from harness.config.suite import LeaseSettings
+    from harness.coordinator.actors import DeviceActors
+    from harness.coordinator.bundle import build_agent
+    from harness.coordinator.files import FileRef
 
     devices = load_inventory(inventory_path).resolved()
-    cls = ray.remote(num_cpus=0)(DeviceRunner)
-    from harness.coordinator.files import FileRef, Stager
-
-    agent = FileRef.of(Path(__file__))  # never sent: only probe() runs
-    actors = [cls.remote(d, agent, {}, Stager(None, ray.get_runtime_context().get_node_id(), "/tmp"), 60.0)
-              for d in devices]
-    errors = [e for e in ray.get([a.probe.remote() for a in actors]) if e]
+    agent = FileRef.of(build_agent(cache / "agent"))
+    t0 = time.monotonic()
+    actors = DeviceActors(tuple(devices), agent, {}, str(cache / "staged"), 60.0, LeaseSettings(), "fleet-bench")
+    # Each board: warmed (connected, its agent server started), then probed (reconnected): connected, no server.
+    errors = [e for e in ray.get([actors.probe(b) for b in actors.boards]) if e]
     assert not errors, errors[:3]
-    pids = ray_pids()
-    actor_pids = [p for p in pids if _cmdline(p).startswith("ray::DeviceRunner")]
+    ready_s = time.monotonic() - t0
+    pids = ray_pids(skip=lab_pids)
+    actor_pids = [p for p in pids if _cmdline(p).startswith("ray::SiteRunner")]
     out = {
-        "boards": len(actors),
+        "boards": len(actors.boards),
         "driver_uss_mb": round(uss_mb([os.getpid()]), 1),
         "ray_processes_uss_mb": round(uss_mb(pids), 1),
+        "ray_processes": len(pids),
         "actor_processes": len(actor_pids),
         "per_actor_uss_mb": round(uss_mb(actor_pids) / max(1, len(actor_pids)), 1),
+        "actor_uss_per_board_mb": round(uss_mb(actor_pids) / max(1, len(actors.boards)), 2),
+        "actor_threads": sum(_threads(p) for p in actor_pids),
+        "all_connected_s": round(ready_s, 2),
     }
-    for a in actors:
-        ray.kill(a)
+    actors.kill_all()
     return out
+
+
+def _threads(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("Threads:")), 0)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 from devices.agent.canary import CANARY_NAME
+from devices.agent.measurespec import single_stream
 from harness.config import Device, Suite
 from harness.config.suite import BuiltinModel
 from harness.records import Job, JobSettings
@@ -58,7 +59,8 @@ def canary_jobs(suite: Suite, devices: Sequence[Device], boards: dict[tuple[str,
         for place, windows in ((FIRST, 1), (BETWEEN, between), (LAST, 1)):
             if windows <= 0:
                 continue
-            settings = JobSettings(suite.measure.to_wire(), suite.runtime_options.get(runtime, {}), windows,
+            measure = single_stream(suite.measure.to_wire())  # the board's yardstick, whatever the suite's scenario
+            settings = JobSettings(measure, suite.runtime_options.get(runtime, {}), windows,
                                    suite.measure.order, canary=place, between=target if place == BETWEEN else None)
             out.append(Job(CANARY.label, CANARY_VARIANT, d.name, runtime, settings))
     return out

@@ -2,8 +2,9 @@
 
 Exit codes: 0 ok; 1 the gate found a regression; 2 bad input or usage (one message
 naming file, line and field); 3 the sweep finished but some jobs failed
-(``inventory check``: some devices are not ok); 70 a bug in
-the harness (short notice, traceback in a log file).
+(``inventory check``: some devices are not ok); 4 the results store could not be written
+mid-sweep (the run is left resumable); 70 a bug in the harness (short notice, traceback in
+a log file); 130 interrupted (Ctrl-C; a sweep's run is left resumable).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.errors import HarnessError, as_harness_error
+from harness.errors import HarnessError, Interrupted, as_harness_error
 from harness.store import DEFAULT_PATH
+from harness.store.writer import STALE_AFTER_S
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_BUG = 0, 1, 2, 3, 70
+EXIT_STORE_WRITE, EXIT_INTERRUPTED = 4, 130  # ``StoreWriteError.exit_code``, ``Interrupted.exit_code``
 
 # Not a terminal (CI logs, pipes): rich would squeeze tables into 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -53,10 +56,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     inventory = load_inventory(args.inventory)
     opts = SweepOptions(tag=args.tag, cache_dir=args.cache_dir, device_names=args.devices, device_tags=args.tags,
                         ray_address=args.ray_address, suite_path=str(args.suite), quiet=args.quiet,
-                        resume=args.resume)
+                        resume=args.resume, force=args.force,
+                        inventory_path=None if args.inventory is None else str(args.inventory))
     with open_store(args.store) as store:
         outcome = run_sweep(suite, inventory, store, opts)
         _summarize(outcome, args.store)
+        if outcome.left:  # a first Ctrl-C: the running jobs were stored, the rest wait for --resume
+            err.print(f"[yellow]interrupted[/]: run {outcome.run_id} stopped with {outcome.left} job(s) not run; "
+                      f"finish it with: {escape(outcome.resume)}")
+            return EXIT_INTERRUPTED
         try:
             report = None if args.no_report else _write_report(store, outcome.run_id, args.report)
         except (HarnessError, OSError) as e:  # the results are stored: say so, and keep the sweep's exit code
@@ -79,9 +87,18 @@ def _summarize(outcome: Any, store: Path) -> None:
         out.print(f"  [red]failed[/] {escape(jobs)}: {escape(reason)}")
     for board, reason in outcome.down.items():
         out.print(f"  [red]down[/] {escape(board)}: {escape(reason)}")
-    for (model, variant), reason in sorted(outcome.degraded.items()):
-        out.print(f"  [yellow]degraded[/] {escape(f'{model} [{variant}]')}: {escape(reason)}")
+    for (model, variant, reason), runtimes in _by_reason(outcome.degraded).items():
+        where = f" on {', '.join(runtimes)}" if not reason.startswith("on ") else ""
+        out.print(f"  [yellow]degraded[/] {escape(f'{model} [{variant}]{where}')}: {escape(reason)}")
     out.print(f"results: {escape(str(store))}")
+
+
+def _by_reason(degraded: dict[tuple[str, str, str], str]) -> dict[tuple[str, str, str], list[str]]:
+    """Degraded (model, variant, runtime)s as one line per model, variant and reason, with its runtimes."""
+    by: dict[tuple[str, str, str], list[str]] = {}
+    for (model, variant, runtime), reason in sorted(degraded.items()):
+        by.setdefault((model, variant, reason), []).append(runtime)
+    return by
 
 
 def _grouped(failed: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -141,7 +158,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.store import open as open_store
 
     _must_exist(args.store)
-    with open_store(args.store) as store:
+    with open_store(args.store, readonly=True) as store:
         run_id = store.resolve_run(args.run, tag=args.tag)
         tag = (args.tag or store.run_info(run_id).get("tag")) if args.history else None
         if args.history and not tag:
@@ -158,7 +175,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from harness.store import open as open_store
 
     _must_exist(args.store)
-    with open_store(args.store) as store:
+    with open_store(args.store, readonly=True) as store:  # it adds its verdicts, and writes nothing else
         result = run_gate(store, args.candidate, args.baseline, args.policy)
     out.print(terminal_table(result, show_pass=args.all))
     if args.junit:
@@ -173,7 +190,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     from harness.store import open as open_store
 
     _must_exist(args.store)
-    with open_store(args.store) as store:
+    with open_store(args.store, readonly=True) as store:
         runs = store.runs(tag=args.tag)
     if args.json:
         print(runs.to_json(orient="records"))
@@ -197,6 +214,20 @@ def cmd_runs_prune(args: argparse.Namespace) -> int:
     out.print(f"deleted {len(deleted)} run(s), kept the newest {args.keep} of {escape(scope)}")
     for run in deleted:
         out.print(f"  {run}")
+    return EXIT_OK
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    from harness.store import open as open_store
+    from harness.store.schema import SCHEMA_VERSION
+
+    _must_exist(args.store)
+    with open_store(args.store) as store:  # opening to write migrates
+        found = store.found_version
+    if found == SCHEMA_VERSION:
+        out.print(f"{escape(str(args.store))}: schema v{found}, up to date")
+    else:
+        out.print(f"{escape(str(args.store))}: migrated from schema v{found} to v{SCHEMA_VERSION}")
     return EXIT_OK
 
 
@@ -282,7 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--devices", type=_csv, default=(), help="only these devices (comma-separated)")
     s.add_argument("--tags", type=_csv, default=(), help="only devices with any of these tags")
     s.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
-    s.add_argument("--resume", metavar="RUN", help="finish the jobs a stopped run left undone (same suite and inventory)")
+    s.add_argument("--resume", metavar="RUN",
+                   help="finish the jobs a stopped run left undone (same suite and inventory; model files are matched "
+                        "by content); refused while another live sweep writes the run")
+    s.add_argument("--force", action="store_true",
+                   help="with --resume: take the run over even though the sweep recorded as writing it looks alive "
+                        f"(its pid runs on this host, or its heartbeat on another host is under {STALE_AFTER_S / 60:g} "
+                        "minutes old)")
     s.add_argument("--report", type=Path, help="where to write the HTML report (default results/reports/RUN.html)")
     s.add_argument("--no-report", action="store_true", help="do not render the report")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -347,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     store_arg(rp)
     rp.set_defaults(func=cmd_runs_prune)
 
+    st = sub.add_parser("store", help="the results store itself")
+    st_sub = st.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    sm = st_sub.add_parser(
+        "migrate", help="upgrade the store's schema in place (report, gate and runs list never do; a sweep does)",
+        description="Bring the results store to this harness's schema, one transaction per step. Read-only "
+                    "commands (report, gate, runs list) read an older store only as far back as they can without "
+                    "writing, and say to run this otherwise.")
+    store_arg(sm)
+    sm.set_defaults(func=cmd_store_migrate)
+
     inv = sub.add_parser("inventory", help="the fleet of devices")
     inv_sub = inv.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
     ic = inv_sub.add_parser(
@@ -394,12 +441,15 @@ def _guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
     """The one boundary where errors become messages and exit codes."""
     try:
         return func(args)
+    except Interrupted as e:
+        err.print(f"[yellow]interrupted[/]: {escape(str(e))}")
+        return e.exit_code
     except HarnessError as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}")
         return e.exit_code
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: finished jobs are stored")
-        return 130
+        err.print("[yellow]interrupted[/]")
+        return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - a lower layer's input error, else our bug: say so, keep the traceback
         known = as_harness_error(e)
         if known is not None:

@@ -66,7 +66,7 @@ class AgentError(HarnessError):
 AGENT_KINDS: dict[str, type[Exception]] = {
     cls.__name__: cls for cls in (agent_errors.ProtocolError, agent_errors.RuntimeUnavailable,
                                   agent_errors.ArtifactIncompatible, agent_errors.MeasurementError,
-                                  agent_errors.BoardBusy)
+                                  agent_errors.BoardBusy, agent_errors.PowerModeError)
 }  # fmt: skip
 
 
@@ -141,6 +141,23 @@ class StoreError(HarnessError):
 
 class SchemaVersionError(StoreError):
     pass
+
+
+class RunBusyError(StoreError):
+    """A resume asked for a run that another live coordinator is writing (``harness.store.writer``)."""
+
+
+class StoreWriteError(StoreError):
+    """SQLite failed under a running sweep (disk full, locked past the busy timeout, I/O error):
+    what was committed before stays, and the run is left resumable. Not bad input, not a bug."""
+
+    exit_code = 4
+
+
+class Interrupted(HarnessError):
+    """The user stopped a sweep (Ctrl-C); the message says what was kept and how to resume."""
+
+    exit_code = 130
 
 
 def as_harness_error(exc: Exception) -> HarnessError | None:

@@ -11,12 +11,15 @@ free, and moves to another member when its board drops.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from devices.agent.runtimes import get_runtime
+from harness.axes import expand
 from harness.canary import canary_jobs, interleaved_block
 from harness.config import Device, Suite
+from harness.config.yamlio import location
 from harness.errors import ConfigError
+from harness.powermodes import check_known, target_modes
 from harness.records import Job, JobSettings
 from harness.variants.build import chain_format, chain_precision, chain_runtimes, make_recipes, split_chain
 
@@ -38,14 +41,20 @@ def targets(devices: Sequence[Device]) -> dict[str, tuple[Device, ...]]:
 
 
 def select_devices(
-    devices: Sequence[Device], suite: Suite, names: Sequence[str] = (), tags: Sequence[str] = ()
+    devices: Sequence[Device], suite: Suite, names: Sequence[str] = (), tags: Sequence[str] = (),
+    suite_path: str | None = None,
 ) -> tuple[Device, ...]:
-    """Devices picked by the suite's selector, narrowed by ``--devices`` / ``--tags``."""
+    """Devices picked by the suite's selector, narrowed by ``--devices`` / ``--tags``. An error
+    names the suite's line (``suite_path``) or the command-line option it comes from."""
     known = {d.name for d in devices} | {d.pool for d in devices if d.pool}
-    for wanted in (*(suite.devices.names or ()), *names):
+    have = f"the inventory has: {', '.join(sorted(known))}"
+    for i, wanted in enumerate(suite.devices.names or ()):
         if wanted not in known:
-            raise ConfigError(f"unknown device or pool {wanted!r}; the inventory has: {', '.join(sorted(known))}",
-                              field="devices")
+            raise ConfigError(f"unknown device or pool {wanted!r}; {have}",
+                              location=location(suite_path, ("devices", "names", i)), field=f"devices.names.{i}")
+    for wanted in names:
+        if wanted not in known:
+            raise ConfigError(f"unknown device or pool {wanted!r}; {have}", field="--devices")
     sel = suite.devices
 
     def named(d: Device, wanted: Sequence[str]) -> bool:
@@ -60,15 +69,27 @@ def select_devices(
         and (not tags or set(tags) & set(d.tags))
     ]  # fmt: skip
     if not picked:
-        raise ConfigError("no device in the inventory matches the suite's 'devices' selection and the CLI filters")
+        all_tags = ", ".join(sorted({t for d in devices for t in d.tags})) or "none"
+        if tags and not any(set(tags) & set(d.tags) for d in devices):
+            raise ConfigError(f"no device has any of the tags {', '.join(map(repr, tags))}; the inventory's tags: "
+                              f"{all_tags}", field="--tags")
+        raise ConfigError("no device in the inventory matches the suite's 'devices' selection"
+                          + (" and the command line's --devices/--tags" if names or tags else "")
+                          + f" (its devices: {', '.join(f'{d.name} ({d.kind}, tags: {list(d.tags)})' for d in devices)})",
+                          location=location(suite_path, ("devices",)), field="devices")
     return tuple(picked)
 
 
-def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
+def make_plan(suite: Suite, devices: Sequence[Device], suite_path: str | None = None) -> Plan:
+    """The jobs: every (model, variant, target, runtime) a board can run, once per power mode of
+    the suite (``suite_path``: where an unknown power mode's line is looked up)."""
     jobs: list[Job] = []
     skipped: list[str] = []
     boards: dict[tuple[str, str], tuple[str, ...]] = {}
+    check_known(suite, devices, suite_path)
     for target, members in targets(devices).items():
+        modes, no_modes = target_modes(suite, target, members)
+        skipped += no_modes
         for runtime in suite.runtimes:
             offering = tuple(d.name for d in members if runtime in d.runtimes)
             if not offering:
@@ -81,6 +102,7 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                 skipped.append(f"the interleaved canary on {target}: {runtime} cannot read its onnx file")
             settings = JobSettings(suite.measure.to_wire(), suite.runtime_options.get(runtime, {}),
                                    suite.measure.repeats, suite.measure.order, canary_block_s=block_s)
+            axes = suite.axes.values() if suite.axes is not None else None
             for variant in suite.variants:
                 recipes = make_recipes(split_chain(variant), suite.recipes)
                 fmt = chain_format(recipes)
@@ -96,7 +118,9 @@ def make_plan(suite: Suite, devices: Sequence[Device]) -> Plan:
                     skipped.append(f"{variant} cannot run on {runtime} (runs on {', '.join(sorted(allowed))})")
                     continue
                 for model in suite.models:
-                    jobs.append(Job(model.label, variant, target, runtime, settings))
+                    for mode in modes:
+                        for point in expand(replace(settings, power_mode=mode), axes):  # the suite's axes
+                            jobs.append(Job(model.label, variant, target, runtime, point))
     if not jobs:
         raise ConfigError("the suite plans no job: " + "; ".join(dict.fromkeys(skipped)))
     if suite.canary:

@@ -1,4 +1,5 @@
-"""The budget a recommendation must fit: p50 latency and, optionally, energy per inference.
+"""The budget a recommendation must fit: p50 latency, energy per inference, p99 latency and a
+throughput floor (each optional).
 
 Why both sources, merged per field: the suite's ``report: {latency_budget_ms, energy_budget_mj}``
 states the product's standing requirement, so every report of that suite recommends
@@ -31,23 +32,29 @@ class Budget:
         energy_mj: largest acceptable energy per inference.
         latency_source: where ``latency_ms`` came from ("command line" or "suite").
         energy_source: where ``energy_mj`` came from.
+        p99_ms: largest acceptable p99 latency (the suite's ``p99_budget_ms``).
+        min_throughput: smallest acceptable throughput, inferences/s (the suite's
+            ``min_throughput``): "sustains 30 FPS". A paced result must also have kept up.
     """
 
     latency_ms: float | None = None
     energy_mj: float | None = None
     latency_source: str = ""
     energy_source: str = ""
+    p99_ms: float | None = None
+    min_throughput: float | None = None
 
     def __post_init__(self) -> None:
-        for name, flag in (("latency_ms", "--budget-ms"), ("energy_mj", "--budget-mj")):
+        for name, flag in (("latency_ms", "--budget-ms"), ("energy_mj", "--budget-mj"),
+                           ("p99_ms", "report.p99_budget_ms"), ("min_throughput", "report.min_throughput")):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ReportError(f"a budget must be a positive number, got {value!r}", field=flag)
 
     @property
     def empty(self) -> bool:
-        """True when neither limit is set: there is nothing to recommend against."""
-        return self.latency_ms is None and self.energy_mj is None
+        """True when no limit is set: there is nothing to recommend against."""
+        return all(v is None for v in (self.latency_ms, self.energy_mj, self.p99_ms, self.min_throughput))
 
 
 def _suite_value(settings: Mapping[str, Any], key: str) -> float | None:
@@ -80,4 +87,5 @@ def resolve_budget(
         energy_mj=energy_mj if energy_mj is not None else suite_mj,
         latency_source=CLI if latency_ms is not None else SUITE if suite_ms is not None else "",
         energy_source=CLI if energy_mj is not None else SUITE if suite_mj is not None else "",
+        p99_ms=_suite_value(settings, "p99_budget_ms"), min_throughput=_suite_value(settings, "min_throughput"),
     )

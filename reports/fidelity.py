@@ -9,8 +9,9 @@ such variant with its reason.
 
 Unless its task metric says it is fine: a degraded result whose quality, measured on the
 eval set (its task metric, ``quality``, else top-1 ``accuracy``), is within the gate's
-accuracy rule (the suite's ``gate.accuracy``: ``max_drop`` points and/or ``min_relative``;
-without a ``gate``, the default policy's 0.5 points) of its reference variant's on the same
+accuracy rule (the suite's ``gate.accuracy``: ``max_drop`` points and/or ``min_relative``, or
+the accuracy of the first of its ``gate.overrides`` whose match fits the result, as ``harness
+gate`` picks it; without a ``gate``, the default policy's 0.5 points) of its reference variant's on the same
 device (same runtime, else the median over its runtimes) stays: the y axis then shows what
 it costs. Re-trained variants
 (pruning with fine-tuning, distillation) are different functions by design, and their
@@ -21,6 +22,7 @@ same rule to ``degraded: fail``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
@@ -42,15 +44,26 @@ _KEYS = ["device", "model", "runtime"]
 Rule = tuple[float | None, float | None]
 
 
-def accuracy_rule(run_info: Mapping[str, Any]) -> Rule | None:
-    """The quality drop the run's release policy allows (its suite's ``gate.accuracy``; the
-    default policy's without a ``gate``); None when its ``gate`` has no accuracy rule."""
+_MATCH_KEYS = ("model", "variant", "device", "runtime")  # ``harness.config.gate.Match``
+
+
+def accuracy_rule(run_info: Mapping[str, Any], result: Mapping[str, Any] | None = None) -> Rule | None:
+    """The quality drop the run's release policy allows for ``result`` (its model, variant,
+    device and runtime): the first of the suite's ``gate.overrides`` that matches it and names
+    an accuracy rule, else ``gate.accuracy`` (the default policy's without a ``gate``); None
+    when no accuracy rule applies. Without ``result``, the policy's own rule."""
     config = run_info.get("config") or {}
     suite = config.get("suite") if isinstance(config, Mapping) else None
     gate = suite.get("gate") if isinstance(suite, Mapping) else None
     if not isinstance(gate, Mapping):
         return (DEFAULT_MAX_DROP, None)
     rule = gate.get("accuracy")
+    for override in (gate.get("overrides") or ()) if result is not None else ():
+        match = override.get("match") if isinstance(override, Mapping) else None
+        if isinstance(match, Mapping) and all(fnmatchcase(str(result.get(k, "")), str(match.get(k) or "*"))
+                                              for k in _MATCH_KEYS):
+            rule = override.get("accuracy") or rule  # the first match decides; what it leaves out stays
+            break
     if not isinstance(rule, Mapping) or (rule.get("max_drop") is None and rule.get("min_relative") is None):
         return None
     drop, relative = rule.get("max_drop"), rule.get("min_relative")
@@ -77,20 +90,22 @@ def _reference_quality(ok: pd.DataFrame) -> pd.Series:
     return by_runtime.fillna(by_device).astype("float64")
 
 
-def split(ok: pd.DataFrame, rule: Rule | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split(ok: pd.DataFrame, run_info: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``ok`` as (kept, left out): degraded results left out unless their quality is within
-    ``rule`` of their reference's (None: no accuracy rule, every degraded one is out)."""
+    the accuracy rule that applies to them (``accuracy_rule``) of their reference's (no rule:
+    out)."""
     degraded = ok["degraded"].notna() if "degraded" in ok.columns else pd.Series(False, index=ok.index)
     if not degraded.any():
         return ok, ok.iloc[0:0]
+    value, ref = _quality(ok), _reference_quality(ok)
     vouched = pd.Series(False, index=ok.index)
-    if rule is not None:
-        (max_drop, min_relative), value, ref = rule, _quality(ok), _reference_quality(ok)
-        vouched = value.notna() & ref.notna()
-        if max_drop is not None:
-            vouched &= (ref - value) * 100 <= max_drop + 1e-9
-        if min_relative is not None:
-            vouched &= value >= min_relative * ref - 1e-12
+    for idx in ok.index[degraded]:
+        rule = accuracy_rule(run_info, ok.loc[idx])
+        if rule is None or pd.isna(value[idx]) or pd.isna(ref[idx]):
+            continue
+        max_drop, min_relative = rule
+        vouched[idx] = ((max_drop is None or (ref[idx] - value[idx]) * 100 <= max_drop + 1e-9)
+                        and (min_relative is None or value[idx] >= min_relative * ref[idx] - 1e-12))
     out = degraded & ~vouched
     return ok[~out], ok[out]
 

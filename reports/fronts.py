@@ -16,6 +16,9 @@ Why the traces look the way they do:
   It says what the p50 is (the median of N repeats, its 95% CI), the cold start apart from
   the steady state (load + first inference, and a TensorRT engine build), and the noisy or
   unstable mark with the board's reason; a marked point also gets an orange ring.
+- **A power mode is part of a point's name.** A job measured in a power mode (the suite's
+  ``power_modes``) is labelled ``variant @ mode``, on the front and in the hover, so the
+  modes of one variant read as a series along the front.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "THROTTLED_LEGEND",
     "RuntimeStyle",
     "build_figure",
+    "point_label",
     "recipe_chain",
     "runtime_styles",
 ]
@@ -86,9 +90,18 @@ def recipe_chain(variant: object) -> str:
     return " \u2192 ".join(step.strip() for step in str(variant).split(">"))
 
 
+def point_label(rec: Mapping[str, object]) -> str:
+    """A point's name, raw: its variant, and ``@ point`` when it was measured at an operating point
+    other than the default (its ``point``: scenario, power mode, axes' values), or in a power mode."""
+    point = rec.get("point")
+    mode = point if isinstance(point, str) and point else rec.get("power_mode")
+    return f"{rec['variant']}" if fmt.is_missing(mode) else f"{rec['variant']} @ {mode}"
+
+
 def _hover_extra(rec: Mapping[str, object], throttled: bool) -> str:
-    """Optional hover lines: the board of a pool device, the throttling warning, the marks."""
-    extra = ""
+    """Optional hover lines: the power mode, the board of a pool device, the throttling warning, the marks."""
+    mode = rec.get("power_mode")
+    extra = "" if fmt.is_missing(mode) else f"<br>power mode: {fmt.plot_text(mode)}"
     board = rec.get("board")
     if not fmt.is_missing(board) and str(board) != rec["device"]:
         extra += f"<br>board: {fmt.plot_text(board)}"
@@ -133,7 +146,7 @@ def _hover_data(points: pd.DataFrame) -> list[list[str]]:
     """
     return [
         [
-            fmt.plot_text(r["variant"]),
+            fmt.plot_text(point_label(r)),
             fmt.plot_text(r["runtime"]),
             fmt.ms(r["p50_ms"]),
             fmt.ms(r["p99_ms"]),
@@ -227,7 +240,7 @@ def _front_trace(
         name=name,
         legendgroup=meta.get("runtime") and fmt.plot_text(meta["runtime"]),
         line={"shape": "hv", **line},
-        text=[fmt.plot_text(v) for v in front["variant"]],
+        text=[fmt.plot_text(point_label(r)) for r in front.to_dict("records")],
         # The step arrives from below (accuracy) or above (size) and leaves to the
         # right, so the label goes on the free side.
         textposition="top left" if axis.maximize else "bottom left",

@@ -10,7 +10,9 @@ render, a loop per chart line does not.
 Definitions used by both sections:
 
 - A run's value of a metric for a configuration (model, variant, device, runtime) is the
-  median over that run's ok jobs of the configuration (normally exactly one).
+  median over that run's ok jobs of the configuration (normally exactly one). A job at an
+  operating point other than the default (``point``: scenario, power mode, axes' values) is a
+  configuration of its own, its variant named ``variant @ point``.
 - The x position of a run is its start time in UTC, at the coarsest of day, minute or
   second precision that tells the tag's runs apart: a nightly history needs only the day
   (``2026-11-23``), which keeps each of its ~200,000 points at 13 bytes instead of 22.
@@ -51,9 +53,18 @@ GATE_TO_COLUMN = {a.gate: a.column for a in TREND_AXES if a.gate}
 _STORED = list(dict.fromkeys(c for a in TREND_AXES for c in (a.sources if a.derive else (a.column,))))
 #: What every history must have (what the first dashboard read); the rest may be absent.
 _RESULT_REQUIRED = ["run", *ID, "status", "p50_ms", "p99_ms", "energy_mj", "peak_rss_mb", "accuracy"]
-_RESULT_OPTIONAL = [c for c in (*_STORED, "started") if c not in _RESULT_REQUIRED]
+_RESULT_OPTIONAL = [c for c in (*_STORED, "started", "point") if c not in _RESULT_REQUIRED]
 _VERDICT_KEEP = ["candidate", *ID, "metric", "verdict", "ratio", "ci_lo", "ci_hi", "threshold"]
-_VERDICT_OPTIONAL = ["note", "q", "gate_id", "created", "baselines"]
+_VERDICT_OPTIONAL = ["note", "q", "gate_id", "created", "baselines", "point"]
+
+
+def _with_point(df: pd.DataFrame) -> pd.Series:
+    """Variant names with the operating point (``variant @ offline inflight=4``) where a job has one
+    (schema v9's ``point``; none before): each point is a configuration of its own, its own trend
+    line, matched with the gate's verdicts of that point."""
+    point = df["point"].astype("string").str.strip()
+    named = point.notna() & (point != "")
+    return df["variant"].where(~named, df["variant"].astype(str) + " @ " + point.fillna("")).astype(object)
 
 
 def _identity(values: pd.Series) -> pd.Series:
@@ -120,11 +131,13 @@ class HistoryData:
         results["status"] = results["status"].astype("string").str.strip().str.lower().fillna("failed")
         numeric = [*_STORED, "started"]
         results[numeric] = results[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+        results["variant"] = _with_point(results)
         results = add_derived(results)
         verdicts = _frame(self.verdicts, _VERDICT_KEEP, "verdicts", _VERDICT_OPTIONAL)
         verdicts = verdicts[verdicts["candidate"].isin(runs["run"])]
         for col in ID:
             verdicts[col] = _identity(verdicts[col])
+        verdicts["variant"] = _with_point(verdicts)
         object.__setattr__(self, "runs", runs)
         object.__setattr__(self, "results", results.reset_index(drop=True))
         object.__setattr__(self, "verdicts", verdicts.reset_index(drop=True))

@@ -80,6 +80,7 @@ form.filters output{color:#666}
 td.regression{background:#fde0e0}td.improvement{background:#e3f4e6}
 td.missing{background:#f6e3f6}td.drift{background:#e0f2f7}
 .badge.unstable{background:#e67e22;color:#fff}.badge.noisy{background:#7b5ea7;color:#fff}
+.badge.synthetic{background:#5f6b7a;color:#fff}
 tr.marked td{background:#fff8ec}tr.canary td{color:#5f6b7a}span.marks{border-bottom:1px dotted #888}
 tr.has-regression td:first-child{border-left:3px solid #d62728}
 td small{color:#555}

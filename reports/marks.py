@@ -1,4 +1,4 @@
-"""The noisy, unstable and degraded marks of a result: badges for tables, lines for hovers, counts.
+"""The noisy, unstable, degraded and synthetic marks of a result: badges for tables, lines for hovers, counts.
 
 Why their own module: a mark is a warning about a number, and the reader must meet it
 wherever the number is shown (the results table, the Pareto hover, the summary's count)
@@ -37,6 +37,8 @@ MARKS: tuple[Mark, ...] = (
     Mark("unstable", "the timed window's spread is too large (CV over 2.5 % per trtexec, or pyperf's rules)"),
     Mark("noisy", "the board was busy just before the timed window"),
     Mark("degraded", "the variant's outputs are past the suite's fidelity limit against its reference model's"),
+    Mark("synthetic", "the variant was calibrated or trained on seeded synthetic inputs, not on real data (the "
+                      "model has no 'calib:' or 'train:' data): its quality says little about real inputs"),
 )
 #: The marks about a timed window (not about the variant): the fronts ring these points.
 WINDOW_MARKS: tuple[str, ...] = ("unstable", "noisy")

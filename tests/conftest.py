@@ -15,6 +15,17 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def board_lease_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This machine's lease as a board (devices of kind local) lives in the session's own
+    directory, not in /tmp/edge-harness-<uid>, which other test sessions and real sweeps on
+    this machine share. Set in the environment, as a board would: local transports pass it on."""
+    path = tmp_path_factory.mktemp("board-lease")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGE_HARNESS_LEASE_DIR", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def artifact_cache(tmp_path_factory: pytest.TempPathFactory):
     from harness.variants.cache import ArtifactCache

@@ -4,6 +4,8 @@ Each simulated board is Debian's ``/usr/sbin/sshd`` with its own generated host 
 client key. As root, each runs in its own network namespace behind a veth pair with a
 private address, so a fault can be real: take the link down, SIGKILL the server. Where
 namespaces cannot be made, servers listen on 127.0.0.1 ports and link faults are skipped.
+The hosts share this machine's /tmp, so each sets its board's own lease directory
+(``EDGE_HARNESS_LEASE_DIR``, devices/agent/lease.py) in its sessions' environment.
 Traffic only ever goes to loopback or to the namespaces made here.
 """
 
@@ -113,6 +115,11 @@ class LabHost:
     @property
     def config(self) -> Path:
         return self.dir / "sshd_config"
+
+    @property
+    def lease_dir(self) -> Path:
+        """Where this board keeps its lease (whatever work directory an inventory gives it)."""
+        return self.dir / "lease"
 
     def inventory_entry(self, name: str, workdir: Path, **extra: object) -> dict[str, object]:
         """This board as an inventory device (kind generic) reached with the lab's key and
@@ -253,7 +260,7 @@ class SSHLab:
             f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile {d / 'sshd.pid'}\n"
             "UsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\nMaxStartups 200\nMaxSessions 100\n"
-            "PrintMotd no\nX11Forwarding no\nAllowTcpForwarding no\n"
+            f"PrintMotd no\nX11Forwarding no\nAllowTcpForwarding no\nSetEnv EDGE_HARNESS_LEASE_DIR={host.lease_dir}\n"
         )
         with open(self.known_hosts, "a") as f:
             f.write(host.known_hosts_line())

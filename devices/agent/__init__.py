@@ -7,4 +7,4 @@ It must never import ``harness`` or ``reports``: those live on the coordinator.
 """
 
 AGENT_VERSION = "0.1.0"
-PROTOCOL = 3  # highest spec protocol this agent understands
+PROTOCOL = 5  # highest spec protocol this agent understands (spec.py names each step)

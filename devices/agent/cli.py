@@ -1,6 +1,10 @@
-"""Command line: ``measure SPEC.json``, ``serve`` (forks one ``measure`` per job request read
-on stdin; see serve.py), ``probe [--runtimes a,b]`` and ``lease show|break --dir DIR`` (the
-board's lease, see lease.py: who holds it, or free it by hand).
+"""Command line: ``measure [--workdir DIR] SPEC.json``, ``serve [--workdir DIR]`` (forks one
+``measure`` per job request read on stdin; see serve.py), ``probe [--runtimes a,b]`` and
+``lease show|break [--dir DIR]`` (the board's lease, see lease.py: who holds it, or free it by hand).
+
+A job with a ``power_mode`` is measured in that mode (``power/``): applied before the job,
+restored after it, its restore file in the work directory (``--workdir``, else the lease's
+directory); every ``measure`` first undoes a mode a dead job left applied.
 
 stdout carries only JSON lines (one event each, flushed); logs go to stderr. Exit codes:
 0 a result was emitted (or probe ran), 1 an error event was emitted, 2 usage error.
@@ -21,8 +25,8 @@ import time
 import traceback
 from typing import IO, Any, Dict, List, Optional
 
-from . import lease
-from .errors import AgentError, MeasurementError, ProtocolError, RuntimeUnavailable
+from . import lease, power
+from .errors import AgentError, MeasurementError, PowerModeError, ProtocolError, RuntimeUnavailable
 from .facts import default_probe_names, host_facts, measure_facts, probe_facts
 from .measure import Deadline, run_job
 from .memory import current_rss_mb
@@ -85,12 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     m = sub.add_parser("measure", help="measure one job described by a JSON spec")
     m.add_argument("spec", help="path of the spec JSON file")
-    sub.add_parser("serve", help="read job requests on stdin, measure each in a forked process")
+    m.add_argument("--workdir", default=None, help="the board's work directory: where a power mode's restore file "
+                   "lives (default: the lease's directory)")
+    sv = sub.add_parser("serve", help="read job requests on stdin, measure each in a forked process")
+    sv.add_argument("--workdir", default=None, help="the board's work directory: old job specs and dead partial "
+                    "uploads there are removed (at start and after each job)")
     pr = sub.add_parser("probe", help="report host facts and runtime availability")
     pr.add_argument("--runtimes", default=None, help="comma-separated runtime names (default: all real ones)")
     le = sub.add_parser("lease", help="show the board's lease, or break it (free the board by hand)")
     le.add_argument("action", choices=["show", "break"])
-    le.add_argument("--dir", required=True, help="the work directory that holds the lease")
+    le.add_argument("--dir", default=None, help="the directory that holds the lease (default: the board's own place, "
+                    "$EDGE_HARNESS_LEASE_DIR or /tmp/edge-harness-<uid>)")
     return p
 
 
@@ -104,6 +113,7 @@ def _start_watchdog(emit: Emitter, job_id: str, deadline: Deadline, phase: List[
     def fire() -> None:
         msg = "timed out after %g s in phase %s (stuck in a runtime call)" % (deadline.timeout_s, phase[0])
         _error(emit, job_id, MeasurementError(msg))
+        power.restore_active()  # the board's power mode, before the process ends without its finally
         os._exit(1)
 
     delay = (deadline.end_ns - time.perf_counter_ns()) / 1e9 + WATCHDOG_GRACE_S
@@ -113,12 +123,27 @@ def _start_watchdog(emit: Emitter, job_id: str, deadline: Deadline, phase: List[
     return timer
 
 
-def measure(spec_path: str, emit: Emitter, watchdog: bool = False) -> int:
+def power_board(workdir: Optional[str]) -> Optional[power.PowerBoard]:
+    """The board as power modes see it, and a mode a dead job left applied undone; None when
+    there is no work directory to keep a restore file in."""
+    try:
+        board = power.PowerBoard.from_env(workdir or lease.board_dir())
+    except OSError as exc:
+        log.debug("power modes: no work directory: %s", exc)
+        return None
+    said = power.recover(board)
+    if said:
+        log.warning("%s", said)
+    return board
+
+
+def measure(spec_path: str, emit: Emitter, watchdog: bool = False, workdir: Optional[str] = None) -> int:
     """The ``measure`` command; returns the exit code."""
     deadline_start = time.perf_counter_ns()
     rss_before = current_rss_mb()  # before any runtime library is imported
     job_id: Optional[str] = None
     _job_filter.job_id = "-"
+    board = power_board(workdir)
     try:
         raw = read_spec_file(spec_path)
     except ProtocolError as exc:
@@ -144,13 +169,24 @@ def measure(spec_path: str, emit: Emitter, watchdog: bool = False) -> int:
             log.info("phase %s", step)
             emit({"event": "progress", "job_id": spec.job_id, "phase": step})
 
+        session = None  # type: Optional[power.PowerSession]
         try:
             c = spec.canary
             canary = open_runtime(c.runtime, c.runtime_options, spec.measure.threads, canary=True) if c else None
+            if spec.power_mode is not None:
+                on_phase("power_mode")
+                if board is None:
+                    raise PowerModeError("power modes need a work directory for the restore file")
+                session = power.PowerSession(spec.power_mode, board, spec.job_id)
+                session.apply((deadline.end_ns - time.perf_counter_ns()) / 1e9)
             result = run_job(spec, runtime, info, on_phase, deadline, rss_before, canary=canary)
         finally:
+            if session is not None and session.restore():
+                log.error("power mode %s not restored: %s", spec.power_mode.name, session.restore_fault)
             if timer is not None:
                 timer.cancel()
+        if session is not None:
+            result["power_mode"] = session.record()
         lat = result["latency"]
         log.info("result: n=%d p50=%.4f ms precision=%s", lat["n"], lat["p50_ms"], result["precision"])
         emit(result)
@@ -169,11 +205,12 @@ def probe(runtimes: Optional[str], emit: Emitter) -> int:
     return 0
 
 
-def lease_command(action: str, lease_dir: str, emit: Emitter) -> int:
+def lease_command(action: str, lease_dir: Optional[str], emit: Emitter) -> int:
     """One ``lease`` event: state free, held or stale (show; a stale one says why), broken or
-    free (break), and the holder."""
+    free (break), and the holder. ``lease_dir`` None: the board's own (lease.board_dir)."""
     stale = None
     try:
+        lease_dir = lease_dir or lease.board_dir()
         if action == "break":
             holder = lease.break_lease(lease_dir)
             state = "free" if holder is None else "broken"
@@ -182,7 +219,8 @@ def lease_command(action: str, lease_dir: str, emit: Emitter) -> int:
             stale = None if holder is None else lease.vacancy(holder, time.time())
             state = "free" if holder is None else "stale" if stale else "held"
     except OSError as exc:
-        emit({"event": "error", "kind": "LeaseError", "message": "lease in %s: %s" % (lease_dir, exc)})
+        emit({"event": "error", "kind": "LeaseError", "message": "lease in %s: %s"
+              % (lease_dir or "the board's lease directory", exc)})
         return 1
     event: Dict[str, Any] = {"event": "lease", "state": state, "holder": holder}
     if stale:
@@ -209,5 +247,6 @@ def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int
     if args.command == "lease":
         return lease_command(args.action, args.dir, emit)
     if args.command == "serve":
-        return serve(sys.stdin, emit, lambda path: measure(path, emit, watchdog=True))
-    return measure(args.spec, emit, watchdog=real)
+        return serve(sys.stdin, emit, lambda path: measure(path, emit, watchdog=True, workdir=args.workdir),
+                     args.workdir)
+    return measure(args.spec, emit, watchdog=real, workdir=args.workdir)

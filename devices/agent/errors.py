@@ -37,6 +37,11 @@ class BoardBusy(AgentError):
     """Another coordinator held the board's lease for longer than the job would wait."""
 
 
+class PowerModeError(AgentError):
+    """The job's power mode cannot be applied on this board (no cpufreq or tool, no root, a
+    governor or frequency the board does not offer); the board is left as it was."""
+
+
 def guard(step: Callable[[], Any], kind: type, what: str) -> Any:
     """Run ``step``; an unexpected exception becomes ``kind`` carrying the runtime's message
     (a runtime library raises its own types, which the coordinator cannot know)."""

@@ -2,6 +2,9 @@
 
 ``power_sensors`` lists the sensor files and tools present; ``power_sources`` says, for
 each telemetry power source, whether the agent can measure with it here and why not.
+``power_state`` is the board's power state now, per power-mode mechanism (``power/``): the
+CPUs' governors and limits, the nvpmodel mode, whether jetson_clocks is there, and whether
+the agent runs as root (which changing any of them needs).
 
 Every reader takes the filesystem ``root`` ("/" on a board, a fake tree in tests) and turns
 a missing or unreadable file into ``None`` or an empty list, never an exception: a probe
@@ -16,6 +19,7 @@ import platform
 import shutil
 from typing import Any, Dict, List, Optional
 
+from .power import describe as describe_power
 from .telemetry import probe_power
 
 # Readings at or below this are offline sensors (Jetson prints -256 C for them).
@@ -174,6 +178,7 @@ def collect(root: str = "/", path: Optional[str] = None) -> Dict[str, Any]:
         "power_sensors": power_sensors(root, path),
         # What the agent can measure with: each power source, available or why not.
         "power_sources": _power_sources(root, path),
+        "power_state": describe_power(root, path),
         "board_model": model,
         "jetson_model": model if model and "jetson" in model.lower() else None,
     }

@@ -1,8 +1,12 @@
-"""An exclusive, time-limited lease on a board, kept in the board's own work directory.
+"""An exclusive, time-limited lease on a board, kept in one fixed place on the board.
 
 Two coordinators (a nightly sweep, a CI gate job, maybe on two machines) may drive one
 board; measuring on it at the same time ruins both numbers (docs/measurement.md, trap 4). So the
-lease lives on the board, where every coordinator's agent sees it. Every operation runs
+lease lives on the board, where every coordinator's agent sees it: in ``board_dir()``
+(``/tmp/edge-harness-<uid>``, or ``$EDGE_HARNESS_LEASE_DIR`` where the board sets it), never
+in a work directory, which each inventory may choose differently for the same board. /tmp,
+not the home directory: a lab's home directories may be one NFS share for many boards.
+Every operation runs
 under ``flock`` on ``lease.lock``: the kernel drops that lock when its process dies, so the
 mutex itself can never go stale. The lease proper is ``lease.json``, replaced atomically. It
 expires on the board's clock (``time.time()`` there), so a coordinator killed without
@@ -23,11 +27,14 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 import time
 from typing import Any, Dict, Iterator, NamedTuple, Optional
 
 LOCK_FILE = "lease.lock"
 STATE_FILE = "lease.json"
+LEASE_DIR_ENV = "EDGE_HARNESS_LEASE_DIR"
+_TMP = "/tmp"
 
 Lease = Dict[str, Any]
 
@@ -41,6 +48,28 @@ class Attempt(NamedTuple):
     lease: Lease
     previous: Optional[Lease] = None
     reason: str = ""
+
+
+def board_dir() -> str:
+    """Where this board keeps its lease, the same for every coordinator and inventory:
+    ``$EDGE_HARNESS_LEASE_DIR`` when the board's environment sets it (boards that share one
+    /tmp, such as a test lab's network namespaces), else ``/tmp/edge-harness-<uid>``, made
+    here (mode 0700) and trusted only as a directory of this user's own, not a link: anyone
+    may create names in /tmp. Raises OSError (with what to do) otherwise."""
+    chosen = os.environ.get(LEASE_DIR_ENV, "").strip()
+    if chosen:
+        os.makedirs(chosen, exist_ok=True)
+        return chosen
+    path = os.path.join(_TMP, "edge-harness-%d" % os.getuid())
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise OSError("%s is not a directory of this user's own (a link, another user's, or writable by others): "
+                      "remove it, or set %s on the board" % (path, LEASE_DIR_ENV))
+    return path
 
 
 def try_acquire(lease_dir: str, holder: Lease, ttl_s: float) -> Attempt:

@@ -5,7 +5,9 @@
   inference apart too).
 - Warm-up and the timed window both stop only when an iteration count AND a duration are
   reached, as trtexec (>= 3 s and >= 10 iterations) and optimum-benchmark do.
-- Inputs have the real input shape and are bound once (optimum-benchmark PR #188).
+- Inputs have the real input shape and are bound once (optimum-benchmark PR #188); a
+  multi-input model (the spec's ``inputs``) gets every input, each in its own dtype, and its
+  eval pass feeds ``x`` to the first input (``inputs.py`` says what the others get).
 - The timed loop calls nothing but the clock and the runtime's own inference call, so a
   bare ``session.run`` loop is no faster.
 - With ``measure.target`` the window also waits until the percentile is known
@@ -36,8 +38,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import numpy as np
-
 from .accuracy import check_eval_set, load_eval_set, top1_accuracy
 from .boardstate import BoardState
 from .digest import sha256_file
@@ -45,7 +45,9 @@ from .earlystop import stop_record
 from .errors import ArtifactIncompatible, MeasurementError, guard
 from .canary import POWER_REASON, interleaved_loop, prepare_canary
 from .loops import TARGET_TIME_SHARE, TARGET_TIME_SHARE_EVAL, Deadline, InferFn, target_loop, timed_loop, warmup_loop
+from .inputs import EvalFeeds, check_eval_inputs, make_feeds, make_input
 from .memory import read_memory
+from .scenarios import close_scenario, open_scenario, prepare_scenario, scenario_record
 from .runtimes.base import Runtime
 from .spec import CanarySpec, JobSpec, MeasureSettings
 from .stats import as_int_list, summarize, unstable_reason
@@ -56,15 +58,6 @@ __all__ = ["Deadline", "InferFn", "make_input", "run_job", "target_loop", "timed
 
 # The wait for a quiet board takes at most this share of the time left (and measure.quiet.wait_s).
 QUIET_TIME_SHARE = 0.25
-
-
-def make_input(shape: Tuple[int, ...], dtype: str, seed: int) -> np.ndarray:
-    """Random input of the real shape: standard normal for floats, small ints otherwise."""
-    rng = np.random.RandomState(seed)
-    if np.issubdtype(np.dtype(dtype), np.floating):
-        return np.ascontiguousarray(rng.standard_normal(shape).astype(dtype))
-    high = 128 if dtype == "int8" else 256
-    return np.ascontiguousarray(rng.randint(0, high, size=shape).astype(dtype))
 
 
 def _check_model(path: str, weights: Optional[str], sha256: Optional[str], what: str) -> None:
@@ -84,6 +77,8 @@ def _check_artifact(spec: JobSpec) -> None:
         if not os.path.isfile(spec.eval.path):
             raise ArtifactIncompatible("eval set not found on the board: %s" % spec.eval.path)
         check_eval_set(spec.eval.path, spec.input.shape, spec.eval.task.kind if spec.eval.task else None)
+        if spec.inputs:
+            check_eval_inputs(spec.eval.path, spec.inputs, spec.eval.max_samples)
 
 
 @dataclass
@@ -135,6 +130,7 @@ def run_job(
     runtime.check_format(spec.artifact.format)
     tel = telemetry if telemetry is not None else JobTelemetry(spec.telemetry)
     cspec = spec.canary if canary is not None else None
+    scen = open_scenario(spec, runtime)  # None: single-stream, timed by this module's own loops
     try:
         if tel.cooldown_target_c is not None:
             on_phase("cooldown")
@@ -142,6 +138,7 @@ def run_job(
         deadline.check("cooldown")
         fn, load_ns = _load(spec, runtime, deadline, on_phase)
         warm = _warm_up(fn, spec.measure, deadline, on_phase, board)
+        prepare_scenario(scen, deadline, on_phase)  # its requests in flight (and the offline search)
         canary_fn = None  # type: Optional[InferFn]
         mem = None  # type: Optional[Dict[str, Any]]
         if canary is not None and cspec is not None:
@@ -153,8 +150,8 @@ def run_job(
         share = TARGET_TIME_SHARE if spec.eval is None else TARGET_TIME_SHARE_EVAL
         tel.start_window()
         try:
-            window = guard(lambda: _timed(fn, spec.measure, deadline, share, canary_fn, cspec),
-                           MeasurementError, "inference failed in phase timed")
+            window = guard(lambda: Window(*scen.window(deadline)) if scen else _timed(
+                fn, spec.measure, deadline, share, canary_fn, cspec), MeasurementError, "inference failed in phase timed")
         finally:
             tel.stop_window()
         if mem is None:
@@ -163,6 +160,7 @@ def run_job(
         eff = runtime.effective()
         canary_eff = canary.effective() if canary_fn is not None and canary is not None else None
     finally:
+        close_scenario(scen)
         runtime.close()
         if canary is not None:
             canary.close()
@@ -197,7 +195,8 @@ def run_job(
     }  # type: Dict[str, Any]
     if task is not None:
         result["task"] = task
-    result.update(tel.fields(len(window.samples)))
+    result.update(tel.fields(scen.inferences if scen else len(window.samples)))
+    scenario_record(spec, scen, result)
     if canary_eff is not None and canary is not None:
         result["canary"] = {"latency": summarize(window.canary_samples, window.canary_ns / 1e9),
                             "runtime": canary.name, "precision": canary_eff.get("precision")}
@@ -214,8 +213,12 @@ def _load(spec: JobSpec, runtime: Runtime, deadline: Deadline, on_phase: Callabl
           "%s could not load %s" % (runtime.name, spec.artifact.path))
     load_ns = time.perf_counter_ns() - t0
     deadline.check("load")
-    x = make_input(spec.input.shape, spec.input.dtype, spec.measure.seed)
-    guard(lambda: runtime.prepare(x), ArtifactIncompatible, "%s rejected the input" % runtime.name)
+    if spec.inputs:
+        feeds = make_feeds(spec.inputs, spec.measure.seed)
+        guard(lambda: runtime.prepare_feeds(feeds), ArtifactIncompatible, "%s rejected the inputs" % runtime.name)
+    else:
+        x = make_input(spec.input.shape, spec.input.dtype, spec.measure.seed)
+        guard(lambda: runtime.prepare(x), ArtifactIncompatible, "%s rejected the input" % runtime.name)
     return runtime.infer_fn(), load_ns
 
 
@@ -277,9 +280,13 @@ def _accuracy(spec: JobSpec, runtime: Runtime, deadline: Deadline, on_phase: Cal
     on_phase("accuracy")
     check = lambda: deadline.check("accuracy")  # noqa: E731
     task = spec.eval.task
+    # A multi-input model: x feeds the first input, the eval set's own arrays or the timed loop's data the others.
+    multi = guard(lambda: EvalFeeds(runtime, spec.inputs, spec.eval.path, spec.measure.seed), ArtifactIncompatible,
+                  "cannot read the eval set's inputs") if spec.inputs else None
     if task is not None:
         tx, ty = load_task_set(spec.eval.path, task, spec.eval.max_samples)
-        return run_task(runtime.run_all, tx, ty, spec.input.shape[0], spec.input.dtype, task, spec.input.shape, check)
+        return run_task(multi.run_all if multi else runtime.run_all, tx, ty, spec.input.shape[0], spec.input.dtype,
+                        task, spec.input.shape, check)
     ex, ey = load_eval_set(spec.eval.path, spec.input.dtype, spec.eval.max_samples)
-    accuracy, n = top1_accuracy(runtime.run, ex, ey, spec.input.shape[0], check)
+    accuracy, n = top1_accuracy(multi.run if multi else runtime.run, ex, ey, spec.input.shape[0], check)
     return accuracy, n, None

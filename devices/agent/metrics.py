@@ -75,6 +75,19 @@ METRIC_TABLE = (
     # The coordinator's mark of a variant whose outputs are past the suite's fidelity limit
     # against its reference (the reason; NULL: no mark); the gate's ``degraded: fail`` reads it.
     Metric("degraded", None, "text", gate="degraded", across="own"),
+    # The operating point the board measured at (``scenarios/``: the result's ``scenario``): the
+    # scenario, input batch, requests in flight (the search's choice with p99_bound_ms) and input
+    # resolution (H x W of a 4-D input). Throughput counts the batch in every scenario but
+    # single-stream, whose throughput is iterations per second as it always was.
+    Metric("scenario", ("scenario", "name"), "text", across="same"),
+    Metric("batch", ("scenario", "batch"), "count", across="same"),
+    Metric("inflight", ("scenario", "inflight"), "count", across="same"),
+    Metric("resolution", ("scenario", "resolution"), "text", across="same"),
+    # What a paced window and the offline search report, kept in the result's details.
+    Metric("kept_up", None, "flag", across="same", details="$.scenario.kept_up"),
+    Metric("achieved_hz", None, unit="inferences/s", better="higher", across="same", details="$.scenario.achieved_hz"),
+    Metric("late_fraction", None, better="lower", across="same", details="$.scenario.late_fraction"),
+    Metric("search_windows", None, "count", across="same", details="$.scenario.search.count"),
     # Task metrics (``harness.tasks``: the coordinator's, from the predictions the board decoded),
     # kept in the result's details; ``quality`` is the task's headline (``quality_metric`` names
     # it: top1, map_50_95, miou, or a custom metric's name), the y axis of the fronts.

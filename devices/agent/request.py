@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Optional, Tuple
 
-LEASE_KEYS = {"dir": str, "owner": str, "host": str, "pid": int, "ttl_s": (int, float), "wait_s": (int, float)}
+LEASE_KEYS = {"owner": str, "host": str, "pid": int, "ttl_s": (int, float), "wait_s": (int, float)}
 
 
 class JobRequest:
@@ -52,6 +52,8 @@ def _lease_problem(terms: Any) -> str:
     if not isinstance(terms, dict):
         return "the job request's lease is not an object"
     bad = [k for k, kind in LEASE_KEYS.items() if not isinstance(terms.get(k), kind)]
+    if "dir" in terms and not (isinstance(terms["dir"], str) and terms["dir"]):
+        bad.append("dir")  # optional: the board's own place (lease.board_dir) when absent
     if bad:
         return "the job request's lease lacks or mistypes: %s" % ", ".join(bad)
     if terms["ttl_s"] <= 0 or terms["wait_s"] < 0:

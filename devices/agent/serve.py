@@ -6,8 +6,8 @@ than measuring. ``serve`` is started once per board and connection and reads one
 per stdin line:
 
 - a bare spec path: run that job (no lease; the form of older coordinators and of batches);
-- ``{"cmd": "job", "spec": PATH, "lease": {"dir", "owner", "host", "pid", "ttl_s", "wait_s",
-  "job_id"}}``: wait up to ``wait_s`` for the board's lease (lease.py), then run the job
+- ``{"cmd": "job", "spec": PATH, "lease": {"owner", "host", "pid", "ttl_s", "wait_s", "job_id"}}``:
+  wait up to ``wait_s`` for the board's lease (lease.py, in ``board_dir()`` unless ``dir``), then run the job
   holding it; ``{"event": "lease", "state": "waiting" | "granted" | "taken_over"}`` say how
   that went, an ``error`` event of kind ``BoardBusy`` that the wait gave up;
 - ``{"cmd": "renew"}``: the coordinator's heartbeat, extending the running job's lease.
@@ -23,7 +23,8 @@ renewed for 0.75 ttl_s is killed (so by the time the lease expires, nobody of ou
 and so is one running when stdin ends (the coordinator closed the session or died). The
 server is a small state machine fed by one queue (stdin lines and their end from a reader
 thread, each child's exit status from a waiter thread), so it takes heartbeats while a
-child runs and while a job waits for a board another coordinator holds.
+child runs and while a job waits for a board another coordinator holds. ``--workdir``: at start
+and after each job the server tidies that directory (tidy.py) and undoes a dead job's power mode.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import threading
 import time
 from typing import IO, Any, Callable, Deque, Dict, Optional, Tuple
 
-from . import PROTOCOL, lease
+from . import PROTOCOL, lease, power
+from .tidy import tidy
 from .errors import BoardBusy
 from .request import JobRequest, parse_request
 
@@ -57,10 +59,10 @@ def exit_code(status: int) -> int:
 class Server:
     """The state machine: at most one job waiting or running, later requests queued."""
 
-    def __init__(self, stdin: IO[str], emit: Callable[[dict], None], run_child: Callable[[str], int]):
-        self.stdin = stdin
-        self.emit = emit
-        self.run_child = run_child
+    def __init__(self, stdin: IO[str], emit: Callable[[dict], None], run_child: Callable[[str], int],
+                 workdir: Optional[str] = None):
+        self.stdin, self.workdir = stdin, workdir
+        self.emit, self.run_child = emit, run_child
         self.inbox: "queue.Queue[Tuple[str, Any]]" = queue.Queue()
         self.pending: Deque[JobRequest] = collections.deque()
         self.job: Optional[JobRequest] = None
@@ -68,6 +70,7 @@ class Server:
 
     def run(self) -> int:
         self.emit({"event": "ready", "protocol": PROTOCOL, "pid": os.getpid()})
+        self._tidy()
         threading.Thread(target=self._read, daemon=True).start()
         while True:
             if self.job is None and self.pending:
@@ -97,8 +100,7 @@ class Server:
             self.inbox.put(("eof", None))
 
     def _wait_child(self, pid: int) -> None:
-        _, status = os.waitpid(pid, 0)
-        self.inbox.put(("exit", status))
+        self.inbox.put(("exit", os.waitpid(pid, 0)[1]))
 
     def _on_line(self, line: str) -> None:
         text = line.strip()
@@ -172,10 +174,11 @@ class Server:
         holder = {k: t[k] for k in ("owner", "host", "pid")}
         holder["job_id"] = t.get("job_id")
         try:
+            t["dir"] = t.get("dir") or lease.board_dir()
             got = lease.try_acquire(t["dir"], holder, float(t["ttl_s"]))
         except OSError as exc:
             self._send({"event": "error", "kind": "LeaseError", "message": "cannot take the lease in %s: %s"
-                        % (t["dir"], exc)})
+                        % (t.get("dir") or "its directory", exc)})
             self._end(1)
             return
         if got.granted:
@@ -252,6 +255,12 @@ class Server:
             event["pid"] = pid
         self._send(event)
         self.job = None
+        self._tidy()
+
+    def _tidy(self) -> None:
+        if self.workdir:  # never the specs of this server's queued jobs
+            tidy(self.workdir, keep=[j.spec for j in self.pending])
+            power.recover_in(self.workdir, _say)  # a power mode whose job was killed, or died with a server
 
     def _send(self, event: Dict[str, Any]) -> None:
         try:
@@ -284,6 +293,7 @@ def _say(text: str) -> None:
         pass
 
 
-def serve(stdin: IO[str], emit: Callable[[dict], None], run_child: Callable[[str], int]) -> int:
+def serve(stdin: IO[str], emit: Callable[[dict], None], run_child: Callable[[str], int],
+          workdir: Optional[str] = None) -> int:
     """Serve requests until stdin ends; ``run_child(spec_path)`` runs in the forked child."""
-    return Server(stdin, emit, run_child).run()
+    return Server(stdin, emit, run_child, workdir).run()

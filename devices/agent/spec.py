@@ -30,6 +30,18 @@ like the job's. Null or absent: no canary.
 board runs the eval set with the timed runtime instance, decodes the outputs (``tasks/``)
 and sends back compact predictions; the coordinator computes the task metric. Null or
 absent: top-1 accuracy over the first output, as before.
+
+``inputs`` (protocol 4, optional): every input of a model with several, in the model's
+order, each ``{name, shape, dtype}`` (shape batch first, every dimension resolved); the
+first is also ``input``, which one-input jobs send alone, so their spec is what older
+agents read. The agent binds every input for the timed loop (``measure.py``). Null or
+absent: the model has one input, ``input``. A ``bool`` dtype is protocol 4 too.
+
+``measure.scenario`` and the keys of the operating point (protocol 5, ``measurespec.py``,
+``scenarios/``): left out at their defaults, so a single-stream job's spec is unchanged.
+
+``power_mode`` (optional, ``powerspec.py``): the board state the job is measured in,
+applied before the job and restored after it (``power/``). Null or absent: as the board is.
 """
 
 from __future__ import annotations
@@ -39,51 +51,20 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import PROTOCOL
 from .errors import ProtocolError
-from .specfields import get, number, options, parse_input, section
+from .measurespec import MeasureSettings, QuietSettings, TargetSettings, measure_protocol, measure_to_json, parse_measure
+from .powerspec import CpufreqMode, PowerMode, parse_power_mode
+from .specfields import get, number, options, parse_input, parse_inputs, section
 from .taskspec import TaskSettings, parse_task
 from .telemetry.settings import TelemetrySettings, parse_telemetry
 
 BASE_PROTOCOL = 1  # a spec without a canary: any agent since the first reads it
 CANARY_PROTOCOL = 2  # a spec with the interleaved canary: an older agent says "redeploy" instead of "unknown key"
 TASK_PROTOCOL = 3  # a spec whose eval set has a task (eval.task)
+INPUTS_PROTOCOL = 4  # a spec naming every input of a multi-input model (inputs), or a bool input
+_NEW_DTYPES = ("bool",)  # input dtypes an agent before INPUTS_PROTOCOL refuses
 
-
-
-@dataclass(frozen=True)
-class TargetSettings:
-    """``measure.target``: stop once the percentile's interval at ``confidence`` lies within
-    ``rel_error`` of its estimate on both sides (``earlystop.py``)."""
-
-    percentile: float = 99.0  # in (0, 100)
-    rel_error: float = 0.02  # > 0
-    confidence: float = 0.95  # in (0, 1)
-
-
-@dataclass(frozen=True)
-class QuietSettings:
-    """``measure.quiet``: what counts as a quiet board, and how long to wait for one."""
-
-    max_other_cpu_pct: float = 25.0  # other processes' CPU use, % of all CPUs
-    max_load_per_cpu: float = 1.0  # 1-minute load average / CPUs
-    min_free_mb: float = 100.0  # MemAvailable
-    wait_s: float = 30.0
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    """How long to warm up and measure; the loop stops when BOTH minimums are met (and,
-    with a ``target``, once the percentile is known too)."""
-
-    warmup_iters: int = 10
-    warmup_s: float = 1.0
-    min_iters: int = 200
-    min_s: float = 3.0
-    max_iters: Optional[int] = None
-    timeout_s: float = 600.0
-    threads: Optional[int] = None
-    seed: int = 0
-    target: Optional[TargetSettings] = None
-    quiet: Optional[QuietSettings] = QuietSettings()
+__all__ = ["Artifact", "CanarySpec", "CpufreqMode", "EvalSet", "JobSpec", "MeasureSettings", "ModelInput",
+           "NamedInput", "PowerMode", "QuietSettings", "TargetSettings", "TaskSettings", "parse_spec", "spec_to_json"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +79,17 @@ class Artifact:
 
 @dataclass(frozen=True)
 class ModelInput:
-    """The one input a model is fed: its shape (batch first) and dtype."""
+    """A model's input (a multi-input model's first, ``inputs`` has them all): its shape (batch first) and dtype."""
 
+    shape: Tuple[int, ...]
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class NamedInput:
+    """One of a multi-input model's inputs: its name in the model, shape (batch first) and dtype."""
+
+    name: str
     shape: Tuple[int, ...]
     dtype: str = "float32"
 
@@ -138,10 +128,20 @@ class JobSpec:
     runtime_options: Dict[str, Any] = field(default_factory=dict)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)  # power, cooldown
     canary: Optional[CanarySpec] = None
+    inputs: Tuple[NamedInput, ...] = ()  # every input, the first being ``input``; () for one-input models
+    power_mode: Optional[PowerMode] = None  # the board state to measure in; None: as the board is
 
     @property
     def protocol(self) -> int:
         """The lowest protocol that carries this spec."""
+        return max(self._inputs_protocol(), measure_protocol(self.measure))
+
+    def _inputs_protocol(self) -> int:
+        dtypes = [self.input.dtype] + [i.dtype for i in self.inputs]
+        if self.canary is not None:
+            dtypes.append(self.canary.input.dtype)
+        if self.inputs or any(d in _NEW_DTYPES for d in dtypes):
+            return INPUTS_PROTOCOL
         if self.eval is not None and self.eval.task is not None:
             return TASK_PROTOCOL
         return BASE_PROTOCOL if self.canary is None else CANARY_PROTOCOL
@@ -151,19 +151,24 @@ def spec_to_json(spec: JobSpec) -> Dict[str, Any]:
     """The spec as the JSON object ``parse_spec`` reads back (no ``canary`` key without one)."""
     out = asdict(spec)
     out["protocol"] = spec.protocol
+    out["measure"] = measure_to_json(spec.measure)  # a single-stream job's measure is what older agents read
     for section_ in [out] + ([out["canary"]] if spec.canary else []):
         section_["input"]["shape"] = list(section_["input"]["shape"])
     if spec.canary is None:
         del out["canary"]
     if out["eval"] is not None and out["eval"]["task"] is None:
         del out["eval"]["task"]  # the JSON of a job without a task stays what older agents read
+    if spec.inputs:
+        out["inputs"] = [dict(i, shape=list(i["shape"])) for i in out["inputs"]]
+    else:
+        del out["inputs"]  # a one-input job's JSON stays what older agents read
+    if spec.power_mode is None:
+        del out["power_mode"]  # so does a job's without a power mode
     return out
 
 
 _TOP_KEYS = tuple(f.name for f in fields(JobSpec)) + ("protocol",)
 _REQUIRED = ("protocol", "job_id", "runtime", "artifact", "input")
-_MEASURE_KEYS = tuple(f.name for f in fields(MeasureSettings))
-_SECONDS = ("warmup_s", "min_s", "timeout_s")  # the measure keys that take any number
 
 
 def _parse_artifact(raw: Dict[str, Any], where: str = "") -> Artifact:
@@ -176,6 +181,15 @@ def _parse_artifact(raw: Dict[str, Any], where: str = "") -> Artifact:
 
 def _parse_input(raw: Dict[str, Any], where: str = "") -> ModelInput:
     return ModelInput(*parse_input(raw, where))
+
+
+def _parse_inputs(raw: Dict[str, Any], first: ModelInput) -> Tuple[NamedInput, ...]:
+    """``inputs``, whose first entry must be ``input``."""
+    inputs = tuple(NamedInput(*i) for i in parse_inputs(raw))
+    if inputs and (inputs[0].shape, inputs[0].dtype) != (first.shape, first.dtype):
+        raise ProtocolError("spec key inputs[0] (%s %s) must be the spec's input (%s %s)" % (
+            list(inputs[0].shape), inputs[0].dtype, list(first.shape), first.dtype))
+    return inputs
 
 
 def _parse_canary(raw: Dict[str, Any]) -> Optional[CanarySpec]:
@@ -199,76 +213,6 @@ def _parse_eval(raw: Dict[str, Any]) -> Optional[EvalSet]:
     return EvalSet(get(ev, "path", "eval.", (str,)), eval_max, parse_task(ev))
 
 
-def _subsection(given: Dict[str, Any], key: str, cls: Any) -> Optional[Dict[str, float]]:
-    """``measure.<key>``: null (off) or an object of numbers; missing sub-keys take ``cls``'s defaults."""
-    value = given[key]
-    if value is None:
-        return None
-    where = "measure.%s." % key
-    if not isinstance(value, dict):
-        raise ProtocolError("spec key measure.%s must be an object or null, got %r" % (key, value))
-    defaults = asdict(cls())
-    unknown = sorted(set(value) - set(defaults))
-    if unknown:
-        raise ProtocolError("unknown spec key %s%s (allowed: %s)" % (where, unknown[0], ", ".join(defaults)))
-    return {k: (number(value, k, where) if k in value else float(defaults[k])) for k in defaults}
-
-
-def _parse_target(given: Dict[str, Any]) -> Optional[TargetSettings]:
-    t = _subsection(given, "target", TargetSettings)
-    if t is None:
-        return None
-    if not 0 < t["percentile"] < 100:
-        raise ProtocolError("spec key measure.target.percentile must be in (0, 100), got %r" % t["percentile"])
-    if not t["rel_error"] > 0:
-        raise ProtocolError("spec key measure.target.rel_error must be > 0, got %r" % t["rel_error"])
-    if not 0 < t["confidence"] < 1:
-        raise ProtocolError("spec key measure.target.confidence must be in (0, 1), got %r" % t["confidence"])
-    return TargetSettings(**t)
-
-
-def _parse_quiet(given: Dict[str, Any]) -> Optional[QuietSettings]:
-    q = _subsection(given, "quiet", QuietSettings)
-    if q is None:
-        return None
-    for key, value in q.items():
-        if value < 0:
-            raise ProtocolError("spec key measure.quiet.%s must be >= 0, got %r" % (key, value))
-    return QuietSettings(**q)
-
-
-def _parse_measure(raw: Dict[str, Any]) -> MeasureSettings:
-    """``measure``: every key optional (absent: the default; a whole absent section: all defaults)."""
-    if raw.get("measure") is None:
-        return MeasureSettings()
-    given = section(raw, "measure", _MEASURE_KEYS)
-    values: Dict[str, Any] = {}
-    for f in fields(MeasureSettings):
-        if f.name not in given:
-            continue
-        if f.name == "target":
-            values["target"] = _parse_target(given)
-        elif f.name == "quiet":
-            values["quiet"] = _parse_quiet(given)
-        elif f.name in _SECONDS:
-            values[f.name] = number(given, f.name, "measure.")
-        else:
-            values[f.name] = get(given, f.name, "measure.", (int,), nullable=f.default is None)
-    ms = MeasureSettings(**values)
-    for key in ("warmup_iters", "warmup_s", "min_iters", "min_s"):
-        _positive(getattr(ms, key), key)
-    for key in ("max_iters", "timeout_s", "threads"):
-        _positive(getattr(ms, key), key, allow_zero=False)
-    if not 0 <= ms.seed < 2**32:
-        raise ProtocolError("spec key measure.seed must be in [0, 2**32), got %r" % ms.seed)
-    return ms
-
-
-def _positive(value: Optional[float], name: str, allow_zero: bool = True) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise ProtocolError("spec key measure.%s must be %s, got %r" % (name, ">= 0" if allow_zero else "> 0", value))
-
-
 def parse_spec(raw: Dict[str, Any]) -> JobSpec:
     """Validate a raw spec dict into a JobSpec; any fault is a ProtocolError saying which key."""
     protocol = get(raw, "protocol", "", (int,))
@@ -283,14 +227,17 @@ def parse_spec(raw: Dict[str, Any]) -> JobSpec:
     missing = [key for key in _REQUIRED if key not in raw]
     if missing:
         raise ProtocolError("spec is missing key %s" % missing[0])
+    first = _parse_input(raw)
     return JobSpec(
         job_id=get(raw, "job_id", "", (str,)),
         runtime=get(raw, "runtime", "", (str,)),
         artifact=_parse_artifact(raw),
-        input=_parse_input(raw),
+        input=first,
         eval=_parse_eval(raw),
-        measure=_parse_measure(raw),
+        measure=parse_measure(raw),
         runtime_options=options(raw),
         telemetry=parse_telemetry(raw.get("telemetry")),
         canary=_parse_canary(raw),
+        inputs=_parse_inputs(raw, first),
+        power_mode=parse_power_mode(raw),
     )

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Tuple
 
 from .errors import ProtocolError
 
-DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int32", "int64")
+DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int32", "int64", "bool")
 
 
 def read_spec_file(path: str) -> Dict[str, Any]:
@@ -52,11 +52,42 @@ def section(raw: Dict[str, Any], key: str, allowed: Tuple[str, ...], where: str 
 def parse_input(raw: Dict[str, Any], where: str = "") -> Tuple[Tuple[int, ...], str]:
     """``input``: (shape, dtype)."""
     inp = section(raw, "input", ("shape", "dtype"), where)
-    at = where + "input."
-    shape_raw: List[Any] = get(inp, "shape", at, (list,))
+    return _shape_dtype(inp, where + "input.")
+
+
+def parse_inputs(raw: Dict[str, Any], where: str = "") -> Tuple[Tuple[str, Tuple[int, ...], str], ...]:
+    """``inputs``: every input of the model as (name, shape, dtype), in the model's order; ()
+    when null or absent (a one-input job). Names must be non-empty and distinct."""
+    value = raw.get("inputs")
+    if value is None:
+        return ()
+    items = get(raw, "inputs", where, (list,))
+    if not items:
+        raise ProtocolError("spec key %sinputs must be a non-empty list of inputs or null, got []" % where)
+    out = []  # type: List[Tuple[str, Tuple[int, ...], str]]
+    for i, item in enumerate(items):
+        at = "%sinputs[%d]" % (where, i)
+        if not isinstance(item, dict):
+            raise ProtocolError("spec key %s must be an object with name, shape and dtype, got %r" % (at, item))
+        unknown = sorted(set(item) - {"name", "shape", "dtype"})
+        if unknown:
+            raise ProtocolError("unknown spec key %s.%s (allowed: name, shape, dtype)" % (at, unknown[0]))
+        name = get(item, "name", at + ".", (str,))
+        if not name:
+            raise ProtocolError("spec key %s.name must be a non-empty string, got %r" % (at, name))
+        if any(name == n for n, _, _ in out):
+            raise ProtocolError("spec key %s.name repeats the input name %r" % (at, name))
+        shape, dtype = _shape_dtype(item, at + ".")
+        out.append((name, shape, dtype))
+    return tuple(out)
+
+
+def _shape_dtype(obj: Dict[str, Any], at: str) -> Tuple[Tuple[int, ...], str]:
+    """An input's ``shape`` (batch first, positive ints) and ``dtype``; ``at`` ends with a dot."""
+    shape_raw: List[Any] = get(obj, "shape", at, (list,))
     if not shape_raw or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape_raw):
         raise ProtocolError("spec key %sshape must be a non-empty list of positive ints, got %r" % (at, shape_raw))
-    dtype = get(inp, "dtype", at, (str,))
+    dtype = get(obj, "dtype", at, (str,))
     if dtype not in DTYPES:
         raise ProtocolError("spec key %sdtype must be one of %s, got %r" % (at, ", ".join(DTYPES), dtype))
     return tuple(shape_raw), dtype

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from harness.config.names import check_runtimes
+from harness.config.power import BOARD_MODES_DOC, ModeName, PowerModeDef
 from harness.config.yamlio import Strict, line_of, load_yaml, validate
 from harness.errors import InventoryError
 
@@ -51,11 +52,13 @@ class Connection(Strict):
     python: str | None = Field(
         None, description="Python on the board that runs the agent (kind local: the coordinator's own unless set)."
     )
-    workdir: str | None = Field(None, description="Everything the harness writes on a board lives here.")
+    workdir: str | None = Field(None, description="Everything the harness writes on a board lives here, but its "
+                                "lease (the board's own, in /tmp/edge-harness-<uid>: see fleet.md).")
     host_key_policy: Literal["strict", "accept-new"] | None = Field(
         None, description="strict: known_hosts only; accept-new: record unknown keys (explicit opt-in)."
     )
     known_hosts: str | None = Field(None, description="known_hosts file used to verify host keys.")
+    power_modes: dict[ModeName, PowerModeDef] | None = Field(None, description=BOARD_MODES_DOC)
 
 
 DEFAULTS = {
@@ -115,7 +118,7 @@ class Inventory(Strict):
 
     def resolved(self) -> tuple[Device, ...]:
         """Devices with ``defaults`` (then built-in defaults) filled into unset fields."""
-        base = {**DEFAULTS, **self.defaults.model_dump(exclude_none=True)}
+        base = {**DEFAULTS, **{k: v for k, v in self.defaults if v is not None}}  # typed values, not dumps
         return tuple(d.model_copy(update={k: v for k, v in base.items() if getattr(d, k) is None and
                                           not (k == "python" and d.kind == "local")}) for d in self.devices)
 

@@ -18,8 +18,11 @@ from pydantic import (
 
 from devices.agent import spec as wire
 from devices.agent.canary import CANARY_NAME
+from devices.agent.scenarios import SCENARIOS, check_scenario
 from harness.config.gate import Policy
-from harness.config.inventory import RuntimeNames
+from harness.config.operating import SINGLE, Axes, check_axes
+from harness.config.inventory import DeviceKind, RuntimeNames
+from harness.config.power import POWER_MODES_DOC, PowerModeAxis
 from harness.config.yamlio import Strict, line_of, load_yaml, validate
 from harness.errors import ConfigError
 
@@ -36,26 +39,43 @@ def _resolve_path(value: Path | None, info: ValidationInfo) -> Path | None:
 def _existing(value: Path | None, info: ValidationInfo) -> Path | None:
     path = _resolve_path(value, info)
     if path is not None and not path.is_file():
-        raise ValueError(f"file not found: {path}")
+        raise ValueError(f"{'a directory, not a file' if path.is_dir() else 'file not found'}: {path}")
     return path
 
 
 FilePath = Annotated[Path, AfterValidator(_existing)]
-Shape = Annotated[tuple[int, ...], Field(min_length=1, description="Input shape, batch first.")]
+# A dimension is an integer as written (strict: not true, not 3.0); an input past MAX_INPUT_ELEMENTS
+# values (4 GiB of float32) is no edge model's, and would only fail a build much later.
+Shape = Annotated[tuple[Annotated[int, Field(strict=True)], ...],
+                  Field(min_length=1, max_length=16, description="Input shape, batch first.")]
+MAX_INPUT_ELEMENTS = 1 << 30
+
+
+def _shape_problem(shape: tuple[int, ...]) -> str | None:
+    if any(d < 1 for d in shape):
+        return f"every dimension must be >= 1, got {list(shape)}"
+    elements = 1
+    for d in shape:
+        elements *= d
+    if elements > MAX_INPUT_ELEMENTS:
+        return f"{list(shape)} is {elements:,} values, more than {MAX_INPUT_ELEMENTS:,} (4 GiB of float32) in one input"
+    return None
 
 
 def _named_shapes(value: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
     for name, shape in value.items():
         if not name.strip():
             raise ValueError("an input name in input_shape is empty")
-        if any(d < 1 for d in shape):
-            raise ValueError(f"input {name!r}: every dimension must be >= 1, got {list(shape)}")
+        problem = _shape_problem(shape)
+        if problem:
+            raise ValueError(f"input {name!r}: {problem}")
     return value
 
 
 def _positive_shape(value: tuple[int, ...]) -> tuple[int, ...]:
-    if any(d < 1 for d in value):
-        raise ValueError(f"every dimension must be >= 1, got {list(value)}")
+    problem = _shape_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -236,6 +256,16 @@ class MasksEval(Strict):
     max_images: int | None = Field(None, ge=1, description="The first N images, by name.")
 
 
+class ImagesData(Strict):
+    """``{images: DIR}``: unlabelled images (every image file in the folder, sorted by name), for
+    calibration (``calib:``) and for training that matches the original model's outputs
+    (``train:`` of pruning and distillation)."""
+
+    images: DirPath = Field(..., description="Folder of images (relative to the suite file).")
+    preprocess: Preprocess = Field(default_factory=Preprocess, description="Image to input.")
+    max_images: int | None = Field(None, ge=1, description="The first N images, by name.")
+
+
 def _eval_tag(value: Any) -> str | None:
     if isinstance(value, (str, Path)):
         return "npz"
@@ -261,6 +291,37 @@ EvalRef = Annotated[
         "{images: DIR, masks: DIR}",
     ),
 ]
+
+def _data_tag(value: Any) -> str | None:
+    if isinstance(value, dict) and set(value) & {"images"} and not set(value) & {"coco", "masks"}:
+        return "images"
+    if isinstance(value, ImagesData):
+        return "images"
+    tag = _eval_tag(value)
+    return tag if tag in ("npz", "imagefolder") else None
+
+
+# Data a recipe learns from (``calib:``, ``train:``): inputs, with class labels where the source has them.
+DataRef = Annotated[
+    Union[
+        Annotated[FilePath, Tag("npz")],
+        Annotated[ImageFolderEval, Tag("imagefolder")],
+        Annotated[ImagesData, Tag("images")],
+    ],
+    Discriminator(
+        _data_tag,
+        custom_error_type="data_kind",
+        custom_error_message="expected an npz file, {imagefolder: DIR} or {images: DIR}",
+    ),
+]
+_CALIB_DOC = ("Calibration inputs of the int8 recipes: an npz (x, or one array per input named after it), "
+              "{imagefolder: DIR} or {images: DIR}, prepared with its preprocess. Without it they calibrate on "
+              "seeded synthetic inputs and the variant is marked 'synthetic'.")
+_TRAIN_DOC = ("Training data of pruning's fine-tuning and distillation: an npz (x, and y class labels for "
+              "cross-entropy), {imagefolder: DIR} (labelled) or {images: DIR} (unlabelled: the student matches "
+              "the original model's outputs on them).")
+_SYNTHETIC_DOC = ("Let pruning and distillation train on seeded synthetic inputs when the model has no train "
+                  "data (they refuse otherwise); such variants are marked 'synthetic'.")
 _EVAL_DOC = ("The eval set: an npz (x, y for accuracy; what the task reads: docs/tasks.md), or files prepared once "
              "into one: {imagefolder: DIR}, {coco: FILE, images: DIR}, {images: DIR, masks: DIR}.")
 _TASK_DOC = "What the eval set measures (docs/tasks.md); null: top-1 accuracy over the first output."
@@ -282,7 +343,26 @@ def check_task(model: Any) -> Any:
         source = next(iter(type(ev).model_fields))
         raise ValueError(f"eval {{{source}: ...}} is a {want} set: give the model 'task: {{kind: {want}, ...}}'"
                          + (f", not {kind}" if kind else ""))
+    if isinstance(ev, Path):
+        _check_npz(ev, getattr(model, "input_shape", None), kind)
     return model
+
+
+def _check_npz(path: Path, shape: Any, kind: str | None) -> None:
+    """An npz eval set holds what its board will read, as the board checks it before a job
+    (devices.agent.accuracy: x per sample shaped like the input, y for the labels the task
+    needs): only the arrays' headers are read. Without one input shape (several inputs, or a
+    tflite file's own), only that it is an npz with an x."""
+    from devices.agent.accuracy import check_eval_set, npz_array_shape
+    from devices.agent.errors import ArtifactIncompatible
+
+    try:
+        if isinstance(shape, tuple):
+            check_eval_set(str(path), shape, kind)
+        else:
+            npz_array_shape(str(path), "x")
+    except ArtifactIncompatible as e:
+        raise ValueError(f"eval: {e}") from None
 
 
 def _known_builtin(name: str) -> str:
@@ -315,6 +395,7 @@ class OnnxModel(Strict):
     input_shape: InputShapes = Field(..., description=_INPUT_SHAPE_DOC)
     eval: EvalRef | None = Field(None, description=_EVAL_DOC)
     task: Task | None = Field(None, description=_TASK_DOC)
+    calib: DataRef | None = Field(None, description=_CALIB_DOC)
 
     @model_validator(mode="after")
     def _task_fits(self) -> Any:
@@ -335,15 +416,19 @@ class FactoryModel(Strict):
     input_shape: InputShapes = Field(..., description=_INPUT_SHAPE_DOC)
     eval: EvalRef | None = Field(None, description=_EVAL_DOC)
     task: Task | None = Field(None, description=_TASK_DOC)
+    dataset: str | None = Field(
+        None, pattern=_REF,
+        description="'pkg.module:function' returning {'train': (x, y), 'calib': (x, y), 'test': (x, y)}, each "
+        "optional: train feeds fine-tuning and distillation, calib quantization, test accuracy (unless eval is set); "
+        "'calib:' and 'train:' take precedence over its splits.",
+    )  # fmt: skip
+    calib: DataRef | None = Field(None, description=_CALIB_DOC)
+    train: DataRef | None = Field(None, description=_TRAIN_DOC)
+    synthetic_data: bool = Field(False, description=_SYNTHETIC_DOC)
 
     @model_validator(mode="after")
     def _task_fits(self) -> Any:
         return check_task(self)
-    dataset: str | None = Field(
-        None, pattern=_REF,
-        description="'pkg.module:function' returning {'train': (x, y), 'calib': (x, y), 'test': (x, y)}, each "
-        "optional: train feeds fine-tuning and distillation, calib quantization, test accuracy (unless eval is set).",
-    )  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -356,12 +441,13 @@ class TfliteModel(Strict):
     kind: ClassVar[str] = "tflite"
     name: str = Field(..., min_length=1, description="Name in results.")
     tflite: FilePath = Field(..., description=".tflite file (relative to the suite file).")
-    input_shape: Shape | None = Field(
+    input_shape: Annotated[Shape, AfterValidator(_positive_shape)] | None = Field(
         None, description="Shape of the data fed (batch first); default: the file's own input shape. "
         "NCHW data is transposed for an NHWC model (read from the file).",
     )  # fmt: skip
     eval: EvalRef | None = Field(None, description=_EVAL_DOC)
     task: Task | None = Field(None, description=_TASK_DOC)
+    calib: DataRef | None = Field(None, description=_CALIB_DOC + " (tflite-int8 reads a float model's 'x'.)")
 
     @model_validator(mode="after")
     def _task_fits(self) -> Any:
@@ -470,6 +556,29 @@ class MeasureSettings(Strict):
         "(heat, other load) cannot pass for a difference between variants; 'sequential' runs each job's "
         "repeats back to back.",
     )  # fmt: skip
+    scenario: str | None = Field(
+        None, description="How the board is loaded while timed (docs/measurement.md#scenarios-and-axes): "
+        "single-stream (null: the default), offline, multi-stream or paced.",
+    )  # fmt: skip
+    inflight: int | None = Field(
+        None, ge=1, le=1024, description="offline, multi-stream, paced: requests in flight; null: the runtime's own "
+        "number (OpenVINO's optimal number of requests, one per core on ONNX Runtime, else 2; multi-stream: at most "
+        "samples_per_query). With p99_bound_ms: the search's ceiling (null: 64).",
+    )  # fmt: skip
+    samples_per_query: int | None = Field(
+        None, ge=1, le=1024, description="multi-stream: samples per query, issued as parallel requests; null: 8 "
+        "(MLPerf's).",
+    )  # fmt: skip
+    rate_hz: float | None = Field(None, gt=0, le=1e6, description="paced: arrivals per second (required there).")
+    arrivals: Literal["uniform", "poisson"] | None = Field(
+        None, description="paced: evenly spaced, or poisson (exponential gaps seeded by seed, as MLPerf's Server); "
+        "null: uniform.",
+    )  # fmt: skip
+    p99_bound_ms: float | None = Field(
+        None, gt=0, le=DAY_S * 1e3, description="offline: search the requests in flight (doubling, then bisection) for "
+        "the most throughput whose p99 stays under this bound, on the board in the job's process; the timed window "
+        "then runs at the chosen point.",
+    )  # fmt: skip
 
     @field_validator("threads")
     @classmethod
@@ -478,20 +587,37 @@ class MeasureSettings(Strict):
             raise ValueError("threads must be >= 1 or 'auto'")
         return v
 
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, v: str | None) -> str | None:
+        if v is not None and v not in SCENARIOS:
+            raise ValueError(f"unknown scenario {v!r}; known: {', '.join(SCENARIOS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _scenario_keys(self) -> MeasureSettings:
+        """The agent's own check of the operating point (one definition: ``devices.agent.scenarios``)."""
+        problem = check_scenario(self.to_wire())
+        if problem:
+            raise ValueError(problem)
+        return self
+
     def to_wire(self) -> wire.MeasureSettings:
         """What the board is sent: these settings less the coordinator's own (``repeats``, ``order``)."""
         return wire.MeasureSettings(
             warmup_iters=self.warmup_iters, warmup_s=self.warmup_s, min_iters=self.min_iters, min_s=self.min_s,
             max_iters=self.max_iters, timeout_s=self.timeout_s, threads=None if self.threads == "auto" else self.threads,
             seed=self.seed, target=self.target and wire.TargetSettings(**self.target.model_dump()),
-            quiet=self.quiet and wire.QuietSettings(**self.quiet.model_dump()),
+            quiet=self.quiet and wire.QuietSettings(**self.quiet.model_dump()), scenario=self.scenario or SINGLE,
+            inflight=self.inflight, samples_per_query=self.samples_per_query or _MEASURE.samples_per_query,
+            rate_hz=self.rate_hz, arrivals=self.arrivals or _MEASURE.arrivals, p99_bound_ms=self.p99_bound_ms,
         )  # fmt: skip
 
 
 class DeviceSelector(Strict):
     names: tuple[str, ...] | None = Field(None, description="Only these devices.")
     tags: tuple[str, ...] | None = Field(None, description="Only devices with any of these tags.")
-    kinds: tuple[str, ...] | None = Field(None, description="Only devices of these kinds.")
+    kinds: tuple[DeviceKind, ...] | None = Field(None, description="Only devices of these kinds.")
 
 
 def parse_chain(text: str, custom: dict[str, dict[str, Any]] | None = None) -> tuple[str, ...]:
@@ -553,8 +679,8 @@ class Faults(Strict):
 
 
 class LeaseSettings(Strict):
-    """The exclusive lease a job holds on its board (a lock in the board's work directory), so
-    two coordinators never measure one board at once."""
+    """The exclusive lease a job holds on its board (a lock in one place per board, whatever
+    work directory an inventory names), so two coordinators never measure one board at once."""
 
     ttl_s: float = Field(
         60.0, ge=5, le=DAY_S, description="A lease not renewed for this long has expired and may be taken over "
@@ -575,6 +701,11 @@ class ReportSettings(Strict):
     energy_budget_mj: float | None = Field(
         None, gt=0, description="Largest acceptable energy per inference (mJ); jobs without energy never fit."
     )
+    p99_budget_ms: float | None = Field(None, gt=0, description="Largest acceptable p99 latency (ms).")
+    min_throughput: float | None = Field(
+        None, gt=0, description="Smallest acceptable throughput (inferences/s, batch included); a paced result must "
+        "also have kept up with its rate.",
+    )  # fmt: skip
 
 
 class FidelityLimits(Strict):
@@ -662,7 +793,12 @@ class Suite(Strict):
     )
     runtimes: RuntimeNames = Field(("onnxruntime",), min_length=1, description="Runtimes to measure on.")
     devices: DeviceSelector = Field(default_factory=DeviceSelector, description="Which inventory devices.")
+    power_modes: PowerModeAxis | None = Field(None, description=POWER_MODES_DOC)
     measure: MeasureSettings = Field(default_factory=MeasureSettings, description="Timing protocol.")
+    axes: Axes | None = Field(
+        None, description="Sweep these settings: every job at every combination of the values "
+        "(docs/measurement.md#scenarios-and-axes).",
+    )  # fmt: skip
     runtime_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-runtime options passed to the agent, e.g. openvino: {inference_precision: f32}."
     )
@@ -690,6 +826,23 @@ class Suite(Strict):
     def canary_block_s(self) -> float | None:
         """The interleaved canary's block length; None when the canary is not interleaved."""
         return self.canary.block_s if isinstance(self.canary, Canary) and self.canary.interleaved else None
+
+    @field_validator("axes")
+    @classmethod
+    def _axes_fit(cls, v: Axes | None, info: ValidationInfo) -> Axes | None:
+        data = info.data or {}
+        if "measure" in data:
+            check_axes(v, data["measure"], data.get("models"))
+        return v
+
+    @field_validator("canary")
+    @classmethod
+    def _canary_fits(cls, v: bool | Canary, info: ValidationInfo) -> bool | Canary:
+        measure = (info.data or {}).get("measure")
+        if isinstance(v, Canary) and v.interleaved and measure is not None and (measure.scenario or SINGLE) != SINGLE:
+            raise ValueError("the interleaved canary runs beside single-stream jobs only (measure.scenario is "
+                             f"{measure.scenario}); use canary: {{every: N}} or true")
+        return v
 
     @field_validator("variants")
     @classmethod

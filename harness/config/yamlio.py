@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from harness.errors import ConfigError
 
@@ -28,9 +29,12 @@ class Strict(BaseModel):
 
 
 def load_yaml(path: Path) -> Any:
-    """Round-trip load: the result keeps line numbers (duplicate keys are an error)."""
+    """Round-trip load: the result keeps line numbers (duplicate keys are an error). Whatever
+    the file holds, the only error is a ConfigError naming it (and its line where there is one)."""
+    if path.is_dir():
+        raise ConfigError("is a directory, not a file", location=str(path))
     if not path.is_file():
-        raise ConfigError("file not found", location=str(path))
+        raise ConfigError("file not found" if not path.exists() else "not a regular file", location=str(path))
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ConfigError(f"larger than {MAX_FILE_BYTES >> 20} MiB: not a suite, inventory or policy file",
@@ -48,12 +52,22 @@ def load_yaml(path: Path) -> Any:
             raise ConfigError(f"its aliases expand to more than {MAX_NODES:,} values (an alias bomb?)",
                               location=str(path))
         return yaml.load(text)
+    except ConfigError:
+        raise
     except RecursionError:
         raise ConfigError("nested too deeply to be a configuration file", location=str(path)) from None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(" ".join(str(e.problem or e).split()), location=line) from None
+    except ReaderError as e:  # a character YAML does not allow in a text (NUL, other control characters)
+        line = text.count("\n", 0, max(0, e.position)) + 1
+        raise ConfigError(f"character {e.character!r} is not allowed in a YAML file: is it a text file?",
+                          location=f"{path}:{line}") from None
+    except (YAMLError, ValueError, TypeError, OverflowError) as e:
+        # ruamel's constructors raise plain errors for explicitly tagged values (!!int abc,
+        # !!timestamp 2024-13-45) and numbers past Python's digit limit; they carry no mark.
+        raise ConfigError(f"a value YAML cannot read: {' '.join(str(e).split())[:200]}", location=str(path)) from None
 
 
 # A configuration file is small: bound what loading one may cost (a binary file given by
@@ -86,6 +100,8 @@ def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
     line: int | None = None
     node = data
     for key in loc:
+        if isinstance(node, CommentedMap) and key not in node:  # a key that was no string (1:, [a, b]:)
+            key = next((k for k in node if str(k) == str(key)), key)
         if isinstance(node, CommentedMap) and key in node:
             line = node.lc.key(key)[0] + 1
             node = node[key]
@@ -97,6 +113,19 @@ def line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
     if line is None and isinstance(node, (CommentedMap, CommentedSeq)) and node.lc.line is not None:
         line = node.lc.line + 1
     return line
+
+
+def location(path: str | Path | None, loc: tuple[Any, ...]) -> str | None:
+    """``file:line`` of the key at ``loc`` in a file loaded before (for an error found later,
+    against another file: a suite's device name the inventory lacks); the file alone when the
+    line cannot be found, None without a path."""
+    if not path:
+        return None
+    try:
+        line = line_of(load_yaml(Path(path)), loc)
+    except ConfigError:
+        return str(path)
+    return f"{path}:{line}" if line else str(path)
 
 
 def _plain(data: Any) -> Any:
@@ -114,7 +143,7 @@ def validate(model: type[M], data: Any, path: Path) -> M:
     try:
         return model.model_validate(_plain(data), context={"base_dir": path.parent})
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
+        err = _most_telling(e.errors(include_url=False))
         loc = _user_loc(tuple(err["loc"]))
         line = line_of(data, loc)
         msg = err["msg"].removeprefix("Value error, ")
@@ -133,5 +162,23 @@ def _user_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(k for k in loc if not (isinstance(k, str) and (k in UNION_TAGS or "[" in k)))
 
 
-# Tags of our discriminated unions; pydantic puts them in error paths, users never wrote them.
-UNION_TAGS = {"builtin-model", "onnx-model", "factory-model"}
+def _most_telling(errors: list[Any]) -> Any:
+    """The error to report. A value checked against a union (``bool | Canary``) fails once per
+    member; the first failure is often only "not a bool" when the value was meant as the other
+    member and has its own, telling, problem (``canary: {every: -1}``): report that one."""
+    first = errors[0]
+    if first["type"] not in _NOT_THIS_MEMBER or _user_loc(tuple(first["loc"])) == tuple(first["loc"]):
+        return first
+    at = _user_loc(tuple(first["loc"]))
+    return next((e for e in errors[1:] if e["type"] not in _NOT_THIS_MEMBER
+                 and _user_loc(tuple(e["loc"]))[:len(at)] == at), first)
+
+
+# Tags of our unions; pydantic puts them in error paths, users never wrote them (no key of any
+# file is named like a Python type).
+UNION_TAGS = {"builtin-model", "onnx-model", "factory-model", "tflite-model", "npz", "bool", "int", "float", "str",
+              "none"}
+# Errors that only say a value is not of one member's type: the value may be the other member's.
+_NOT_THIS_MEMBER = {"bool_type", "bool_parsing", "int_type", "int_parsing", "float_type", "float_parsing",
+                    "string_type", "literal_error", "model_type", "dict_type", "tuple_type", "list_type",
+                    "none_required", "is_instance_of", "model_attributes_type"}

@@ -1,14 +1,18 @@
-"""The coordinator's files (agent, artifacts, eval sets) for device actors anywhere in the Ray cluster.
+"""The coordinator's files (agent, artifacts, eval sets) for site actors anywhere in the Ray cluster.
 
-Artifacts are built into the coordinator's own cache. A device actor on another node (the
+Artifacts are built into the coordinator's own cache. A site actor on another node (the
 machine that can reach a site's lab network) has none of them: it fetches each file it
 needs by content hash from a ``FileServer`` pinned to the coordinator's node, once, into
 its node's staging directory. On the coordinator's node the files are used where they lie.
+
+One site actor drives many boards, each on its own thread: they share one ``Stager``'s
+staging directory (``for_board``), and a file two boards need at once is fetched once.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +52,34 @@ class FileServer:
 
 
 class Stager:
-    """Makes a FileRef a local path on whichever node the caller runs."""
+    """Makes a FileRef a local path on whichever node the caller runs.
+
+    Thread-safe: the boards of one site actor call it from their own threads, through views
+    (``for_board``) that share the staging directory and its locks and count each board's
+    own fetched bytes (``fetched_bytes``, which the board's results report)."""
 
     def __init__(self, server: object, home_node: str, stage_dir: str):
         self.server = server
         self.home_node = home_node
         self.stage_dir = Path(os.path.expanduser(stage_dir))
         self.fetched_bytes = 0
+        self._locks = _KeyedLocks()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_locks"]  # locks do not travel: the actor that unpickles it makes its own
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._locks = _KeyedLocks()
+
+    def for_board(self) -> Stager:
+        """A view for one board: the same staging directory and locks, its own byte count."""
+        view = object.__new__(Stager)
+        view.__dict__.update(self.__dict__)
+        view.fetched_bytes = 0
+        return view
 
     def local(self, ref: FileRef) -> Path:
         import ray
@@ -63,14 +88,17 @@ class Stager:
             return ref.path
         target = self.stage_dir / f"{ref.sha256}{ref.path.suffix}"
         if not target.is_file():
-            self._fetch(ref, target)
+            with self._locks.get(ref.sha256):  # another board of this actor may be fetching it right now
+                if not target.is_file():
+                    self._fetch(ref, target)
         return target
 
     def _fetch(self, ref: FileRef, target: Path) -> None:
         import ray
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        # pid and thread: another actor on this node may fetch the same file (both copies are whole; one wins)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.part")
         try:
             size = ray.get(self.server.size.remote(ref.sha256))
             with open(tmp, "wb") as f:
@@ -82,3 +110,15 @@ class Stager:
         finally:
             tmp.unlink(missing_ok=True)
         self.fetched_bytes += size
+
+
+class _KeyedLocks:
+    """One lock per key, made on first use."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def get(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())

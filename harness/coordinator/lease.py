@@ -44,9 +44,11 @@ class LeaseTerms:
     def of(cls, settings: LeaseSettings, owner: str) -> LeaseTerms:
         return cls(owner=owner, ttl_s=settings.ttl_s, wait_s=settings.wait_s)
 
-    def job_line(self, spec_path: str, job_id: str, lease_dir: str) -> str:
-        """The serve request for one job."""
-        terms = {"dir": lease_dir, "owner": self.owner, "host": self.host, "pid": self.pid,
+    def job_line(self, spec_path: str, job_id: str) -> str:
+        """The serve request for one job. It names no lease directory: the board's agent keeps
+        its lease in the board's one place (devices/agent/lease.py ``board_dir``), whatever
+        work directory an inventory gave the board, so two inventories still exclude each other."""
+        terms = {"owner": self.owner, "host": self.host, "pid": self.pid,
                  "ttl_s": self.ttl_s, "wait_s": self.wait_s, "job_id": job_id}
         return json.dumps({"cmd": "job", "spec": spec_path, "lease": terms})
 

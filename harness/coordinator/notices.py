@@ -1,7 +1,7 @@
-"""Board notes on their way from the device actors to the driver's progress line.
+"""Board notes on their way from the site actors' boards to the driver's progress line.
 
-A job waiting for a board another coordinator holds is seen only by its runner, a Ray actor
-(maybe on another node); the person watching the sweep looks at the driver's progress line.
+A job waiting for a board another coordinator holds is seen only by its runner, in its site's
+Ray actor (maybe on another node); the person watching the sweep looks at the driver's progress line.
 Runners post to this tiny actor fire-and-forget (a note never holds up a job), and the driver
 drains the changes once per turn of its loop.
 """

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from devices.agent.spec import (
     EvalSet,
     JobSpec,
     ModelInput,
+    NamedInput,
     TaskSettings,
     parse_spec,
     spec_to_json,
@@ -25,6 +27,9 @@ from harness.config import Device
 from harness.errors import AgentError, agent_failure
 from devices.agent.metrics import CANARY_TABLE, METRIC_TABLE
 from harness.records import Job, JobResult
+
+if TYPE_CHECKING:
+    from harness.variants.feeds import GraphInput
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -36,10 +41,14 @@ TELEMETRY_DETAILS = (
 )  # fmt: skip
 # Result keys about the timed window kept in the details: why it stopped (and the target's
 # interval), the board's state before it, its start and end on the board's clock, the
-# interleaved canary's latency summary.
-WINDOW_DETAILS = ("stop", "board_state", "window", "canary")
+# interleaved canary's latency summary, the operating point the board measured at (``scenario``).
+WINDOW_DETAILS = ("stop", "board_state", "window", "canary", "scenario")
 # Result keys the agent sends as objects (the rest of the details are plain values).
-OBJECT_DETAILS = ("runtime", "warmup", "stop", "board_state", "window", "canary", "telemetry")
+OBJECT_DETAILS = ("runtime", "warmup", "stop", "board_state", "window", "canary", "telemetry", "power_mode", "scenario")
+# The result's ``power_mode``: the mode asked for, the board's state before and read back after
+# applying it, whether it was restored. Kept in the details; the state read back is also the
+# board's facts (its fingerprint for this result), beside the name.
+POWER_DETAILS = ("power_mode",)
 # The most of an agent's failure message kept (the stored reason is one line of 300; the rest
 # goes to the job's details).
 MAX_REASON_CHARS = 1000
@@ -53,13 +62,23 @@ def telemetry_spec(device: Device) -> TelemetrySettings:
 
 def make_spec(job: Job, job_id: str, artifact: Artifact, input_shape: tuple[int, ...], eval_path: str | None,
               telemetry: TelemetrySettings | None = None, canary: CanarySpec | None = None,
-              task: TaskSettings | None = None) -> JobSpec:
+              task: TaskSettings | None = None, inputs: Sequence[GraphInput] = ()) -> JobSpec:
     """The job's spec for its board, from its typed settings (``task``: what the eval set
-    measures, ``harness.tasks``)."""
-    return JobSpec(job_id=job_id, runtime=job.runtime, artifact=artifact, input=ModelInput(tuple(input_shape)),
+    measures, ``harness.tasks``).
+
+    ``inputs``: every input of the model's graph as it is fed (``Variant.inputs``, read from the
+    graph at build time; empty where unknown, a .tflite). A model with several is sent them all
+    (the spec's ``inputs``, the first also as ``input``); a one-input model's spec is ``input``
+    alone, ``input_shape`` in the graph's dtype (float32 where unknown)."""
+    wired = tuple(NamedInput(g.name, tuple(int(d) for d in g.shape), g.dtype) for g in inputs)
+    if len(wired) > 1:
+        first = ModelInput(wired[0].shape, wired[0].dtype)
+    else:
+        first, wired = ModelInput(tuple(input_shape), wired[0].dtype if wired else "float32"), ()
+    return JobSpec(job_id=job_id, runtime=job.runtime, artifact=artifact, input=first,
                    eval=EvalSet(eval_path, task=task) if eval_path else None, measure=job.settings.measure,
                    runtime_options=dict(job.settings.runtime_options), telemetry=telemetry or TelemetrySettings(),
-                   canary=canary)
+                   canary=canary, inputs=wired, power_mode=job.settings.power_mode)
 
 
 def canary_spec(job: Job, artifact: Artifact, input_shape: tuple[int, ...]) -> CanarySpec:
@@ -133,7 +152,11 @@ def result_from_events(events: list[dict[str, Any]], exit_code: int, stderr: str
             return JobResult("failed", reason, facts=facts)
         if event["event"] == "result":
             details = {k: _detail(event, k) for k in ("runtime", "warmup")}
-            details.update({k: _detail(event, k) for k in TELEMETRY_DETAILS + WINDOW_DETAILS if k in event})
+            details.update({k: _detail(event, k) for k in TELEMETRY_DETAILS + WINDOW_DETAILS + POWER_DETAILS
+                            if k in event})
+            if isinstance(details.get("power_mode"), dict):
+                pm = details["power_mode"]
+                facts = dict(facts, power_mode={"name": pm.get("name"), "applied": pm.get("applied")})
             if event.get("task") is not None:
                 details["task_output"] = _task_output(event["task"])  # scored, then dropped (harness.tasks)
             return JobResult("ok", metrics=_metrics(event), samples_ns=_samples(event.get("samples_ns")), facts=facts,

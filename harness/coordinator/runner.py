@@ -1,4 +1,12 @@
-"""Runs one job on one device through its transport. Plain class: Ray wraps it in an actor."""
+"""Runs one job on one device through its transport.
+
+A plain class: its site's actor (site.py) holds one per board and calls it only from that
+board's own thread, so nothing here is shared with another board but the process. What a
+runner touches of the process is thread-safe or per board: its transport, agent server and
+one-time costs are its own, commands run in their own working directory and environment
+(never ``os.chdir`` or ``os.environ``), lease heartbeats ride its own reads (no thread, no
+signal), its logs name its board, and the staged files' view (``Stager.for_board``) counts
+its own bytes."""
 
 from __future__ import annotations
 
@@ -26,8 +34,9 @@ from harness.coordinator.protocol import (
 from harness.errors import AgentError, ConnectError, HarnessError, TransportError
 from harness.records import Job, JobResult
 from harness.tasks.plan import TaskPlan
+from harness.variants.feeds import GraphInput
 from harness.transport import open_transport
-from harness.transport.base import Session
+from harness.transport.base import FILE_OP_TIMEOUT_S, Session
 
 log = logging.getLogger("edge_harness.coordinator")
 
@@ -51,6 +60,7 @@ class Payload:
     weights: FileRef | None = None  # the separate weights file of formats that have one
     canary: Payload | None = None  # the board canary, interleaved with the job in its process
     task: TaskPlan | None = None  # what the eval set measures (``eval`` is then the task's npz)
+    inputs: tuple[GraphInput, ...] = ()  # every input of the model's graph (``Variant.inputs``); () unknown
 
 
 def agent_python(device: Device) -> str:
@@ -60,8 +70,9 @@ def agent_python(device: Device) -> str:
 
 
 class DeviceRunner:
-    """Holds one board's connection. ``grace_s``: the agent enforces measure.timeout_s itself;
-    the transport kills the job this much later, so a hung agent or a cut link cannot hang the sweep.
+    """Holds one board's connection (one runner per board, used from one thread). ``grace_s``:
+    the agent enforces measure.timeout_s itself; the transport kills the job this much later,
+    so a hung agent or a cut link cannot hang the sweep.
     ``lease``: each job holds the board's lease (another coordinator may want the board too);
     ``notices``: the driver's ``Notices`` actor, told when a job waits for a held board."""
 
@@ -143,19 +154,22 @@ class DeviceRunner:
         return Artifact(self._put(payload.artifact), payload.format, payload.artifact.sha256, weights)
 
     def _run(self, job: Job, job_id: str, payload: Payload) -> JobResult:
-        self._connect()
         t = self.transport
+        timeout = job.settings.measure.timeout_s + self.grace_s
+        # Every network wait of the job (connect, uploads, starting the server) is bounded by its budget.
+        t.op_timeout_s = min(FILE_OP_TIMEOUT_S, timeout)
+        self._connect()
         agent = self._put(self.agent)
         eval_remote = self._put(payload.eval) if payload.eval else None
         c = payload.canary
         canary = canary_spec(job, self._artifact(c), c.input_shape) if c is not None else None
         spec = make_spec(job, job_id, self._artifact(payload), payload.input_shape, eval_remote,
-                         telemetry_spec(self.device), canary, payload.task.settings if payload.task else None)
+                         telemetry_spec(self.device), canary, payload.task.settings if payload.task else None,
+                         payload.inputs)
         spec_path = f"{t.workdir}/jobs/{job_id}.json"
         t.write_text(spec_path, encode_spec(spec))
-        timeout = job.settings.measure.timeout_s + self.grace_s
         server = self._serve(agent)
-        server.send_line(self.lease.job_line(spec_path, job_id, t.workdir))
+        server.send_line(self.lease.job_line(spec_path, job_id))
         watch = LeaseWatch(self.device.name, self._notify)
         # Three clocks: the board says at once whether it has the lease; a wait for a board another
         # coordinator holds has its own limit; the job gets its full time once it runs.
@@ -194,7 +208,8 @@ class DeviceRunner:
             return self._server
         self._drop_server()
         t0 = time.monotonic()
-        server = self.transport.start([self.python, agent, "serve"])
+        # --workdir: the server removes the board's old job specs and dead partial uploads there.
+        server = self.transport.start([self.python, agent, "serve", "--workdir", self.transport.workdir])
         try:
             server.read_until(_is_event("ready"), timeout_s=SERVE_START_S)
         except ConnectError as e:

@@ -1,8 +1,9 @@
 """A board's lease seen from the coordinator's desk: who holds it (``harness inventory
 check``), and freeing it by hand (``harness lease break``) when its holder is known gone.
 
-Both run ``agent lease show|break --dir WORKDIR`` on the board over its transport: the
-lease lives in the board's work directory (devices/agent/lease.py), whoever set it.
+Both run ``agent lease show|break`` on the board over its transport: the lease lives in
+the board's one place (devices/agent/lease.py ``board_dir``), whatever work directory the
+inventory gives the board.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from harness.errors import AgentError
 
 def lease_event(t: Transport, python: str, agent: str, action: str, timeout_s: float) -> dict[str, Any]:
     """The agent's ``lease`` event (state and holder) for the board ``t`` is connected to."""
-    res = t.run([python, agent, "lease", action, "--dir", t.workdir], timeout_s)
+    res = t.run([python, agent, "lease", action], timeout_s)
     events = parse_events(res.stdout)
     event = next((e for e in events if e.get("event") == "lease"), None)
     if event is None:
         error = next((e for e in events if e.get("event") == "error"), None)
         why = error.get("message") if error else (res.stderr.strip().splitlines() or [f"exit {res.exit_code}"])[-1]
-        raise AgentError(f"agent lease {action} in {t.workdir}: {why}")
+        raise AgentError(f"agent lease {action}: {why}")
     return event
 
 

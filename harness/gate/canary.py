@@ -73,7 +73,8 @@ class CanaryWindows:
 
     def __init__(self, store: Store, runs: Iterable[str]):
         frames = [f for f in (store.repeats(run=r) for r in dict.fromkeys(runs)) if not f.empty]
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", "job_id"])
+        df = (pd.concat(frames, ignore_index=True) if frames
+              else pd.DataFrame(columns=["model", "job_id", "run", "board", "started", "finished"]))
         self._jobs = {int(j): g for j, g in df[df.model != CANARY.label].groupby("job_id")}
         canary = df[(df.model == CANARY.label) & df.started.notna() & df.finished.notna()] if frames else df
         self._canary = {key: g.sort_values("finished") for key, g in canary.groupby(["run", "board"])}

@@ -26,9 +26,11 @@ from harness.gate.stats import (
     run_noise,
 )
 from harness.canary import CANARY
-from harness.store import Store
+from harness.store import FINISHED, Store
 
-CONFIG = ("model", "variant", "device", "runtime")
+# A configuration; ``point`` is its operating point (``records.point_label``: scenario, power mode, axes'
+# values; "" for a default job), so each point is compared with the same point of the baselines.
+CONFIG = ("model", "variant", "device", "runtime", "point")
 # board-drift: a regression the board's canary shows too (measured relative to the canary, it is not one)
 VERDICTS = ("regression", "board-drift", "improvement", "inconclusive", "missing", "pass")
 # metric -> the percentile of the per-iteration samples, or the results column of a per-run value
@@ -61,7 +63,8 @@ class Verdict:
     @property
     def label(self) -> str:
         c = self.config
-        return f"{c['model']} [{c['variant']}] on {c['device']}/{c['runtime']}"
+        point = c.get("point")
+        return f"{c['model']} [{c['variant']}] on {c['device']}/{c['runtime']}" + (f" @ {point}" if point else "")
 
 
 @dataclass
@@ -86,7 +89,7 @@ def baseline_runs(store: Store, ref: str, candidate: str, history: int = HISTORY
                              "or a tag")
         return [run]
     started = store.run_info(candidate)["started"]
-    runs = runs[(runs.run != candidate) & runs.finished.notna() & (runs.started < started)]
+    runs = runs[(runs.run != candidate) & runs.status.isin(FINISHED) & (runs.started < started)]  # not interrupted
     if runs.empty:
         raise StoreError(f"no run or tag {ref!r} with a finished run before {candidate} in {store.path}")
     return runs.sort_values("started").run.tolist()[-history:]
@@ -110,7 +113,7 @@ def evaluate(store: Store, candidate: str, baselines: Sequence[str], policy: Pol
     configs = sorted(set(cand) | {c for b in bases for c in b})
     tested: list[Verdict] = []
     for key in configs:
-        config = dict(zip(CONFIG, key, strict=True))
+        config = {k: v for k, v in zip(CONFIG, key, strict=True) if k != "point" or v}  # a default job has none
         rules = policy.rules_for(config)
         if rules.pop("degraded", None) == "fail" and key in cand:  # judged on the candidate alone
             result.verdicts.append(_degraded(config, cand[key], _reference(cand, key), rules.get("accuracy")))
@@ -290,7 +293,7 @@ def quality(row: pd.Series) -> float:
 def _fp32_quality(config: dict[str, str], rule: Drop, run: dict[tuple[str, ...], pd.Series]) -> Verdict | None:
     """``reference: fp32`` (MLPerf's rule): the candidate's quality against its own run's fp32
     variant of the model on the same device and runtime; None for the fp32 variant itself."""
-    key = tuple(config[c] for c in CONFIG)
+    key = tuple(config.get(c, "") for c in CONFIG)
     if key[1] in REFERENCE_CHAINS:
         return None
     ref = next((run[k] for k in ((key[0], chain, *key[2:]) for chain in REFERENCE_CHAINS) if k in run), None)
@@ -322,7 +325,7 @@ def _accuracy(config: dict[str, str], rule: Drop, cand: pd.Series, bases: list[p
 def _reference(run: dict[tuple[str, ...], pd.Series], key: tuple[str, ...]) -> float | None:
     """The run's quality (``quality``) of the reference variant (the one fidelity is scored against)
     for ``key``: on the same device and runtime, else the median over the device's runtimes."""
-    model, variant, device, runtime = key
+    model, variant, device, runtime = key[:4]  # its quality at any operating point: the same eval set
     refs = [(k, quality(r)) for k, r in run.items() if k[0] == model and k[1] in REFERENCE_CHAINS
             and k[1] != variant and k[2] == device and not isinstance(r.get("degraded"), str)]
     refs = [(k, q) for k, q in refs if not math.isnan(q)]

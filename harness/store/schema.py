@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from harness.errors import SchemaVersionError
+from harness.errors import SchemaVersionError, StoreError
 from harness.records import METRICS, TEXT_METRICS
 
 
@@ -21,6 +21,7 @@ def _column(name: str) -> str:
 _V1_METRICS = METRICS[: METRICS.index("precision") + 1]
 _V4_METRICS = METRICS[len(_V1_METRICS): METRICS.index("unstable") + 1]
 _V5_METRICS = ("degraded",)
+_V9_METRICS = ("scenario", "batch", "inflight", "resolution")
 _METRIC_COLUMNS = ",\n    ".join(_column(name) for name in _V1_METRICS)
 
 V1 = f"""
@@ -143,8 +144,73 @@ ALTER TABLE variants ADD COLUMN fidelity_inputs TEXT;
 ALTER TABLE variants ADD COLUMN fidelity_json TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
+# v6: what a build did that its chain does not say (``Variant.notes``: an opset conversion,
+# calibration or training on seeded synthetic inputs), and the ``synthetic`` mark (its reason).
+V6 = """
+ALTER TABLE variants ADD COLUMN synthetic TEXT;
+ALTER TABLE variants ADD COLUMN notes_json TEXT;
+"""
+
+# v7: who is writing a run (``harness.store.writer``): host, pid, the token that tells that pid's
+# process from a later one given the same pid, when it took the run, and its heartbeat. A resume
+# refuses a run whose writer is alive; runs stored before have none and resume as before.
+V7 = """
+ALTER TABLE runs ADD COLUMN writer_host TEXT;
+ALTER TABLE runs ADD COLUMN writer_pid INTEGER;
+ALTER TABLE runs ADD COLUMN writer_token TEXT;
+ALTER TABLE runs ADD COLUMN writer_since REAL;
+ALTER TABLE runs ADD COLUMN heartbeat REAL;
+"""
+
+# v8: power modes. The power mode a job is measured in (the suite's ``power_modes`` axis), by its
+# name; its definition is in ``settings_json`` (part of the job's identity), what the board read
+# back in the result's details. NULL: measured as the board was. Read-only opens of older stores
+# read NULL for it (``Store.results``).
+V8 = """
+ALTER TABLE jobs ADD COLUMN power_mode TEXT;
+"""
+
+# v9: operating points (docs/measurement.md#scenarios-and-axes). A result's scenario, input batch,
+# requests in flight and input resolution, as the board measured them; a verdict's operating point
+# (``records.point_label``: "" for a default job). Read-only opens of older stores read NULL for them.
+V9 = "\n".join(f"ALTER TABLE results ADD COLUMN {_column(name)};" for name in _V9_METRICS) + """
+ALTER TABLE verdicts ADD COLUMN point TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9)
 SCHEMA_VERSION = len(MIGRATIONS)
+# The oldest schema a read-only open (report, gate, runs list) reads as it is, without migrating:
+# the columns v7, v8 and v9 added a reader does without. An older store is refused with how to migrate it.
+READABLE_FROM = 6
+
+
+def check_store(conn: sqlite3.Connection, path: str, *, empty_ok: bool) -> int:
+    """The schema version of the results store on ``conn``, reading only. Refused (``StoreError``):
+    a file that is not SQLite, a SQLite database of something else (tables but no version, or a
+    version but no ``runs`` and ``jobs``), a store newer than this harness; and an empty database
+    unless ``empty_ok`` (a sweep creates the store in it)."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.OperationalError as e:  # locked, cannot open (a directory, no access): not the file's content
+        raise StoreError(f"cannot read results store {path}: {e}") from None
+    except sqlite3.DatabaseError as e:  # "file is not a database"
+        raise StoreError(f"{path} is not a results store ({e}); pass another --store") from None
+    if version == 0 and not tables:
+        if empty_ok:
+            return 0
+        raise StoreError(f"{path} is an empty database, not a results store; run 'harness sweep SUITE' first "
+                         "or pass another --store")
+    if version == 0 or not {"runs", "jobs"} <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(f"{path} is a SQLite database but not a results store (tables: {shown or 'none'}; "
+                         f"user_version {version}); pass another --store")
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: results store has schema v{version}, this harness reads up to "
+            f"v{SCHEMA_VERSION}; upgrade edge-harness to read it"
+        )
+    return version
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

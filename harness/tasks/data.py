@@ -15,6 +15,7 @@ What each npz holds (the arrays a hand-made npz must have for the same task):
   ``gt_category``, ``gt_iscrowd``, ``gt_area``; ``category_ids`` (model class i -> COCO id).
 - segmentation (masks): ``x``, ``y`` [N, H, W] label masks at the input's size (nearest
   neighbour; pixels outside the image after letterboxing are ``IGNORE``).
+- unlabelled images (calibration, training by matching outputs): ``x`` only.
 
 Every prepared npz also has ``layout`` and ``prep_ms`` (the coordinator's preprocessing
 per image, ms), each an array of one element (every array of the npz has a first axis).
@@ -34,7 +35,7 @@ import numpy as np
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
-    from harness.config.suite import CocoEval, ImageFolderEval, MasksEval, Preprocess
+    from harness.config.suite import CocoEval, ImageFolderEval, ImagesData, MasksEval, Preprocess
     from harness.variants.cache import ArtifactCache
 
 VERSION = "1"  # bump when the preparation changes what it writes
@@ -263,3 +264,38 @@ def prepare_masks(src: MasksEval, shape: tuple[int, ...], cache: ArtifactCache) 
 
     directory, _, _ = cache.get_or_build("evalsets", key, build)
     return directory / FILE
+
+
+def prepare_images(src: ImagesData, shape: tuple[int, ...], cache: ArtifactCache) -> Path:
+    """``{images: DIR}`` as an npz of ``x`` alone (unlabelled: calibration, distillation)."""
+    pre = src.preprocess
+    h, w, c = input_hw(shape, pre.layout)
+    _check_channels(c, pre, shape)
+    root = Path(src.images)
+    paths = _images(root)
+    paths = paths[: src.max_images] if src.max_images else paths
+    if not paths:
+        raise ConfigError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)})", field="images")
+    key = {"v": VERSION, "kind": "images", "files": _digest(paths, root), "preprocess": pre.model_dump(mode="json"),
+           "shape": list(shape)}
+
+    def build(out: Path) -> dict[str, Any]:
+        pixels, _, ms = _pixels(paths, pre, (h, w))
+        np.savez(out / FILE, x=to_input(pixels, pre), layout=np.array([pre.layout]), prep_ms=np.array([ms]))
+        return {"images": len(paths), "prep_ms": ms}
+
+    directory, _, _ = cache.get_or_build("evalsets", key, build)
+    return directory / FILE
+
+
+def prepare_data(src: Any, shape: tuple[int, ...], cache: ArtifactCache) -> Path:
+    """A ``calib:`` or ``train:`` source as an npz: the user's own file, or one prepared from
+    images (``x``, and ``y`` class labels from an ImageFolder tree)."""
+    from harness.config.suite import ImageFolderEval, ImagesData
+
+    if isinstance(src, ImageFolderEval):
+        return prepare_imagefolder(src, shape, cache)
+    if isinstance(src, ImagesData):
+        return prepare_images(src, shape, cache)
+    return Path(src)
+

@@ -10,12 +10,18 @@
 
 Every metric is a fraction in [0, 1] (the report shows %), None when undefined (no
 ground truth at all).
+
+Scoring runs in a site actor, on the thread of the board whose job it scores, beside other
+boards' threads: pycocotools' prints are silenced for the scoring thread only (``_quiet``),
+never by swapping ``sys.stdout`` under the other threads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -76,7 +82,7 @@ def coco_ground_truth(data: dict[str, np.ndarray], n: int) -> Any:
     cats = sorted({int(c) for c in data["category_ids"]} | {a["category_id"] for a in anns})
     gt = COCO()
     gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": c, "name": str(c)} for c in cats]}
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet():
         gt.createIndex()
     return gt
 
@@ -102,7 +108,7 @@ def detection(dets: dict[str, np.ndarray], data: dict[str, np.ndarray], n: int) 
         return {"map_50_95": 0.0, "map_50": 0.0}
     rows = np.column_stack([data["image_id"][image].astype(np.float64), xywh,
                             dets["scores"][ok].astype(np.float64), category_ids[classes].astype(np.float64)])
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet():
         dt = gt.loadRes(rows)
         ev = COCOeval(gt, dt, "bbox")
         ev.params.imgIds = [int(i) for i in data["image_id"][:n]]
@@ -126,3 +132,47 @@ def custom(ref: str, outputs: list[np.ndarray], labels: np.ndarray | None) -> di
             raise ValueError(f"custom metric {ref} returned an empty dict")
         return out
     return {"value": float(value)}
+
+
+class _ThreadQuiet:
+    """``sys.stdout`` while some thread is quiet: drops the writes of the quiet threads, passes
+    every other thread's on to the stream it replaced."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.quiet: set[int] = set()
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() in self.quiet:
+            return len(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        if threading.get_ident() not in self.quiet:
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+_QUIET_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence this thread's prints (pycocotools'), not those of the process's other threads:
+    ``contextlib.redirect_stdout`` swaps ``sys.stdout`` for all of them, and two threads
+    entering and leaving it out of order would leave one's sink in place for good."""
+    me = threading.get_ident()
+    with _QUIET_LOCK:
+        if not isinstance(sys.stdout, _ThreadQuiet):
+            sys.stdout = _ThreadQuiet(sys.stdout)
+        wrapper = sys.stdout
+        wrapper.quiet.add(me)
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            wrapper.quiet.discard(me)
+            if not wrapper.quiet and sys.stdout is wrapper:
+                sys.stdout = wrapper.stream

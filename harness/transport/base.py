@@ -7,6 +7,7 @@ so an artifact already there is never sent twice.
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -17,6 +18,12 @@ from harness.config import Device
 from harness.errors import CommandTimeout, ConnectError
 from harness.hashing import sha256_file
 
+log = logging.getLogger("edge_harness.transport")
+
+# The longest one network wait of a file operation (or a command's start) may go without
+# progress: a cut cable would otherwise block it until TCP gives up (~15 min). A job lowers it
+# to its own budget (``Transport.op_timeout_s``: measure.timeout_s + faults.grace_s).
+FILE_OP_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -176,13 +183,17 @@ class Session(ABC):
 
 
 class Transport(ABC):
-    """One device's connection. Not thread-safe: a device actor owns exactly one."""
+    """One device's connection. Not thread-safe: one board's runner owns it, and uses it only
+    from that board's thread of its site actor (harness/coordinator/site.py)."""
 
     name: str
 
     def __init__(self, workdir: str):
         self.workdir = workdir
         self.uploaded_bytes = 0  # by put_by_hash since this transport was made: what the cache did not save
+        # No network wait goes longer than this without progress (the runner sets each job's budget).
+        self.op_timeout_s = FILE_OP_TIMEOUT_S
+        self._verified: set[str] = set()  # cached files whose sha256 was checked on this connection
 
     @classmethod
     @abstractmethod
@@ -213,6 +224,10 @@ class Transport(ABC):
     def size(self, remote: str) -> int | None:
         """The remote file's size in bytes; None when there is none."""
 
+    def sha256(self, remote: str) -> str | None:
+        """The remote file's sha256 (hex), computed on the device; None when it cannot tell."""
+        return None
+
     @abstractmethod
     def put(self, local: Path, remote: str) -> None:
         """Copy a file; the remote path appears atomically (temp name, then rename)."""
@@ -228,11 +243,25 @@ class Transport(ABC):
 
     def put_by_hash(self, local: Path, digest: str | None = None) -> str:
         """Send ``local`` to ``<workdir>/cache/<sha256><suffix>`` unless it is there already,
-        whole: a cached copy of another size (truncated by a power loss on the board) is sent
-        again. (Same-size damage is the agent's to find: it checks each artifact's sha256.)"""
+        whole and intact: a cached copy of another size (truncated by a power loss on the
+        board) is sent again, and so is one whose sha256, checked on the board once per
+        connection, is not its name's (same-size damage). The size is checked every time (one
+        stat), the content once per connection (it costs a read of the file on the board)."""
         digest = digest or sha256_file(local)
         remote = self.cache_path(digest, local.suffix)
-        if self.size(remote) != local.stat().st_size:
-            self.put(local, remote)
-            self.uploaded_bytes += local.stat().st_size
+        size = local.stat().st_size
+        there = self.size(remote)
+        if there == size:
+            if remote in self._verified:
+                return remote
+            found = self.sha256(remote)
+            if found is None or found == digest:  # None: the board cannot hash it; the agent checks artifacts
+                self._verified.add(remote)
+                return remote
+            log.warning("%r: the cached %s is damaged (sha256 %s): sending it again", self, remote, found)
+        elif there is not None:
+            log.warning("%r: the cached %s has %d of its %d bytes: sending it again", self, remote, there, size)
+        self.put(local, remote)
+        self.uploaded_bytes += size
+        self._verified.add(remote)
         return remote

@@ -15,15 +15,18 @@ from pathlib import Path
 from harness.config import Device
 from harness.config.inventory import DEFAULTS
 from harness.errors import CommandTimeout, ConnectError
+from harness.hashing import sha256_file
 from harness.transport.base import CommandResult, Session, Transport
 
 
 # What the agent on this machine may see of the coordinator's environment: where programs,
 # libraries and Python live, the locale and temp dirs, and the runtimes' and math libraries'
-# own settings. Not the rest: a CI job's tokens and cloud credentials have no business in a
-# board actor (which Ray may place on another node) or a measured process.
+# own settings, where this machine keeps its lease (EDGE_HARNESS_LEASE_DIR, see
+# devices/agent/lease.py) and the sysfs root of its power modes (EDGE_HARNESS_SYSFS_ROOT, a fake
+# tree in tests: devices/agent/power/board.py). Not the rest: a CI job's tokens and cloud credentials have no
+# business in a site actor (which Ray may place on another node) or a measured process.
 AGENT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMPDIR", "TEMP", "TMP", "VIRTUAL_ENV",
-             "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH")
+             "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "EDGE_HARNESS_LEASE_DIR", "EDGE_HARNESS_SYSFS_ROOT")
 AGENT_ENV_PREFIXES = ("LC_", "PYTHON", "CONDA_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "GOMP_", "ORT_", "OV_",
                       "OPENVINO_", "ONEDNN_", "DNNL_", "TF_", "CUDA_", "NVIDIA_", "TRT_", "XDG_")
 
@@ -53,6 +56,7 @@ class LocalTransport(Transport):
         return cls(device.workdir or DEFAULTS["workdir"], base_env=driver_env)
 
     def connect(self) -> None:
+        self._verified.clear()
         try:
             Path(self.workdir, "cache").mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -120,6 +124,12 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             return None
 
+    def sha256(self, remote: str) -> str | None:
+        try:
+            return sha256_file(Path(remote))
+        except OSError:
+            return None
+
     def put(self, local: Path, remote: str) -> None:
         Path(remote).parent.mkdir(parents=True, exist_ok=True)
         tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"
@@ -130,7 +140,7 @@ class LocalTransport(Transport):
 
     def write_text(self, remote: str, text: str) -> None:
         Path(remote).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{remote}.tmp-{os.getpid()}"
+        tmp = f"{remote}.tmp-{os.getpid()}-{threading.get_ident()}"  # boards of one site actor share the process
         Path(tmp).write_text(text, encoding="utf-8")
         os.replace(tmp, remote)
 

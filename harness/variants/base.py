@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
 
 Stage = Literal["torch", "onnx", "tflite"]
+# The variant note of a build that learnt from seeded synthetic inputs instead of real data.
+SYNTHETIC_NOTE = "synthetic_data"
 
 
 class RecipeOptions(BaseModel):
@@ -67,12 +69,23 @@ class Recipe(ABC):
     def __init__(self, options: Mapping[str, Any] | RecipeOptions | None = None, label: str | None = None):
         self.options = options if isinstance(options, self.Options) else self.Options.model_validate(dict(options or {}))
         self.label = label or self.name
+        # What ``apply`` did that the chain does not say; the builder copies it into the variant's notes.
+        self.notes: dict[str, str] = {}
 
     def params(self) -> dict[str, Any]:
         return self.options.model_dump(mode="json")
 
     def tool_versions(self) -> dict[str, str]:
         return {}
+
+    def trains(self) -> bool:
+        """Whether ``apply`` trains weights (fine-tuning, distillation): it then needs train
+        data, or the source's leave to use seeded synthetic inputs."""
+        return False
+
+    def note_synthetic(self, what: str) -> None:
+        """Mark the variant as built from seeded synthetic inputs; ``what`` says how they were used."""
+        self.notes[SYNTHETIC_NOTE] = f"{self.label}: {what}"
 
     def opset_needed(self) -> int | None:
         """``min_opset``, or more where an option needs it."""

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import ConfigError, VariantBuildError
 from harness.variants.base import Recipe
 from harness.variants.cache import ArtifactCache, sha256_file
+from harness.variants.feeds import GraphInput
 
 if TYPE_CHECKING:
     from harness.zoo.source import SourceModel
 
 MODEL_FILE = "model.onnx"
-SCHEMA = "3"  # bump when the build procedure changes in a way the key does not capture
+SCHEMA = "4"  # bump when the build procedure changes in a way the key does not capture (4: notes say synthetic data)
 METADATA_PREFIX = "edge_harness."  # notes go into the ONNX artifact's metadata_props under this prefix
 
 
@@ -65,12 +66,17 @@ class Variant:
     notes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     # Every input's shape when the suite named them ({input_name: shape}); ``input_shape`` is the first's.
     input_shapes: dict[str, tuple[int, ...]] | None = field(default=None, hash=False, compare=False)
+    # Every input of the ONNX graph, in its order, as it is fed (``feeds.GraphInput``: name, dtype,
+    # resolved shape), read at build time; None for a .tflite artifact. The agent's spec sends them.
+    inputs: tuple[GraphInput, ...] | None = field(default=None, hash=False, compare=False)
 
 
 def split_chain(chain: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    steps = tuple(s for s in re.split(r"\s*>\s*", chain.strip()) if s) if isinstance(chain, str) else tuple(chain)
-    if not steps:
+    steps = tuple(re.split(r"\s*>\s*", chain.strip())) if isinstance(chain, str) else tuple(chain)
+    if not any(steps):
         raise ConfigError("empty variant chain")
+    if not all(steps):  # "fp32 > ", "a >> b": a step left out is a mistake, not a shorter chain
+        raise ConfigError(f"variant chain {chain!r} has an empty step")
     return steps
 
 
@@ -132,6 +138,11 @@ def check_chain(recipes: list[Recipe], source: "SourceModel") -> None:
 
         raise VariantBuildError(f"{single.label}: works on one-input torch models; {source.name} has "
                                 f"{name_list(list(shapes))}")
+    trainer = next((r for r in recipes if r.trains()), None)
+    if trainer is not None and source.train_path is None and not source.synthetic_data:
+        from harness.variants.finetune import no_train_data
+
+        raise VariantBuildError(f"{trainer.label}: {no_train_data(source)}")
 
 
 def source_kind(source: "SourceModel") -> str:
@@ -203,6 +214,8 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
     }
     if shapes:
         material["input_shapes"] = {k: list(v) for k, v in shapes.items()}
+    if source.data_hash:
+        material["data"] = source.data_hash
     directory, meta, cached = cache.get_or_build("variant", material, lambda d: _build(d, source, recipes))
     return Variant(
         model=source.name,
@@ -226,6 +239,7 @@ def build_variant(source: "SourceModel", chain: str | tuple[str, ...], cache: Ar
         weights_path=directory / meta["weights"] if meta.get("weights") else None,
         notes=dict(meta.get("notes") or {}),
         input_shapes={k: tuple(v) for k, v in shapes.items()} if shapes else None,
+        inputs=_recorded_inputs(meta, directory / meta["file"], source),
     )
 
 
@@ -242,7 +256,7 @@ def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dic
     torch_steps = [r for r in recipes if r.stage == "torch"]  # a prefix of the chain (check_chain)
     current: Any = source.load_module() if source.has_torch else None
     for i, r in enumerate(torch_steps):
-        current = _run(r, current, work / f"{i:02d}-{r.name}", source)
+        current = _run(r, current, work / f"{i:02d}-{r.name}", source, notes)
     fmt = chain_format(recipes)
     last_onnx = None
     if fmt == "tflite":  # one tflite step, last: from the module, or from the user's .tflite
@@ -263,7 +277,7 @@ def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dic
     else:
         stats = onnx_stats(directory / files["file"] if fmt == "onnx" else last_onnx)
     # The shape the graph is fed in, where it differs from the suite's (an NHWC graph given NCHW).
-    shape = _graph_shape(last_onnx or directory / files["file"], source) if fmt != "tflite" else None
+    shape, inputs = _graph_inputs(last_onnx or directory / files["file"], source) if fmt != "tflite" else (None, None)
     # A chain that measures the model as it is records the precision it has, not "fp32".
     precision = None
     if recipes[-1].any_precision:
@@ -274,23 +288,34 @@ def _build(directory: Path, source: "SourceModel", recipes: list[Recipe]) -> dic
     return {**stats, **files, "format": fmt, "sha256": sha256_file(directory / files["file"]), "size_bytes": size,
             "build_s": round(time.perf_counter() - t0, 3), "model": source.name,
             "chain": " > ".join(r.label for r in recipes), "notes": notes, "precision": precision,
-            "input_shape": shape}
+            "input_shape": shape, "inputs": inputs}
 
 
-def _graph_shape(path: Path, source: "SourceModel") -> list[int] | None:
-    """The first input's shape as the graph at ``path`` takes it (``feeds.source_inputs``)
-    when it differs from ``source.input_shape``; None when equal or not resolvable."""
+def _graph_inputs(path: Path, source: "SourceModel") -> tuple[list[int] | None, list[dict[str, Any]] | None]:
+    """Every input of the graph at ``path`` as it is fed (``feeds.source_inputs``: name, dtype,
+    resolved shape), and the first input's shape where it differs from ``source.input_shape``
+    (None when equal); (None, None) when not resolvable."""
     from harness.variants.feeds import source_inputs
 
     try:
         inputs = source_inputs(path, source)
     except Exception:  # noqa: BLE001 - the suite's shape stands; the runtime will say what does not fit
-        return None
+        return None, None
     named = getattr(source, "input_shapes", None)
     first = next((g for g in inputs if named and g.name == next(iter(named))), inputs[0] if inputs else None)
-    if first is None or tuple(first.shape) == tuple(source.input_shape):
+    shape = None if first is None or tuple(first.shape) == tuple(source.input_shape) else list(first.shape)
+    return shape, [{"name": g.name, "dtype": g.dtype, "shape": list(g.shape), "graph_shape": list(g.graph_shape)}
+                   for g in inputs]
+
+
+def _recorded_inputs(meta: dict[str, Any], path: Path, source: "SourceModel") -> tuple[GraphInput, ...] | None:
+    """The inputs ``_build`` recorded; an ONNX variant built before they were is read now."""
+    raw = meta.get("inputs")
+    if raw is None and "inputs" not in meta and meta.get("format") == "onnx":
+        raw = _graph_inputs(path, source)[1]
+    if not raw:
         return None
-    return list(first.shape)
+    return tuple(GraphInput(i["name"], i["dtype"], tuple(i["shape"]), tuple(i["graph_shape"])) for i in raw)
 
 
 def _source_onnx(module: Any, source: "SourceModel", work: Path) -> Path:
@@ -334,6 +359,8 @@ def _run(recipe: Recipe, inp: Any, workdir: Path, source: "SourceModel", notes: 
         if recipe.stage == "onnx":
             inp = _at_opset(recipe, Path(inp), workdir.with_name(workdir.name + "-opset"), notes)
         out = recipe.apply(inp, workdir, source)
+        if notes is not None:
+            notes.update(recipe.notes)
         if (recipe.stage == "onnx" and recipe.artifact_format == "onnx" and isinstance(out, (str, Path))
                 and Path(out) != Path(inp) and Path(out).is_file()
                 and (recipe.runtimes is None or "onnxruntime" in recipe.runtimes)):

@@ -57,10 +57,13 @@ class Distill(Recipe):
     stage = "torch"
     runtimes = None
 
+    def trains(self) -> bool:
+        return True
+
     def apply(self, inp: "nn.Module", workdir: Path, source: "SourceModel") -> "nn.Module":
         import torch
 
-        from harness.variants.finetune import fit, labelled_data, seeded
+        from harness.variants.finetune import fit, seeded, synthetic_note, train_data
 
         o = self.options
         teacher = inp.eval()
@@ -76,8 +79,8 @@ class Distill(Recipe):
                                     f"{type(exc).__name__}: {exc}") from exc
         if got != want:
             raise VariantBuildError(f"student {o.student!r} outputs {tuple(got)}, the teacher {tuple(want)}")
-        labelled = labelled_data(source) is not None
-        epochs = o.epochs or (LABELLED_EPOCHS if labelled else SYNTHETIC_EPOCHS)
+        epochs = o.epochs or (LABELLED_EPOCHS if train_data(source) is not None else SYNTHETIC_EPOCHS)
+        synthetic_note(self, source)
         return fit(student, source, epochs=epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed, teacher=teacher,
                    alpha=o.alpha, temperature=o.temperature, synthetic_loss="kl")
 

@@ -1,13 +1,16 @@
 """The training loop shared by the torch-stage recipes (pruning fine-tunes, distillation).
 
-Data rule: a source with labelled train data (``train_path``: the digits split) trains on
-it with cross-entropy, plus a soft-target term from a teacher when one is given. A source
-without (the random-weight 224 px nets, user models without data) trains by matching a
-teacher's outputs (the original model's, for pruning) on seeded synthetic inputs of the
-input shape, standard normal like the BatchNorm calibration of the random nets. There,
-an "epoch" is a fixed ``SYNTHETIC_STEPS_PER_EPOCH`` steps of ``SYNTHETIC_BATCH`` inputs, so
-a 224 px build stays well under a minute on 2 cores; it keeps a compressed random net
-close to its original, it does not make an accurate model.
+Data rule: a source with labelled train data (``train_path`` with ``x`` and ``y``: the
+digits split, an ImageFolder tree) trains on it with cross-entropy, plus a soft-target term
+from a teacher when one is given. Train inputs without labels (``train: {images: DIR}``)
+train by matching a teacher's outputs (the original model's, for pruning) on them. A source
+without train data trains that way on seeded synthetic inputs of the input shape, standard
+normal like the BatchNorm calibration of the random nets, and only with the source's leave
+(``SourceModel.synthetic_data``: the suite's ``synthetic_data: true``, or a random-weight
+built-in; ``build.check_chain`` refuses otherwise). There, an "epoch" is a fixed
+``SYNTHETIC_STEPS_PER_EPOCH`` steps of ``SYNTHETIC_BATCH`` inputs, so a 224 px build stays
+well under a minute on 2 cores; it keeps a compressed model close to its original, it does
+not make an accurate model, and the variant is marked ``synthetic``.
 
 Everything is seeded (initialisation, shuffling, synthetic inputs, dropout) inside a
 forked RNG, so equal options give equal weights and the caller's RNG is untouched.
@@ -29,6 +32,7 @@ from torch.nn import functional as F
 from harness.errors import VariantBuildError
 
 if TYPE_CHECKING:
+    from harness.variants.base import Recipe
     from harness.zoo.source import SourceModel
 
 BATCH = 64
@@ -46,12 +50,33 @@ SYNTHETIC_LR = 1e-3
 TRAIN_THREADS = 1
 
 
-def labelled_data(source: "SourceModel") -> tuple[np.ndarray, np.ndarray] | None:
-    """``(x, y)`` of the source's train split, or None when it has none."""
+def train_data(source: "SourceModel") -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``(x, y)`` of the source's train split (``y`` None when it has no class labels: one label
+    per input), or None when it has none."""
     if source.train_path is None or not Path(source.train_path).is_file():
         return None
-    with np.load(source.train_path) as f:
-        return f["x"].astype(np.float32), f["y"].astype(np.int64)
+    try:
+        with np.load(source.train_path, allow_pickle=False) as f:
+            x = f["x"].astype(np.float32)
+            y = f["y"] if "y" in f.files else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise VariantBuildError(f"cannot read train data {source.train_path}: {type(exc).__name__}: {exc}") from exc
+    if len(x) == 0:
+        raise VariantBuildError(f"train data {source.train_path} has no inputs")
+    if y is not None and (y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer)):
+        y = None  # not one class label per input (a mask, a box list): learn from the inputs alone
+    return x, None if y is None else y.astype(np.int64)
+
+
+def has_labels(source: "SourceModel") -> bool:
+    data = train_data(source)
+    return data is not None and data[1] is not None
+
+
+def synthetic_note(recipe: "Recipe", source: "SourceModel") -> None:
+    """Mark ``recipe``'s variant when it trains without train data (on seeded synthetic inputs)."""
+    if train_data(source) is None:
+        recipe.note_synthetic("trained on seeded synthetic inputs (no train data; synthetic_data allowed)")
 
 
 @contextmanager
@@ -96,11 +121,14 @@ def fit(
     teacher). No labelled data: loss = MSE of logits (``synthetic_loss="mse"``) or
     ``kd_loss`` ("kl") against ``teacher`` on synthetic inputs; a teacher is required.
     """
-    data = labelled_data(source)
+    found = train_data(source)
+    data = None if found is None or found[1] is None else (found[0], found[1])
     if data is None and teacher is None:
         raise VariantBuildError(f"{source.name} has no labelled train data and there is no teacher to match")
     if epochs <= 0:
         return student.eval()
+    if found is None and not source.synthetic_data:
+        raise VariantBuildError(no_train_data(source))
     if teacher is not None:
         teacher.eval()
         for p in teacher.parameters():
@@ -110,13 +138,16 @@ def fit(
         if data is not None:
             batches = _labelled_batches(data, epochs, gen, teacher if alpha > 0 else None)
             steps = epochs * math.ceil(len(data[1]) / BATCH)
+        elif found is not None:
+            batches = _input_batches(found[0], epochs, gen)
+            steps = epochs * math.ceil(len(found[0]) / BATCH)
         else:
             batches = _synthetic_batches(shape, epochs, gen)
             steps = epochs * SYNTHETIC_STEPS_PER_EPOCH
         params = [p for p in student.parameters() if p.requires_grad]
         if lr is None:
-            lr = labelled_lr if data is not None else SYNTHETIC_LR
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=WEIGHT_DECAY if data is not None else 0.0)
+            lr = labelled_lr if found is not None else SYNTHETIC_LR
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=WEIGHT_DECAY if found is not None else 0.0)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         student.train()
         for x, y, soft in batches:
@@ -150,6 +181,22 @@ def _labelled_batches(data: tuple[np.ndarray, np.ndarray], epochs: int, gen: tor
         for i in range(0, len(y), BATCH):
             idx = order[i : i + BATCH]
             yield x[idx], y[idx], None if soft is None else soft[idx]
+
+
+def _input_batches(x: np.ndarray, epochs: int, gen: torch.Generator):
+    """Real inputs without labels, shuffled per epoch (the teacher's outputs are the targets)."""
+    xs = torch.from_numpy(x)
+    for _ in range(epochs):
+        order = torch.randperm(len(xs), generator=gen)
+        for i in range(0, len(xs), BATCH):
+            yield xs[order[i : i + BATCH]], None, None
+
+
+def no_train_data(source: "SourceModel") -> str:
+    """Why a training recipe refuses ``source``: it has no train data and no leave to use synthetic inputs."""
+    return (f"{source.name} has no train data: give the model 'train:' (an npz, {{imagefolder: DIR}} or "
+            "{images: DIR}) or a 'dataset:' with a train split, or 'synthetic_data: true' to train on seeded "
+            "synthetic inputs (the variant is then marked synthetic)")
 
 
 def _synthetic_batches(shape: tuple[int, ...], epochs: int, gen: torch.Generator):

@@ -119,6 +119,8 @@ class Int8Static(Recipe):
         model = onnx.load(str(pre), load_external_data=False)
         keep = self.float_nodes(model)
         feeds, origin = calibration_feeds(source, source_inputs(model, source), self.options.num_calibration_samples)
+        if source.calib_path is None:
+            self.note_synthetic(f"calibrated on {origin}")
         out = workdir / f"{self.name}.onnx"
         quantize_qdq(pre, out, feeds, self.options, keep, workdir)
         metadata = {METADATA_CALIBRATION: f"{self.options.calibration} on {origin}"}

@@ -62,6 +62,8 @@ class OvInt8(Recipe):
         model = ov.Core().read_model(str(inp))
         feeds, origin = calibration_feeds(source, inputs, self.options.num_calibration_samples)
         log.info("%s: calibrating on %s", self.label, origin)
+        if source.calib_path is None:
+            self.note_synthetic(f"calibrated on {origin}")
         # One input: the array itself (as NNCF's examples feed it); several: {input name: batch}.
         items = [next(iter(f.values())) for f in feeds] if len(inputs) == 1 else feeds
         quantized = nncf.quantize(

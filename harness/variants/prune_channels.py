@@ -80,15 +80,20 @@ class PruneChannels(Recipe):
     stage = "torch"
     runtimes = None
 
+    def trains(self) -> bool:
+        return self.options.finetune_epochs > 0
+
     def apply(self, inp: "nn.Module", workdir: Path, source: "SourceModel") -> "nn.Module":
-        from harness.variants.finetune import fit, labelled_data
+        from harness.variants.finetune import fit, has_labels, synthetic_note
 
         o = self.options
         groups = channel_groups(inp)
         if not groups:
             raise VariantBuildError("found no channel group that can be pruned")
         original_width = [_get(inp, g.producer).out_channels for g in groups]
-        original = copy.deepcopy(inp).eval() if labelled_data(source) is None else None
+        original = copy.deepcopy(inp).eval() if not has_labels(source) else None
+        if o.finetune_epochs:
+            synthetic_note(self, source)
         for step, fraction in enumerate(o.schedule or (o.amount,)):
             for g, width in zip(groups, original_width):
                 prune_group(inp, g, max(1, round(width * (1 - fraction))))

@@ -48,18 +48,23 @@ class PruneL1(Recipe):
     stage = "torch"
     runtimes = None
 
+    def trains(self) -> bool:
+        return self.options.finetune_epochs > 0
+
     def apply(self, inp: "nn.Module", workdir: Path, source: "SourceModel") -> "nn.Module":
         from torch import nn
         from torch.nn.utils import prune
 
         from harness.errors import VariantBuildError
-        from harness.variants.finetune import fit, labelled_data
+        from harness.variants.finetune import fit, has_labels, synthetic_note
 
         o = self.options
         targets = [(m, "weight") for m in inp.modules() if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Conv3d, nn.Linear))]
         if not targets:
             raise VariantBuildError("the model has no Conv or Linear layers to prune")
-        original = copy.deepcopy(inp).eval() if labelled_data(source) is None else None
+        original = copy.deepcopy(inp).eval() if not has_labels(source) else None
+        if o.finetune_epochs:
+            synthetic_note(self, source)
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=o.amount)
         fit(inp, source, epochs=o.finetune_epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed, teacher=original)
         for module, param in targets:

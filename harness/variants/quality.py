@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from harness.hashing import content_key
+from harness.variants.base import SYNTHETIC_NOTE
 from harness.variants.build import Variant
 
 # Synthetic inputs for models without an eval set or calibration split: enough to make the
@@ -72,14 +73,21 @@ class _Feeds:
     notes: dict[str, str]  # a data file passed over -> why (it cannot feed every input)
 
 
-def _runtime(variant: Variant) -> Any:
-    """The agent's runtime for ``variant``, loaded (ONNX Runtime where the variant runs on it)."""
+def home_runtime(variant: Variant) -> str:
+    """The runtime a variant is scored on by default: ONNX Runtime where it runs there."""
+    runs_on = variant.runtimes or frozenset({"onnxruntime"})
+    return "onnxruntime" if "onnxruntime" in runs_on else sorted(runs_on)[0]
+
+
+def _runtime(variant: Variant, on: str | None = None, options: dict[str, Any] | None = None) -> Any:
+    """The agent's runtime for ``variant``, loaded: its home runtime at full precision, or
+    runtime ``on`` with the sweep's ``options`` for it (what the board will run)."""
     from devices.agent.runtimes import get_runtime
 
-    runs_on = variant.runtimes or frozenset({"onnxruntime"})
-    name = "onnxruntime" if "onnxruntime" in runs_on else sorted(runs_on)[0]
-    options = {"inference_precision": "f32"} if name == "openvino" else {}
-    runtime = get_runtime(name)(options, None)
+    name = on or home_runtime(variant)
+    if on is None:
+        options = {"inference_precision": "f32"} if name == "openvino" else {}
+    runtime = get_runtime(name)(dict(options or {}), None)
     runtime.load(str(variant.path), str(variant.weights_path) if variant.weights_path else None)
     return runtime
 
@@ -221,12 +229,15 @@ def _matched(outs: list[tuple[str, np.ndarray]], refs: list[tuple[str, np.ndarra
     return [i if i < len(refs) else None for i in range(len(outs))]
 
 
-def reference_quality(variant: Variant, reference: Variant | None, calib_path: Path | None = None) -> dict[str, Any]:
+def reference_quality(variant: Variant, reference: Variant | None, calib_path: Path | None = None,
+                      on: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The variant's quality figures: ``host_accuracy`` (None without labels or class scores),
     ``agreement``, ``cosine``, ``snr_db``, ``max_abs_err`` (the worst output's; None without a
     reference), ``fidelity_inputs``, ``quality_n`` (samples fed) and ``fidelity`` (per output).
-    The variant and its reference run side by side, one batch at a time."""
-    runtime = _runtime(variant)
+    The variant and its reference run side by side, one batch at a time; with ``on``, the
+    variant runs on that runtime with the sweep's ``options`` for it (OpenVINO's own bf16, say)
+    and the reference on its home runtime at full precision."""
+    runtime = _runtime(variant, on, options)
     ref_runtime = None
     try:
         inputs = _graph_inputs(variant, reference, runtime)
@@ -241,7 +252,7 @@ def reference_quality(variant: Variant, reference: Variant | None, calib_path: P
             "fidelity_inputs": feeds.source, "quality_n": len(feeds.runs) * batch, "fidelity": fidelity,
         }  # fmt: skip
         compare = reference is not None
-        if compare and reference.variant_id != variant.variant_id:
+        if compare and (reference.variant_id != variant.variant_id or on is not None):
             ref_runtime = _runtime(reference)
             n_ref = len(ref_runtime.input_specs())
             if n_ref != len(inputs):
@@ -285,11 +296,13 @@ def reference_quality(variant: Variant, reference: Variant | None, calib_path: P
     return quality
 
 
-def cached_quality(variant: Variant, reference: Variant | None, calib_path: Path | None = None) -> dict[str, Any]:
+def cached_quality(variant: Variant, reference: Variant | None, calib_path: Path | None = None,
+                   on: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``reference_quality``, kept beside the variant's cached artifact, so a sweep that
     finds the variant built does not score it again."""
     data = variant.eval_path or calib_path
     key = content_key({
+        **({"on": on, "options": options or {}} if on is not None else {}),
         "schema": QUALITY_SCHEMA, "reference": reference.variant_id if reference else None,
         "synthetic_samples": SYNTHETIC_SAMPLES, "calibration_samples": CALIBRATION_SAMPLES,
         "data": None if data is None else ["eval" if variant.eval_path else "calibration", *_stamp(Path(data))],
@@ -298,7 +311,7 @@ def cached_quality(variant: Variant, reference: Variant | None, calib_path: Path
     path = variant.path.parent / f"quality-{key[:16]}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    quality = reference_quality(variant, reference, calib_path)
+    quality = reference_quality(variant, reference, calib_path, on, options)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(quality))
     os.replace(tmp, path)
@@ -355,7 +368,8 @@ def variant_record(variant: Variant, quality: dict[str, Any]) -> dict[str, Any]:
         "variant_id": variant.variant_id, "model": variant.model, "chain": variant.chain, "sha256": variant.sha256,
         "size_bytes": variant.size_bytes, "params": variant.params, "macs": variant.macs,
         "sparsity": getattr(variant, "sparsity", None), "precision": variant.precision, "opset": variant.opset,
-        "build_s": variant.build_s, "tool_versions": dict(variant.tool_versions),
+        "build_s": variant.build_s, "tool_versions": dict(variant.tool_versions), "notes": dict(variant.notes),
+        "synthetic": variant.notes.get(SYNTHETIC_NOTE),
         **{k: quality.get(k) for k in ("host_accuracy", "agreement", "cosine", "snr_db", "max_abs_err",
                                        "fidelity_inputs", "fidelity")},
     }  # fmt: skip

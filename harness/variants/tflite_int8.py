@@ -42,6 +42,8 @@ class TfliteInt8(TfliteRecipe):
 
         batches, origin = calibration_batches(source, self.options.num_calibration_samples)
         log.info("%s: calibrating on %s", self.label, origin)
+        if source.calib_path is None:
+            self.note_synthetic(f"calibrated on {origin}")
         q = quantizer_for(fp32)
         q.load_quantization_recipe(recipe.static_wi8_ai8())
         ranges = q.calibrate(calibration_feed(fp32, batches))

@@ -68,6 +68,7 @@ def _builtin(builtin: str, label: str, cache: "ArtifactCache") -> SourceModel:
               "data_split_hash": data_meta.get("split_hash")},
         builder=entry.builder,
         kind="builtin",
+        synthetic_data=data_dir is None,
     )
 
 
@@ -76,15 +77,34 @@ def _onnx(ref: "OnnxModel", cache: "ArtifactCache") -> SourceModel:
     if not path.is_file():
         raise ConfigError(f"ONNX file not found: {path}", field="onnx")
     shape, shapes = _shapes(ref.input_shape)
+    data, data_hash = _data_splits(ref, cache)
     return SourceModel(
         name=ref.label,
         input_shape=shape,
         content_hash=sha256_file(path),
         onnx_path=path,
         eval_path=_host_eval(ref, cache),
+        calib_path=data.get("calib"),
         kind="onnx",
         input_shapes=shapes,
+        data_hash=data_hash,
     )
+
+
+def _data_splits(ref: Any, cache: "ArtifactCache") -> tuple[dict[str, Path], str | None]:
+    """The suite's ``calib:`` and ``train:`` data as npz files (images prepared once, cached),
+    and a hash of their content; ({}, None) without either."""
+    from harness.tasks.data import prepare_data
+    from harness.tasks.plan import image_shape
+
+    paths: dict[str, Path] = {}
+    for split in ("calib", "train"):
+        src = getattr(ref, split, None)
+        if src is not None:
+            paths[split] = prepare_data(src, image_shape(ref), cache)
+    if not paths:
+        return {}, None
+    return paths, content_key({split: sha256_file(p) for split, p in sorted(paths.items())})
 
 
 def _shapes(value: Any) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]] | None]:
@@ -105,13 +125,16 @@ def _tflite(ref: "TfliteModel", cache: "ArtifactCache") -> SourceModel:
     shapes = input_shapes(path)
     if len(shapes) != 1:
         raise ConfigError(f"{path}: the agent feeds models with one input; this one has {len(shapes)}", field="tflite")
+    data, data_hash = _data_splits(ref, cache)
     return SourceModel(
         name=ref.label,
         input_shape=tuple(ref.input_shape or shapes[0]),
         content_hash=sha256_file(path),
         tflite_path=path,
         eval_path=_host_eval(ref, cache),
+        calib_path=data.get("calib"),
         kind="tflite",
+        data_hash=data_hash,
     )
 
 
@@ -132,6 +155,7 @@ def _factory(ref: "FactoryModel", cache: "ArtifactCache") -> SourceModel:
         raise ConfigError(f"factory {ref.factory!r} returned {type(module).__name__}, not a torch.nn.Module", field="factory")
     model_dir, meta, digest = save_module_weights(module, ref.factory, cache)
     splits, data_hash = _user_dataset(ref.dataset, cache) if ref.dataset else ({}, None)
+    given, given_hash = _data_splits(ref, cache)
     shape, shapes = _shapes(ref.input_shape)
     return SourceModel(
         name=ref.label,
@@ -141,11 +165,13 @@ def _factory(ref: "FactoryModel", cache: "ArtifactCache") -> SourceModel:
         content_hash=digest if data_hash is None else content_key([digest, data_hash]),
         torch_state=model_dir / "state.pt",
         eval_path=_host_eval(ref, cache, splits.get("test")),
-        calib_path=splits.get("calib"),
-        train_path=splits.get("train"),
+        calib_path=given.get("calib") or splits.get("calib"),
+        train_path=given.get("train") or splits.get("train"),
         meta={"factory": ref.factory, "dataset": ref.dataset},
         builder=ref.factory,
         kind="factory",
+        synthetic_data=ref.synthetic_data,
+        data_hash=given_hash,
     )
 
 

@@ -37,6 +37,11 @@ class SourceModel:
     # Every input's shape when the suite gives a mapping {input_name: shape} (a model with
     # several inputs, or named ones); ``input_shape`` is then the first entry's.
     input_shapes: dict[str, tuple[int, ...]] | None = field(default=None, hash=False)
+    # Pruning and distillation may train on seeded synthetic inputs when there is no train data
+    # (the suite's ``synthetic_data``; a random-weight built-in, which has no data at all).
+    synthetic_data: bool = False
+    # The content of the suite's ``calib:``/``train:`` data (it changes what a recipe builds).
+    data_hash: str | None = None
 
     @property
     def has_torch(self) -> bool:

@@ -22,6 +22,7 @@ from reports.sections.changes import ChangesSection
 from reports.sections.facts import FactsSection
 from reports.sections.failures import FailuresSection
 from reports.sections.gate import GateSection
+from reports.sections.operating import OperatingSection
 from reports.sections.pareto import ParetoSection
 from reports.sections.recommend import RecommendSection
 from reports.sections.repeats import RepeatsSection
@@ -45,6 +46,7 @@ _REGISTERED: tuple[type[ReportSection], ...] = (
     FailuresSection,
     CanarySection,
     RecommendSection,
+    OperatingSection,
     ChangesSection,
     TrendsSection,
     ParetoSection,

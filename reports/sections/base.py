@@ -64,13 +64,19 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
 #: reason of the mark (None: no mark); ``repeats`` how many timed windows the headline
 #: aggregates (missing or 1: one); ``started`` the job's start (epoch seconds).
 #: Schema v5 adds ``degraded`` (the reason of the mark: the variant's outputs are past the
-#: suite's fidelity limit) and the variant's worst-output ``cosine`` and ``snr_db``.
+#: suite's fidelity limit) and the variant's worst-output ``cosine`` and ``snr_db``; v6
+#: ``synthetic`` (the variant learnt from seeded synthetic inputs: how); v8 ``power_mode`` (the
+#: name of the power mode the job was measured in; None: the board as it was); v9 the operating
+#: point: ``point`` (the job's, as ``records.point_label`` reads it: scenario, power mode, axes'
+#: values; "" for a default job), ``scenario``, ``batch``, ``inflight``, ``resolution``, and a paced
+#: result's ``kept_up``.
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "noisy", "unstable", "repeats", "p50_ci_lo_ms", "p50_ci_hi_ms", "engine_build_s", "started", "board",
-    "degraded", "cosine", "snr_db",
+    "degraded", "cosine", "snr_db", "synthetic", "power_mode", "point", "scenario", "batch", "inflight",
+    "resolution", "kept_up",
 )  # fmt: skip
 _OPTIONAL_NUMERIC: tuple[str, ...] = ("repeats", "p50_ci_lo_ms", "p50_ci_hi_ms", "engine_build_s", "started",
-                                      "cosine", "snr_db")
+                                      "cosine", "snr_db", "batch", "inflight")
 #: Columns of the gate's verdicts (``Store.verdicts``) the page reads; absent ones are added as missing.
 VERDICT_COLUMNS: tuple[str, ...] = (
     "gate_id", "created", "candidate", "model", "variant", "device", "runtime", "metric", "verdict", "threshold",
@@ -139,6 +145,7 @@ class ReportContext:
         for col in IDENTITY_COLUMNS:
             df[col] = [UNKNOWN if _blank(v) else str(v) for v in df[col]]
         df["status"] = ["failed" if _blank(v) else str(v).strip().lower() for v in df["status"]]
+        df["point"] = ["" if _blank(v) else str(v) for v in df["point"]]  # "": the default operating point
         df["throttled"] = pd.array([_tristate(v) for v in df["throttled"]], dtype="boolean")
         for mark in marks.MARKS:
             df[mark.column] = marks.normalise(df[mark.column])
@@ -178,12 +185,12 @@ class ReportContext:
     def candidates(self) -> pd.DataFrame:
         """What fronts and recommendations compare: ``measured_ok`` less the degraded results
         whose accuracy does not vouch for them (``reports.fidelity``)."""
-        return fidelity.split(self.measured_ok, fidelity.accuracy_rule(self.run_info))[0]
+        return fidelity.split(self.measured_ok, self.run_info)[0]
 
     @property
     def left_out(self) -> pd.DataFrame:
         """The degraded ok results fronts and recommendations leave out (``reports.fidelity``)."""
-        return fidelity.split(self.measured_ok, fidelity.accuracy_rule(self.run_info))[1]
+        return fidelity.split(self.measured_ok, self.run_info)[1]
 
 
 def _optional_frame(df: pd.DataFrame | None, columns: tuple[str, ...], what: str) -> pd.DataFrame | None:

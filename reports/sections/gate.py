@@ -69,9 +69,12 @@ def _row(rec: dict[str, Any]) -> Row:
     if not (fmt.is_missing(rec["ci_lo"]) or fmt.is_missing(rec["ci_hi"])):
         ci = f"[{change_text(metric, rec['ci_lo'])}, {change_text(metric, rec['ci_hi'])}]"
     q = rec.get("q")
+    variant, point = str(rec["variant"]), rec.get("point")
+    if isinstance(point, str) and point and not variant.endswith(f" @ {point}"):
+        variant = f"{variant} @ {point}"  # the operating point the verdict is about (the history's names it already)
     cells = (
         Cell(f"<b>{fmt.esc(verdict)}</b>", css=_CSS.get(verdict, "")),
-        Cell(fmt.esc(rec["device"])), Cell(fmt.esc(rec["model"])), Cell(fmt.esc(rec["variant"])),
+        Cell(fmt.esc(rec["device"])), Cell(fmt.esc(rec["model"])), Cell(fmt.esc(variant)),
         Cell(fmt.esc(rec["runtime"])), Cell(fmt.esc(metric)),
         Cell(change_text(metric, rec["ratio"]), numeric=True), Cell(ci, numeric=True),
         Cell(limit_text(metric, rec["threshold"]), numeric=True),

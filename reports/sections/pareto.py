@@ -64,7 +64,8 @@ NO_EVAL_NOTE = "no eval set: accuracy unknown"
 #: x axes drawn only where something was measured; p50 and p99 are always attempted.
 _OPTIONAL_X = frozenset({ENERGY_AXIS.column, MEMORY_AXIS.column, COLD_START_AXIS.column, SIZE_AXIS.column})
 _INTRO = (
-    '<p class="note">Each point is one (variant, runtime) job; accuracy is on y, and each chart '
+    '<p class="note">Each point is one (variant, runtime) job, and one per power mode where the suite swept '
+    "them (labelled variant @ mode); accuracy is on y, and each chart "
     "of a model puts another cost on x: p50 and p99 latency, energy per inference (where the "
     "board measured power), peak memory, cold start (model load + first inference, where "
     "measured) and artifact size. The dashed step line is the "

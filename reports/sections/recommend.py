@@ -6,7 +6,11 @@ question is "which variant (and runtime) of this model do I ship on this board".
 
 The rule, written once in :func:`recommend`: a job fits when its p50 is at most the
 latency budget and, when an energy budget is given, its energy per inference is measured
-and at most that budget. Among the fitting jobs the highest accuracy wins; ties go to the
+and at most that budget; with a p99 budget its p99 is at most that, and with a throughput
+floor (``report: {min_throughput: 30}``) its throughput is at least that and, for a paced
+result, the board kept up with the rate. Every operating point of a variant (scenario, axes'
+values: ``point``) is a job of its own, so "the most accurate variant that sustains 30 FPS under
+50 ms p99" is the most accurate variant with any point that fits; the page names the point. Among the fitting jobs the highest accuracy wins; ties go to the
 lower p50, then to the variant and runtime names (so the page is deterministic). A model
 without an eval set has no accuracy to rank by: its fastest fitting job is shown and
 marked so. When nothing fits, the row says so and names the fastest job, the closest miss.
@@ -23,6 +27,7 @@ import pandas as pd
 from reports import fidelity, fmt, marks
 from reports.budget import Budget
 from reports.filters import data_attrs
+from reports.fronts import point_label
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.sections.results import THROTTLED_BADGE
 from reports.table import Cell, Row, html_table
@@ -44,6 +49,14 @@ def _fits(ok: pd.DataFrame, budget: Budget) -> pd.Series:
         fits &= p50 <= budget.latency_ms
     if budget.energy_mj is not None:
         fits &= np.isfinite(energy) & (energy <= budget.energy_mj)
+    if budget.p99_ms is not None:
+        p99 = ok["p99_ms"].to_numpy(dtype=float)
+        fits &= np.isfinite(p99) & (p99 <= budget.p99_ms)
+    if budget.min_throughput is not None:
+        throughput = ok["throughput"].to_numpy(dtype=float)
+        paced = (ok["scenario"] == "paced").to_numpy(dtype=bool)
+        kept = ok["kept_up"].fillna(False).astype(bool).to_numpy()
+        fits &= np.isfinite(throughput) & (throughput >= budget.min_throughput) & (~paced | kept)
     return pd.Series(fits, index=ok.index)
 
 
@@ -82,6 +95,10 @@ def _budget_text(budget: Budget) -> str:
         parts.append(f"p50 \u2264 {fmt.ms(budget.latency_ms)} ({fmt.esc(budget.latency_source)})")
     if budget.energy_mj is not None:
         parts.append(f"energy per inference \u2264 {fmt.mj(budget.energy_mj)} ({fmt.esc(budget.energy_source)})")
+    if budget.p99_ms is not None:
+        parts.append(f"p99 \u2264 {fmt.ms(budget.p99_ms)} (suite)")
+    if budget.min_throughput is not None:
+        parts.append(f"throughput \u2265 {budget.min_throughput:g} inferences/s, paced results keeping up (suite)")
     return " and ".join(parts)
 
 
@@ -93,11 +110,11 @@ def _pick_cells(rec: dict) -> tuple[Cell, ...]:
     mark = marks.badges(rec)
     badge += f" {mark}" if mark else ""
     if not rec["fits"]:
-        miss = (f'<span class="failed">none fits</span>; fastest: {fmt.esc(rec["variant"])} on '
+        miss = (f'<span class="failed">none fits</span>; fastest: {fmt.esc(point_label(rec))} on '
                 f"{fmt.esc(rec['runtime'])}{badge}")  # fmt: skip
         return (Cell(miss), Cell(""), *numbers)
     note = "" if rec["ranked_by_accuracy"] else ' <span class="note">(no accuracy: fastest)</span>'
-    return (Cell(f"<b>{fmt.esc(rec['variant'])}</b>{note}{badge}"), Cell(fmt.esc(rec["runtime"])), *numbers)
+    return (Cell(f"<b>{fmt.esc(point_label(rec))}</b>{note}{badge}"), Cell(fmt.esc(rec["runtime"])), *numbers)
 
 
 class RecommendSection(ReportSection):

@@ -11,7 +11,7 @@ cosine and SNR) has its own columns. The p50 cell says what the headline is (the
 its 95% CI) in its tooltip, and the CI has its own column. Cold start (load, first
 inference, their sum, and a TensorRT engine build) sits apart from the steady-state
 latency columns. The board canary's rows are kept (this is the complete record) and set
-in grey.
+in grey. A run that swept power modes gets a "Power mode" column after the runtime.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from reports.filters import data_attrs
 from reports.sections.base import ReportContext, ReportSection, SectionOutput
 from reports.table import Cell, Row, html_table
 
-__all__ = ["COLUMNS", "THROTTLED_BADGE", "Column", "ResultsSection"]
+__all__ = ["COLUMNS", "POWER_MODE_COLUMN", "THROTTLED_BADGE", "Column", "ResultsSection", "columns_for"]
 
 THROTTLED_BADGE = '<span class="badge throttled">throttled</span>'
 
@@ -124,7 +124,24 @@ COLUMNS: tuple[Column, ...] = (
     Column("Engine build", "engine_build_s", fmt.seconds),
 )
 
-_SORT = ["device", "model", "variant", "runtime"]
+#: Shown after the runtime when some job of the run was measured in a power mode.
+POWER_MODE_COLUMN = Column("Power mode", "power_mode", fmt.plain, False)
+
+#: Shown after the runtime when some job was measured at an operating point other than the default
+#: (its scenario, power mode and axes' values: ``records.point_label``).
+POINT_COLUMN = Column("Point", "point", fmt.plain, False)
+
+_SORT = ["device", "model", "variant", "runtime", "power_mode", "batch", "inflight", "point"]
+
+
+def columns_for(df: Any) -> tuple[Column, ...]:
+    """:data:`COLUMNS`, with the power mode and the operating point after the runtime when some job has one."""
+    extra = (*((POWER_MODE_COLUMN,) if any(not fmt.is_missing(v) for v in df["power_mode"]) else ()),
+             *((POINT_COLUMN,) if any(isinstance(v, str) and v for v in df["point"]) else ()))
+    if not extra:
+        return COLUMNS
+    at = next(i for i, c in enumerate(COLUMNS) if c.source == "runtime") + 1
+    return (*COLUMNS[:at], *extra, *COLUMNS[at:])
 
 
 class ResultsSection(ReportSection):
@@ -140,11 +157,12 @@ class ResultsSection(ReportSection):
         if df.empty:
             return SectionOutput()
         df = df.sort_values(_SORT, kind="stable")
+        columns = columns_for(df)
         rows: list[Row] = []
         marked = marks.marked_mask(df).tolist()
         for rec, is_marked in zip(df.to_dict("records"), marked, strict=True):
             failed = rec["status"] != "ok"
-            cells = tuple(c.cell(rec, "status-failed" if failed and c.source == "status" else "") for c in COLUMNS)
+            cells = tuple(c.cell(rec, "status-failed" if failed and c.source == "status" else "") for c in columns)
             attrs = data_attrs(device=rec["device"], model=rec["model"], runtime=rec["runtime"])
             css = _row_css(failed, rec["throttled"] is True, is_marked, rec["model"] == CANARY_NAME)
             rows.append(Row(cells, css=css, attrs=attrs))
@@ -152,7 +170,7 @@ class ResultsSection(ReportSection):
                 error = rec["error"]
                 text = fmt.esc(error) if not fmt.is_missing(error) else "no error recorded"
                 rows.append(Row(css="error-row", note=f"<pre>{text}</pre>", attrs=attrs))
-        headers = [(fmt.esc(c.header), c.numeric) for c in COLUMNS]
+        headers = [(fmt.esc(c.header), c.numeric) for c in columns]
         return SectionOutput((html_table(headers, rows, css="results"),))
 
 

@@ -6,8 +6,8 @@ the job as busy.
 
 The second coordinator is a process of its own (``python -m harness.cli sweep``) joining
 the session's Ray, as a CI job would join a lab's cluster; the lab's boards share this
-machine's filesystem and processes, so the tests read the leases and look for the board's
-job processes directly.
+machine's filesystem and processes, so the tests read the leases (in each board's lease
+directory, not its work directory) and look for the board's job processes directly.
 """
 
 from __future__ import annotations
@@ -73,8 +73,13 @@ def other_coordinator(tmp: Path, args: list[str]) -> subprocess.Popen[bytes]:
                             stdout=log, stderr=subprocess.STDOUT)
 
 
-def held_by_other(board: Path, proc: subprocess.Popen[bytes], tmp: Path, within_s: float = 120) -> dict:
-    """The other coordinator's lease on ``board``, once its job there runs."""
+def lease_dir(host: LabHost | None) -> str:
+    """Where a board keeps its lease: a lab host's own, or this machine's (kind local, tests/conftest.py)."""
+    return str(host.lease_dir) if host is not None else os.environ[lease.LEASE_DIR_ENV]
+
+
+def held_by_other(board: str, proc: subprocess.Popen[bytes], tmp: Path, within_s: float = 120) -> dict:
+    """The other coordinator's lease on the board whose lease directory is ``board``, once its job there runs."""
     end = time.monotonic() + within_s
     while time.monotonic() < end:
         held = lease.show(str(board))
@@ -161,7 +166,7 @@ def test_a_sigkilled_coordinators_board_is_freed_for_the_next_sweep(kind: str, t
     other = other_coordinator(tmp_path, argv(tmp_path, long, inventory, cache, "other.db"))
     board = tmp_path / "board-0"
     try:
-        held_by_other(board, other, tmp_path)
+        held_by_other(lease_dir(host), other, tmp_path)
         end = time.monotonic() + 30  # the server takes the lease before it forks the job: a loaded machine lags
         while len(agent_processes(board)) < 2 and time.monotonic() < end:
             time.sleep(0.05)
@@ -172,7 +177,7 @@ def test_a_sigkilled_coordinators_board_is_freed_for_the_next_sweep(kind: str, t
     while agent_processes(board) and time.monotonic() - killed < 30:
         time.sleep(0.1)
     assert agent_processes(board) == []  # nobody measures on: the job died with its coordinator
-    left = lease.show(str(board))
+    left = lease.show(lease_dir(host))
     if kind == "ssh":  # its connection closed, the board's server ended the job and freed the board
         assert left is None
     else:  # Ray SIGKILLs a dead actor's children, the server among them: it may not have released
@@ -192,20 +197,20 @@ def test_a_cut_link_stops_the_job_on_the_board_before_its_lease_expires(ssh_lab,
     host.link_up()  # skips, saying why, on a loopback lab
     long, inventory = write_sweep(tmp_path, [host], "long", min_s=60, ttl_s=5)
     other = other_coordinator(tmp_path, argv(tmp_path, long, inventory, cache, "other.db"))
-    board = tmp_path / "board-0"
+    board, held = tmp_path / "board-0", lease_dir(host)
     try:
-        held_by_other(board, other, tmp_path)
+        held_by_other(held, other, tmp_path)
         time.sleep(1.0)  # a renewal or two
-        last = lease.show(str(board))
+        last = lease.show(held)
         assert last is not None and len(agent_processes(board)) == 2
         host.link_down()
-        while lease.show(str(board)) is not None and time.time() < last["expires"] + 5:
-            last = lease.show(str(board)) or last  # the board's clock is this machine's
+        while lease.show(held) is not None and time.time() < last["expires"] + 5:
+            last = lease.show(held) or last  # the board's clock is this machine's
             time.sleep(0.05)
         freed = time.time()
         # No heartbeat got through: the board killed the job at 0.75 ttl and freed the board,
         # before the lease's last expiry: by then nobody measures.
-        assert lease.show(str(board)) is None and freed < last["expires"]
+        assert lease.show(held) is None and freed < last["expires"]
         assert len(agent_processes(board)) == 1  # the server (its session hangs on the cut link), no job
     finally:
         kill(other)
@@ -221,7 +226,7 @@ def test_a_left_lease_fails_a_job_as_busy_then_is_broken_or_waited_out(ssh_lab, 
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     host = ssh_lab(1)[0]
     host.start()
-    board = str(tmp_path / "board-0")
+    board = lease_dir(host)  # the board's, whatever work directory the inventory gives it
     lease.try_acquire(board, GHOST, ttl_s=600)
     impatient, inventory = write_sweep(tmp_path, [host], "impatient", min_s=0.3, wait_s=1)
     assert main(argv(tmp_path, impatient, inventory, cache, "busy.db")) == 3

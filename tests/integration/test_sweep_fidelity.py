@@ -76,7 +76,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, artifact_cache) -> dict:  # 
 def test_the_degraded_variant_is_marked_in_the_terminal_and_the_store(sweep: dict) -> None:
     assert sweep["code"] == 0  # degraded is a mark, not a failed job
     lines = [line.strip() for line in sweep["out"].splitlines() if "degraded" in line]
-    assert len(lines) == 1 and lines[0].startswith("degraded tiny [fp16]: SNR ") and "100 dB on output 'y'" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("degraded tiny [fp16] on onnxruntime: SNR ") and "100 dB on output 'y'" in lines[0]
     with harness.store.open(sweep["db"]) as st:
         df = st.results().set_index("variant")
         variants = st.variants().set_index("chain")

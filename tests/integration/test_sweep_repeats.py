@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -80,7 +79,7 @@ def test_interleaved_order_alternates_and_the_canary_runs_first_every_two_window
 
 
 def test_the_canary_inside_each_window_is_kept_apart_from_the_job(sweep: dict) -> None:
-    df, reps, samples = sweep["results"], sweep["repeats"], sweep["samples"]
+    reps, samples = sweep["repeats"], sweep["samples"]
     mine = reps[reps.model == "digits-cnn"]
     assert len(mine) == 6 and (mine.canary_p50_ms > 0).all() and (mine.canary_p99_ms >= mine.canary_p50_ms).all()
     # MobileNetV2 at 224 px is far slower than the digits net (the samples' split is tested in the agent's tests)

@@ -85,6 +85,25 @@ def test_the_accuracy_rule_comes_from_the_runs_gate() -> None:
     assert plotted(ReportContext(tasked, run_info=RUN_INFO)) == {("cls", "fp32"), ("cls", "prune2")}
 
 
+def test_an_override_of_the_gate_sets_the_accuracy_rule_of_the_results_it_matches() -> None:
+    """The report applies the rule ``harness gate`` would: the first matching override's accuracy."""
+    df = frame(*classifier())
+    lenient = {"match": {"model": "cls", "variant": "prune*", "device": "*", "runtime": "*"},
+               "accuracy": {"max_drop": 10.0, "min_relative": None}}
+    unrelated = {"match": {"model": "det", "variant": "*", "device": "*", "runtime": "*"},
+                 "accuracy": {"max_drop": 50.0, "min_relative": None}}
+    gate = {"accuracy": {"max_drop": 0.5, "min_relative": None}, "overrides": [unrelated, lenient]}
+    info = {**RUN_INFO, "config": {"suite": {"gate": gate}}}
+    assert plotted(ReportContext(df, run_info=info)) == {("cls", "fp32"), ("cls", "prune"), ("cls", "prune2")}
+    assert fidelity.accuracy_rule(info, {"model": "cls", "variant": "prune2", "device": "orin",
+                                         "runtime": "onnxruntime"}) == (10.0, None)
+    assert fidelity.accuracy_rule(info) == (0.5, None)
+    # The first match decides: an earlier override naming no accuracy keeps the policy's 0.5 points.
+    silent = {"match": {"model": "cls", "variant": "*", "device": "*", "runtime": "*"}, "accuracy": None}
+    first = {**RUN_INFO, "config": {"suite": {"gate": {**gate, "overrides": [silent, lenient]}}}}
+    assert plotted(ReportContext(df, run_info=first)) == {("cls", "fp32"), ("cls", "prune")}
+
+
 def test_the_recommendation_never_picks_a_degraded_variant() -> None:
     only_broken = [job("seg", "fp16", 3.0, None, REASON)]
     ctx = ReportContext(frame(*detector(), *only_broken), run_info=RUN_INFO, budget=Budget(latency_ms=30.0))

@@ -25,7 +25,7 @@ from report_data import RUN_INFO, synthetic_results
 
 from harness.store import open as open_store
 from reports import fmt
-from reports.axes import ACCURACY_AXIS, LATENCY_AXIS, TREND_AXES
+from reports.axes import ACCURACY_AXIS, LATENCY_AXIS
 from reports.history import HistoryData, compare_latest, load_history, metric_table, regression_points
 from reports.html import render_report
 from reports.sections.base import ReportContext, ReportError

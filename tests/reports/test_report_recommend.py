@@ -96,7 +96,8 @@ def test_suite_report_key() -> None:
     suite = Suite.model_validate({**base, "report": {"latency_budget_ms": 20, "energy_budget_mj": 5}})
     assert suite.report == ReportSettings(latency_budget_ms=20.0, energy_budget_mj=5.0)
     assert Suite.model_validate(base).report is None
-    assert suite.model_dump(mode="json")["report"] == {"latency_budget_ms": 20.0, "energy_budget_mj": 5.0}
+    assert suite.model_dump(mode="json")["report"] == {"latency_budget_ms": 20.0, "energy_budget_mj": 5.0,
+                                                       "p99_budget_ms": None, "min_throughput": None}
     for bad in ({"latency_budget_ms": 0}, {"latency_budget_ms": 5, "budget": 1}):
         with pytest.raises(ValueError):
             Suite.model_validate({**base, "report": bad})

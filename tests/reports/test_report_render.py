@@ -71,8 +71,8 @@ def test_page_is_complete(ctx: ReportContext, tmp_path: Path) -> None:
     assert len(ids) == expected == len(set(ids))
     assert f"no power sensor on {NO_SENSOR_DEVICE}: energy not measured" in page
     for section in SECTIONS.values():
-        # changes and trends need a history; gate, canary and repeats data this run lacks.
-        if section.name not in ("changes", "trends", "gate", "canary", "repeats"):
+        # changes and trends need a history; gate, canary, repeats and operating points data this run lacks.
+        if section.name not in ("changes", "trends", "gate", "canary", "repeats", "operating"):
             assert f'id="sec-{section.name}"' in page
     ours = page.replace(plotly.offline.get_plotlyjs(), "")  # the bundle names a topojson CDN
     assert "cdn.plot.ly" not in ours and "src=" not in ours and "https://" not in ours
@@ -172,8 +172,8 @@ def test_registry_order_and_duplicates() -> None:
     orders = [cls.order for cls in SECTIONS.values()]
     assert orders == sorted(orders)
     assert list(SECTIONS) == [
-        "summary", "gate", "failures", "canary", "recommend", "changes", "trends", "pareto", "repeats", "results",
-        "facts",
+        "summary", "gate", "failures", "canary", "recommend", "changes", "operating", "trends", "pareto", "repeats",
+        "results", "facts",
     ]  # fmt: skip
 
     class Dup(ReportSection):

@@ -14,14 +14,16 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ArtifactIncompatible
+from .parallel import Parallel, ThreadPool
 
 
 class Runtime(abc.ABC):
     """One inference engine on this board.
 
     Lifecycle: ``__init__`` (validate options, import nothing) -> ``load`` -> ``prepare``
-    -> ``infer`` many times -> ``run`` (first output) or ``run_all`` (every output) for the
-    eval set -> ``close``. Models have one input.
+    (one input) or ``prepare_feeds`` (every input, by name) -> ``infer`` many times -> ``run``
+    (first output) or ``run_all`` (every output) for the eval set, ``run_outputs`` (every
+    input fed by name) for a multi-input model's -> ``close``.
 
     Class attributes:
         name: key in ``RUNTIMES`` and in specs.
@@ -51,6 +53,7 @@ class Runtime(abc.ABC):
             raise ValueError("threads must be a positive integer or null, got %r" % (threads,))
         self.options: Dict[str, Any] = merged
         self.threads = threads
+        self.planned = None  # type: Optional[Tuple[Optional[int]]]  # (requests in flight,) once plan_parallel ran
         self.validate_options(merged)
 
     def validate_options(self, options: Dict[str, Any]) -> None:
@@ -86,6 +89,15 @@ class Runtime(abc.ABC):
     def prepare(self, x: np.ndarray) -> None:
         """Bind ``x`` as the input once, so ``infer`` does no per-call setup."""
 
+    def prepare_feeds(self, feeds: Dict[str, np.ndarray]) -> None:
+        """Bind every input of the model once, by name (``{name: data}``, in the model's order),
+        so ``infer`` does no per-call setup; ArtifactIncompatible when the names, shapes or
+        dtypes do not fit the model. The default serves runtimes that feed one input."""
+        if len(feeds) != 1:
+            raise ArtifactIncompatible("%s feeds one input; the spec gives %d (%s)" % (
+                self.name, len(feeds), ", ".join(feeds)))
+        self.prepare(next(iter(feeds.values())))
+
     @abc.abstractmethod
     def infer(self) -> None:
         """Exactly one synchronous inference of the prepared input; no timing inside."""
@@ -113,13 +125,43 @@ class Runtime(abc.ABC):
     def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
         """Every input of the loaded model, in its order: ``(name, shape, dtype)``, a dynamic
         dimension as None and the dtype as the numpy name this runtime accepts. The host's
-        fidelity check (not the board) feeds every input of a multi-input model with it."""
+        fidelity check feeds every input of a multi-input model with it."""
         raise NotImplementedError("runtime %r cannot list a model's inputs" % self.name)
 
     def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
         """One inference feeding every input by name (``input_specs``' names); every output as
-        ``(name, array)`` in the model's order. For the host's fidelity check."""
+        ``(name, array)`` in the model's order. For the host's fidelity check and a multi-input
+        model's eval pass on the board (``inputs.py``); it may rebind the inputs, so
+        ``prepare_feeds`` again before timing."""
         raise NotImplementedError("runtime %r cannot return every output" % self.name)
+
+    def plan_parallel(self, n: Optional[int]) -> None:
+        """Called before ``load`` when the job keeps several requests in flight (``scenarios/``):
+        ``n`` of them, or None when the count is the runtime's choice or is searched for. A
+        runtime that sizes threads or streams when it loads reads it there (``request_threads``)."""
+        self.planned = (n,)
+
+    def request_threads(self, total: Optional[int] = None) -> Optional[int]:
+        """Threads one request may use: ``threads`` when requests run one at a time (as before);
+        with requests in flight, ``threads`` (else ``total``) split evenly over the planned count,
+        at least 1, and 1 when the count is open: more would oversubscribe the cores."""
+        if self.planned is None:
+            return self.threads
+        budget = self.threads if self.threads is not None else total
+        n = self.planned[0]
+        return budget if budget is None else 1 if n is None else max(1, budget // n)
+
+    def optimal_inflight(self) -> int:
+        """Requests in flight when the suite names none: the runtime's own optimum where it has
+        one (OpenVINO's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``), else 2."""
+        return 2
+
+    def parallel(self, n: int, clone: Callable[[], "Runtime"]) -> Parallel:
+        """``n`` requests in flight on the loaded, bound model (``runtimes/parallel.py``). The
+        default runs this instance and ``n - 1`` clones (``clone()``: another instance of this
+        runtime, loaded and bound to the same input) on a thread each."""
+        clones = [clone() for _ in range(n - 1)]
+        return ThreadPool([self.infer_fn()] + [c.infer_fn() for c in clones], [c.close for c in clones])
 
     @abc.abstractmethod
     def effective(self) -> Dict[str, Any]:

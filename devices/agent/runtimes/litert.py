@@ -15,6 +15,9 @@
   model's own scale and zero point (rounding as TFLite's QUANTIZE kernel) in ``prepare``,
   outside the timed loop, which then runs ``invoke`` alone; ``run`` dequantizes a
   quantized output for accuracy.
+- A model with several inputs is fed by ``prepare_feeds``/``run_outputs``: by the inputs'
+  names, or, where none of the spec's names is one of the model's (a converter renames
+  them: ``serving_default_a:0``), by position; each input gets its own layout and dtype.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class LiteRtRuntime(Runtime):
         self._interp: Any = None
         self._library: Optional[str] = None
         self._op_resolver = "AUTO" if self.options["xnnpack"] else "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
-        self._in: Dict[str, Any] = {}
+        self._in: Dict[str, Any] = {}  # the first input's details
+        self._ins: List[Dict[str, Any]] = []  # every input's
         self._out: Dict[str, Any] = {}
         self._layout: Optional[str] = None
 
@@ -93,24 +97,31 @@ class LiteRtRuntime(Runtime):
 
     def load(self, path: str, weights: Optional[str] = None) -> None:
         mod, self._library, _ = _import_library()
-        kwargs: Dict[str, Any] = {"model_path": path, "num_threads": self.threads}
+        kwargs: Dict[str, Any] = {"model_path": path, "num_threads": self.request_threads()}
         if not self.options["xnnpack"]:
             resolver = getattr(mod, "OpResolverType", None)
             if resolver is None:
                 raise RuntimeUnavailable("this %s has no OpResolverType: cannot turn XNNPACK off" % self._library)
             kwargs["experimental_op_resolver_type"] = getattr(resolver, self._op_resolver)
         interp = mod.Interpreter(**kwargs)
-        inputs = interp.get_input_details()
-        if len(inputs) != 1:
-            raise ArtifactIncompatible("model has %d inputs; the agent feeds exactly one" % len(inputs))
         interp.allocate_tensors()
         self._interp = interp
-        self._in = inputs[0]
-        self._out = interp.get_output_details()[0]
+        self._details()
         self._layout = None
 
+    def _details(self) -> None:
+        self._ins = self._interp.get_input_details()
+        self._in = self._ins[0]
+        self._out = self._interp.get_output_details()[0]
+
     def prepare(self, x: np.ndarray) -> None:
-        self._interp.set_tensor(self._in["index"], self._convert(x))
+        if len(self._ins) != 1:
+            raise ArtifactIncompatible("model has %d inputs (%s); the spec gives one" % (
+                len(self._ins), ", ".join(str(d["name"]) for d in self._ins)))
+        self._set([(0, x)])
+
+    def prepare_feeds(self, feeds: Dict[str, np.ndarray]) -> None:
+        self._set(self._bind(feeds))
 
     def infer(self) -> None:
         self._interp.invoke()
@@ -120,52 +131,73 @@ class LiteRtRuntime(Runtime):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         # Same interpreter; it overwrites the input, so prepare() must be called again to time.
-        self._interp.set_tensor(self._in["index"], self._convert(x))
+        self._set([(0, x)])
         self._interp.invoke()
         return _dequantized(np.array(self._interp.get_tensor(self._out["index"])), self._out)
 
     def run_all(self, x: np.ndarray) -> List[np.ndarray]:
         # Every output in the interpreter's order, each dequantized as ``run`` does.
-        self._interp.set_tensor(self._in["index"], self._convert(x))
+        self._set([(0, x)])
         self._interp.invoke()
         return [_dequantized(np.array(self._interp.get_tensor(d["index"])), d)
                 for d in self._interp.get_output_details()]
 
     def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
-        # One input (``load`` refuses more), fed as the boards feed it: float data in the
-        # suite's layout, converted and quantized by ``_convert``.
-        sig = self._in.get("shape_signature", self._in["shape"])
-        want = np.dtype(self._in["dtype"])
-        dtype = "float32" if want.name in _QUANTIZED or want == np.float16 else want.name
-        return [(str(self._in["name"]), tuple(int(d) if d > 0 else None for d in sig), dtype)]
+        # Fed as the boards feed them: float data in the suite's layout, converted and
+        # quantized by ``_set``.
+        out = []
+        for det in self._ins:
+            want = np.dtype(det["dtype"])
+            dtype = "float32" if want.name in _QUANTIZED or want == np.float16 else want.name
+            sig = det.get("shape_signature", det["shape"])
+            out.append((str(det["name"]), tuple(int(d) if d > 0 else None for d in sig), dtype))
+        return out
 
     def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
-        # Same interpreter; it overwrites the input, so prepare() must be called again to time.
-        self._interp.set_tensor(self._in["index"], self._convert(feeds[str(self._in["name"])]))
+        # Same interpreter; it overwrites the inputs, so prepare() must be called again to time.
+        self._set(self._bind(feeds))
         self._interp.invoke()
         return [(str(d["name"]), _dequantized(np.array(self._interp.get_tensor(d["index"])), d))
                 for d in self._interp.get_output_details()]
 
-    def _convert(self, x: np.ndarray) -> np.ndarray:
-        """``x`` in the model's layout and dtype (contiguous), resizing dynamic dims once."""
-        sig = self._in.get("shape_signature", self._in["shape"])
-        try:
-            self._layout = feed_layout(sig, x.shape)
-        except ArtifactIncompatible as exc:
-            raise ArtifactIncompatible("%s (input %r)" % (exc, self._in["name"])) from None
-        fed = x.transpose(0, 2, 3, 1) if self._layout == "NHWC" else x
-        if [int(d) for d in self._in["shape"]] != list(fed.shape):  # dynamic dims (-1): size them
-            self._interp.resize_tensor_input(self._in["index"], list(fed.shape))
-            self._interp.allocate_tensors()
-            self._in = self._interp.get_input_details()[0]
-            self._out = self._interp.get_output_details()[0]
-        return np.ascontiguousarray(self._cast(fed))
+    def _bind(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[int, np.ndarray]]:
+        """(input position, data) for every input: by name, else (no name known) by position."""
+        names = [str(d["name"]) for d in self._ins]
+        if sorted(feeds) == sorted(names):
+            return [(names.index(n), x) for n, x in feeds.items()]
+        if len(feeds) == len(names) and not set(feeds) & set(names):
+            return list(enumerate(feeds.values()))
+        raise ArtifactIncompatible("model inputs are %s; the spec gives %s" % (names, list(feeds)))
 
-    def _cast(self, x: np.ndarray) -> np.ndarray:
-        want = np.dtype(self._in["dtype"])
+    def _set(self, arrays: List[Tuple[int, np.ndarray]]) -> None:
+        """Set each input (by position) in the model's layout and dtype; dynamic dimensions are
+        sized first, as sizing reallocates every tensor."""
+        fed = [(pos, self._fit(pos, x)) for pos, x in arrays]
+        for pos, x in fed:
+            self._interp.set_tensor(self._ins[pos]["index"], np.ascontiguousarray(self._cast(x, self._ins[pos])))
+
+    def _fit(self, pos: int, x: np.ndarray) -> np.ndarray:
+        """``x`` in input ``pos``'s layout, resizing its dynamic dims once."""
+        det = self._ins[pos]
+        sig = det.get("shape_signature", det["shape"])
+        try:
+            layout = feed_layout(sig, x.shape)
+        except ArtifactIncompatible as exc:
+            raise ArtifactIncompatible("%s (input %r)" % (exc, det["name"])) from None
+        if pos == 0:
+            self._layout = layout
+        fed = x.transpose(0, 2, 3, 1) if layout == "NHWC" else x
+        if [int(d) for d in det["shape"]] != list(fed.shape):  # dynamic dims (-1): size them
+            self._interp.resize_tensor_input(det["index"], list(fed.shape))
+            self._interp.allocate_tensors()
+            self._details()
+        return fed
+
+    def _cast(self, x: np.ndarray, det: Dict[str, Any]) -> np.ndarray:
+        want = np.dtype(det["dtype"])
         if x.dtype == want:
             return x
-        quant = _quantization(self._in)
+        quant = _quantization(det)
         if want.name in _QUANTIZED and quant is not None and np.issubdtype(x.dtype, np.floating):
             info = np.iinfo(want)
             q = _round_half_away(np.asarray(x, np.float32) / np.float32(quant["scale"])) + quant["zero_point"]
@@ -173,7 +205,7 @@ class LiteRtRuntime(Runtime):
         if want == np.float16 and np.issubdtype(x.dtype, np.floating):
             return x.astype(np.float16)
         raise ArtifactIncompatible("model input %r expects %s%s, spec gives %s" % (
-            self._in["name"], want.name, "" if quant is None else " (quantized)", x.dtype))
+            det["name"], want.name, "" if quant is None else " (quantized)", x.dtype))
 
     def effective(self) -> Dict[str, Any]:
         threads = self.threads
@@ -181,7 +213,7 @@ class LiteRtRuntime(Runtime):
             threads = 1  # its Interpreter passes int(num_threads or 1) to the C++ side
         options: Dict[str, Any] = {
             "xnnpack": self.options["xnnpack"],
-            "num_threads": self.threads,
+            "num_threads": self.request_threads(),
             "op_resolver": self._op_resolver,
             "library": self._library,
             "layout": self._layout,

@@ -6,12 +6,14 @@ overhead over it. ORT executes the graph's own types, so precision is reported "
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ArtifactIncompatible, RuntimeUnavailable
 from .base import Runtime, unavailable
+from .parallel import Parallel, ThreadPool
 
 # ORT's GraphOptimizationLevel members; "all" is ORT's own default.
 _OPT_LEVELS = {
@@ -83,21 +85,38 @@ class OnnxRuntime(Runtime):
         so.graph_optimization_level = getattr(
             ort.GraphOptimizationLevel, _OPT_LEVELS[self.options["graph_optimization"]]
         )
-        if self.threads is not None:
-            so.intra_op_num_threads = self.threads
+        intra = self.request_threads(os.cpu_count())  # with requests in flight, the cores split over them
+        if intra is not None:
+            so.intra_op_num_threads = intra
         self._sess = ort.InferenceSession(path, so, providers=list(self.options["providers"]))
         self._out_names = [o.name for o in self._sess.get_outputs()]
 
     def prepare(self, x: np.ndarray) -> None:
         inputs = self._sess.get_inputs()
         if len(inputs) != 1:
-            raise ArtifactIncompatible("model has %d inputs; the agent feeds exactly one" % len(inputs))
+            raise ArtifactIncompatible("model has %d inputs (%s); the spec gives one" % (
+                len(inputs), ", ".join(i.name for i in inputs)))
         meta = inputs[0]
         _check_input(meta.name, meta.type, meta.shape, x)
         self._feed = {meta.name: x}
 
+    def prepare_feeds(self, feeds: Dict[str, np.ndarray]) -> None:
+        metas = self._sess.get_inputs()
+        _check_names([m.name for m in metas], feeds)
+        for meta in metas:
+            _check_input(meta.name, meta.type, meta.shape, feeds[meta.name])
+        self._feed = {meta.name: feeds[meta.name] for meta in metas}
+
     def infer(self) -> None:
         self._sess.run(self._out_names, self._feed)
+
+    def optimal_inflight(self) -> int:
+        """One request per thread of the budget (``threads``, else a core each), each on one intra-op thread."""
+        return self.threads or os.cpu_count() or 1
+
+    def parallel(self, n: int, clone: Callable[[], Runtime]) -> Parallel:
+        """``n`` threads calling ``run`` on this one session: thread-safe, and it releases the GIL."""
+        return ThreadPool([self.infer] * n)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         name = self._sess.get_inputs()[0].name
@@ -124,13 +143,19 @@ class OnnxRuntime(Runtime):
             "options": {
                 "providers": list(providers),
                 "graph_optimization": self.options["graph_optimization"],
-                "intra_op_num_threads": self.threads,
+                "intra_op_num_threads": self.request_threads(os.cpu_count()),
             },
         }
 
     def close(self) -> None:
         self._sess = None
         self._feed = {}
+
+
+def _check_names(names: List[str], feeds: Dict[str, np.ndarray]) -> None:
+    """ArtifactIncompatible unless ``feeds`` names exactly the model's inputs."""
+    if sorted(names) != sorted(feeds):
+        raise ArtifactIncompatible("model inputs are %s; the spec gives %s" % (names, list(feeds)))
 
 
 def _check_input(name: str, type_str: str, shape: List[Any], x: np.ndarray) -> None:

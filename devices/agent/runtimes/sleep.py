@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -32,6 +32,8 @@ class SleepRuntime(Runtime):
         super().__init__(options, threads)
         self._latency_s = float(self.options["latency_ms"]) / 1e3
         self._batch = 1
+        # What was bound, as ``input_specs`` lists it: the sleep runtime reads no model.
+        self._specs = [("x", (None,), "float32")]  # type: List[Tuple[str, Tuple[Optional[int], ...], str]]
 
     def validate_options(self, options: Dict[str, Any]) -> None:
         lat = options["latency_ms"]
@@ -51,7 +53,13 @@ class SleepRuntime(Runtime):
             raise RuntimeError("sleep runtime: failing on load as asked (fail_on=load)")
 
     def prepare(self, x: np.ndarray) -> None:
-        self._batch = int(x.shape[0]) if x.ndim else 1
+        self.prepare_feeds({"x": x})
+
+    def prepare_feeds(self, feeds: Dict[str, np.ndarray]) -> None:
+        """Any inputs: the first one's batch sets the outputs' (a sleep model has no inputs to check)."""
+        first = next(iter(feeds.values()))
+        self._batch = int(first.shape[0]) if first.ndim else 1
+        self._specs = [(name, tuple(int(d) for d in x.shape), x.dtype.name) for name, x in feeds.items()]
 
     def infer(self) -> None:
         if self.options["fail_on"] == "infer":
@@ -72,6 +80,15 @@ class SleepRuntime(Runtime):
 
     def run_all(self, x: np.ndarray) -> List[np.ndarray]:
         return [self.run(x)]
+
+    def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
+        """The inputs last bound (before any: one float input ``x`` of any shape)."""
+        return list(self._specs)
+
+    def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
+        """One inference; one output of class scores predicting label 0, batch of the first input."""
+        first = next(iter(feeds.values()))
+        return [("scores", self.run(first if first.ndim else first.reshape(1)))]
 
     def effective(self) -> Dict[str, Any]:
         return {"threads": self.threads, "precision": "f32", "options": dict(self.options)}

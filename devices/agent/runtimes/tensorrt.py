@@ -8,8 +8,10 @@ used, so TensorRT < 8.5 probes as unavailable. Networks are explicit batch (flag
 8.x). Device memory and the stream: cuda-python, else pycuda (``cuda_mem.py``).
 
 ``infer`` = one ``execute_async_v3`` on a private stream + ``cudaStreamSynchronize``: the
-end-to-end GPU time of one inference; the input is copied once in ``prepare`` (like trtexec
-``--noDataTransfers``). ``run`` copies in and out, for accuracy.
+end-to-end GPU time of one inference; the inputs are copied once in ``prepare`` /
+``prepare_feeds`` (every input of a multi-input network, by name; like trtexec
+``--noDataTransfers``). ``run`` copies in and out, for accuracy; ``run_outputs`` feeds
+every input.
 
 Engines are cached under ``engine_cache`` (default ~/.cache/edge-harness/trt-engines) by a
 hash of ONNX bytes, TensorRT version, GPU name + compute capability, precision and the
@@ -20,8 +22,9 @@ go into the result's runtime options. A timing cache there speeds up rebuilds.
 calibrated by an entropy calibrator on ``calibration`` (an npz with ``x``) or, for a Q/DQ
 ONNX, explicit. The flags allow lower precision; TensorRT picks each layer's. Reported as
 f32 / f16 / int8. An ONNX with a dynamic input dimension is built in ``prepare`` (``load``
-does not get the spec's shape) with one profile min = opt = max = that shape
-(``engine_phase`` says which). Untested on real TensorRT unless a GPU box ran
+does not get the spec's shape) with one profile min = opt = max = the spec's shapes
+(``engine_phase`` says which). int8 calibration feeds one input (the npz's ``x``): a
+multi-input network at int8 needs a Q/DQ ONNX. Untested on real TensorRT unless a GPU box ran
 tests/devices/agent/test_agent_tensorrt.py; its logic is tested with a fake ``tensorrt``.
 """
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -44,10 +47,6 @@ log = logging.getLogger("edge_harness.agent.tensorrt")
 MIN_VERSION = (8, 5)
 _PRECISIONS = ("fp32", "fp16", "int8")
 _REPORTED = {"fp32": "f32", "fp16": "f16", "int8": "int8"}  # the agent's precision spelling
-
-
-def _unavailable(version: Optional[str], reason: str) -> Dict[str, Any]:
-    return {"name": "tensorrt", "version": version, "available": False, "devices": [], "reason": reason}
 
 
 class TensorRtRuntime(Runtime):
@@ -72,11 +71,12 @@ class TensorRtRuntime(Runtime):
         self._runtime = self._engine = self._context = self._exec = None  # type: Any
         self._version = None  # type: Optional[str]
         self._device = self._onnx_sha = ""  # device: GPU name + compute capability (cache key)
-        self._input = ("", (), None)  # type: Tuple[str, Tuple[int, ...], Any]  # name, network shape, dtype
+        self._inputs = []  # type: List[Tuple[str, Tuple[int, ...], Any]]  # name, network shape, dtype
         self._qdq = False
         self._out_order = []  # type: List[str]
-        self._in_ptr = self._handle = 0
-        self._in_shape = ()  # type: Tuple[int, ...]
+        self._handle = 0
+        self._in_ptrs = {}  # type: Dict[str, int]
+        self._in_shapes = {}  # type: Dict[str, Tuple[int, ...]]
         self._outs = []  # type: List[Tuple[str, int, np.ndarray]]
         self._info = {"engine_build_s": None, "engine_cached": None}  # type: Dict[str, Any]
 
@@ -91,52 +91,24 @@ class TensorRtRuntime(Runtime):
         return out
 
     def validate_options(self, options: Dict[str, Any]) -> None:
-        if options["precision"] not in _PRECISIONS:
-            raise ValueError("runtime_options.precision must be one of %s, got %r"
-                             % (", ".join(_PRECISIONS), options["precision"]))
-        ws = options["workspace_mb"]
-        if ws is not None and (isinstance(ws, bool) or not isinstance(ws, int) or ws <= 0):
-            raise ValueError("runtime_options.workspace_mb must be a positive integer (MiB) or null, got %r" % (ws,))
-        if not isinstance(options["timing_cache"], bool):
-            raise ValueError("runtime_options.timing_cache must be true or false, got %r" % (options["timing_cache"],))
-        for key in ("engine_cache", "calibration"):
-            value = options[key]
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError("runtime_options.%s must be a path or null, got %r" % (key, value))
-        for key, low in (("calibration_samples", 1), ("device", 0)):
-            value = options[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError("runtime_options.%s must be an integer >= %d, got %r" % (key, low, value))
+        ts.check_options(options, _PRECISIONS)
 
     @classmethod
     def probe(cls) -> Dict[str, Any]:
-        try:
-            import tensorrt as trt
-        except Exception as exc:  # ImportError, or a broken install failing on its own imports
-            return _unavailable(None, "tensorrt not importable: %s" % exc)
-        version = str(getattr(trt, "__version__", "unknown"))
-        if ts.parse_version(version) < MIN_VERSION:
-            return _unavailable(version, "TensorRT %s is older than 8.5 (no name-based tensor API)" % version)
-        try:
-            backend = cuda_mem.load_backend(0)
-            try:
-                names = backend.device_names()
-            finally:
-                backend.close()
-        except Exception as exc:
-            return _unavailable(version, "tensorrt %s found but no CUDA device is usable: %s" % (version, exc))
-        if not names:
-            return _unavailable(version, "tensorrt %s found but no CUDA device" % version)
-        return {"name": cls.name, "version": version, "available": True, "devices": names}
+        return ts.probe(MIN_VERSION)
 
     def engine_key(self, onnx_sha256: str, trt_version: str, device: str,
-                   profile_shape: Optional[Sequence[int]], calibration_sha256: Optional[str]) -> str:
-        """The cache key from the options that change the engine, and nothing else."""
+                   profile_shape: Union[Sequence[int], Dict[str, Sequence[int]], None],
+                   calibration_sha256: Optional[str]) -> str:
+        """The cache key from the options that change the engine, and nothing else
+        (``profile_shape``: the one input's, or ``{name: shape}`` of a multi-input network)."""
         o = self.options
-        settings: Dict[str, Any] = {
-            "workspace_mb": o["workspace_mb"],
-            "profile": [int(d) for d in profile_shape] if profile_shape is not None else None,
-        }
+        profile = None  # type: Any
+        if isinstance(profile_shape, dict):
+            profile = {n: [int(d) for d in shape] for n, shape in profile_shape.items()}
+        elif profile_shape is not None:
+            profile = [int(d) for d in profile_shape]
+        settings: Dict[str, Any] = {"workspace_mb": o["workspace_mb"], "profile": profile}
         if o["precision"] == "int8":
             settings["calibration"] = calibration_sha256
             settings["calibration_samples"] = o["calibration_samples"] if calibration_sha256 else None
@@ -164,23 +136,26 @@ class TensorRtRuntime(Runtime):
         if not parser.parse_from_file(path):
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
             raise ArtifactIncompatible("TensorRT's ONNX parser rejected %s: %s" % (path, "; ".join(errors) or "no detail"))
-        if network.num_inputs != 1:
-            raise ArtifactIncompatible("model has %d inputs; the agent feeds exactly one" % network.num_inputs)
-        inp = network.get_input(0)
-        self._input = (inp.name, tuple(int(d) for d in inp.shape), np.dtype(trt.nptype(inp.dtype)))
+        self._inputs = [(inp.name, tuple(int(d) for d in inp.shape), np.dtype(trt.nptype(inp.dtype)))
+                        for inp in (network.get_input(i) for i in range(network.num_inputs))]
         self._out_order = [network.get_output(i).name for i in range(network.num_outputs)]
         qdq = (trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE)
         self._qdq = any(network.get_layer(i).type in qdq for i in range(network.num_layers))
         self._parts = (builder, network, parser)
         self._runtime = trt.Runtime(self._logger)
-        if all(d >= 0 for d in self._input[1]):
-            self._build_or_load(self._input[1], dynamic=False, phase="load")
+        if all(d >= 0 for _, shape, _ in self._inputs for d in shape):
+            self._build_or_load({n: shape for n, shape, _ in self._inputs}, dynamic=False, phase="load")
 
-    def _build_or_load(self, shape: Tuple[int, ...], dynamic: bool, phase: str) -> None:
+    def _build_or_load(self, shapes: Dict[str, Tuple[int, ...]], dynamic: bool, phase: str) -> None:
         o = self.options
         int8_mode, calib_sha = ts.int8_mode(o["precision"], self._qdq, o["calibration"])
+        if int8_mode == "calibrated" and len(self._inputs) > 1:
+            raise ArtifactIncompatible("int8 calibration feeds one input (the calibration set's x); this network has "
+                                       "%d inputs: give it a Q/DQ ONNX" % len(self._inputs))
         version = self._version or ""
-        key = self.engine_key(self._onnx_sha, version, self._device, shape if dynamic else None, calib_sha)
+        shape = shapes[self._inputs[0][0]]  # the one input's: the calibration's, the single-input cache key's
+        profile = (shapes if len(shapes) > 1 else shape) if dynamic else None
+        key = self.engine_key(self._onnx_sha, version, self._device, profile, calib_sha)
         cache_dir, reason = ts.prepare_cache_dir(o["engine_cache"])
         files = ts.cache_files(cache_dir, key, version, self._device) if cache_dir else None
         engine, build_s, info = None, 0.0, {}  # type: Any, float, Dict[str, Any]
@@ -193,7 +168,7 @@ class TensorRtRuntime(Runtime):
         if engine is None:
             calibrator = None
             if int8_mode == "calibrated":
-                batches = trt_calib.CalibrationBatches.from_npz(o["calibration"], shape, self._input[2],
+                batches = trt_calib.CalibrationBatches.from_npz(o["calibration"], shape, self._inputs[0][2],
                                                                 o["calibration_samples"])
                 table = None
                 if cache_dir is not None:
@@ -204,7 +179,7 @@ class TensorRtRuntime(Runtime):
             t0 = time.perf_counter()
             try:
                 blob = ts.build_engine(self._trt, builder, network, self._logger, o["precision"], o["workspace_mb"],
-                                       (self._input[0], shape) if dynamic else None,
+                                       list(shapes.items()) if dynamic else None,
                                        files.timing if files is not None and o["timing_cache"] else None, calibrator)
             finally:
                 if calibrator is not None:
@@ -217,45 +192,46 @@ class TensorRtRuntime(Runtime):
             if files is not None:
                 meta = {"key": key, "onnx_sha256": self._onnx_sha, "tensorrt": version, "device": self._device,
                         "precision": o["precision"], "workspace_mb": o["workspace_mb"], "int8_mode": int8_mode,
-                        "profile": list(shape) if dynamic else None, "build_s": build_s}
+                        "profile": profile, "build_s": build_s}
                 reason = ts.store_engine(files, blob, meta) or reason
         self._engine, self._parts = engine, None  # the builder and network are no longer needed
         self._info = dict(info, engine_build_s=build_s, engine_cached=cached, engine_key=key, engine_phase=phase,
                           engine_path=files.engine if files else None, int8_mode=int8_mode, cache_reason=reason)
 
     def prepare(self, x: np.ndarray) -> None:
-        trt = self._trt
-        name, net_shape, dtype = self._input
-        if len(net_shape) != x.ndim or any(d >= 0 and d != s for d, s in zip(net_shape, x.shape)):
-            raise ArtifactIncompatible("input %r has shape %s, spec gives %s" % (name, list(net_shape), list(x.shape)))
-        if dtype != x.dtype:
-            raise ArtifactIncompatible("input %r expects %s, spec gives %s" % (name, dtype, x.dtype))
+        if len(self._inputs) != 1:
+            raise ArtifactIncompatible("model has %d inputs (%s); the spec gives one" % (
+                len(self._inputs), ", ".join(n for n, _, _ in self._inputs)))
+        self.prepare_feeds({self._inputs[0][0]: x})
+
+    def prepare_feeds(self, feeds: Dict[str, np.ndarray]) -> None:
+        if sorted(feeds) != sorted(n for n, _, _ in self._inputs):
+            raise ArtifactIncompatible("model inputs are %s; the spec gives %s" % (
+                [n for n, _, _ in self._inputs], list(feeds)))
+        for name, net_shape, dtype in self._inputs:
+            x = feeds[name]
+            if len(net_shape) != x.ndim or any(d >= 0 and d != s for d, s in zip(net_shape, x.shape)):
+                raise ArtifactIncompatible("input %r has shape %s, spec gives %s" % (
+                    name, list(net_shape), list(x.shape)))
+            if dtype != x.dtype:
+                raise ArtifactIncompatible("input %r expects %s, spec gives %s" % (name, dtype, x.dtype))
         if self._engine is None:
-            self._build_or_load(tuple(int(d) for d in x.shape), dynamic=True, phase="prepare")
+            self._build_or_load({n: tuple(int(d) for d in feeds[n].shape) for n, _, _ in self._inputs}, dynamic=True,
+                                phase="prepare")
         self._free_buffers()
         if self._context is None:
             self._context = self._engine.create_execution_context()
         ctx, engine = self._context, self._engine
-        if not ctx.set_input_shape(name, tuple(x.shape)):
-            raise ArtifactIncompatible("TensorRT rejected input shape %s for %r" % (list(x.shape), name))
-        self._in_ptr = self._cuda.malloc(x.nbytes)
-        ctx.set_tensor_address(name, self._in_ptr)
-        outs = []
-        for i in range(engine.num_io_tensors):
-            out = engine.get_tensor_name(i)
-            if engine.get_tensor_mode(out) != trt.TensorIOMode.OUTPUT:
-                continue
-            shape = tuple(int(d) for d in ctx.get_tensor_shape(out))
-            if any(d < 0 for d in shape):
-                raise ArtifactIncompatible("output %r has a data-dependent shape %s" % (out, list(shape)))
-            host = np.empty(shape, dtype=np.dtype(trt.nptype(engine.get_tensor_dtype(out))))
-            ptr = self._cuda.malloc(host.nbytes)
-            ctx.set_tensor_address(out, ptr)
-            outs.append((out, ptr, host))
-        rank = {n: i for i, n in enumerate(self._out_order)}
-        self._outs = sorted(outs, key=lambda o: rank.get(o[0], len(rank)))  # the ONNX's first output first
-        self._in_shape = tuple(x.shape)
-        self._cuda.h2d(self._in_ptr, np.ascontiguousarray(x))
+        for name, _, _ in self._inputs:
+            x = feeds[name]
+            if not ctx.set_input_shape(name, tuple(x.shape)):
+                raise ArtifactIncompatible("TensorRT rejected input shape %s for %r" % (list(x.shape), name))
+            self._in_ptrs[name] = self._cuda.malloc(x.nbytes)
+            self._in_shapes[name] = tuple(x.shape)
+            ctx.set_tensor_address(name, self._in_ptrs[name])
+        self._outs = ts.bind_outputs(self._trt, engine, ctx, self._cuda, self._out_order)
+        for name, ptr in self._in_ptrs.items():
+            self._cuda.h2d(ptr, np.ascontiguousarray(feeds[name]))
         self._handle = self._cuda.stream_handle()
         self._exec = ctx.execute_async_v3
 
@@ -268,11 +244,26 @@ class TensorRtRuntime(Runtime):
         return self.run_all(x, 1)[0]
 
     def run_all(self, x: np.ndarray, n: Optional[int] = None) -> List[np.ndarray]:
-        if tuple(x.shape) != self._in_shape:  # it rebinds the input buffer: prepare() again before timing
-            raise ValueError("the engine is bound to input shape %s, got %s" % (list(self._in_shape), list(x.shape)))
-        self._cuda.h2d(self._in_ptr, np.ascontiguousarray(x, dtype=self._input[2]))
+        name = self._inputs[0][0]  # the first input; the others keep what was bound
+        if tuple(x.shape) != self._in_shapes.get(name):  # it rebinds the input buffer: prepare() again before timing
+            raise ValueError("the engine is bound to input shape %s, got %s" % (
+                list(self._in_shapes.get(name, ())), list(x.shape)))
+        self._cuda.h2d(self._in_ptrs[name], np.ascontiguousarray(x, dtype=self._inputs[0][2]))
         self.infer()
         return [self._cuda.fetch(host, ptr) for _, ptr, host in self._outs[:n]]  # in the ONNX's order (``prepare``)
+
+    def input_specs(self) -> List[Tuple[str, Tuple[Optional[int], ...], str]]:
+        return [(n, tuple(d if d >= 0 else None for d in shape), dt.name) for n, shape, dt in self._inputs]
+
+    def run_outputs(self, feeds: Dict[str, np.ndarray]) -> List[Tuple[str, np.ndarray]]:
+        # Copies every input in; shapes other than the bound ones bind anew (prepare() again before timing).
+        if self._exec is None or any(tuple(x.shape) != self._in_shapes.get(n) for n, x in feeds.items()):
+            self.prepare_feeds(feeds)
+        else:
+            for name, _, dtype in self._inputs:
+                self._cuda.h2d(self._in_ptrs[name], np.ascontiguousarray(feeds[name], dtype=dtype))
+        self.infer()
+        return [(name, self._cuda.fetch(host, ptr)) for name, ptr, host in self._outs]
 
     def effective(self) -> Dict[str, Any]:
         options = dict(self.options, **self._info)
@@ -283,10 +274,10 @@ class TensorRtRuntime(Runtime):
 
     def _free_buffers(self) -> None:
         if self._cuda is not None:
-            for ptr in [self._in_ptr] + [o[1] for o in self._outs]:
+            for ptr in list(self._in_ptrs.values()) + [o[1] for o in self._outs]:
                 if ptr:
                     self._cuda.free(ptr)
-        self._in_ptr, self._outs = 0, []
+        self._in_ptrs, self._in_shapes, self._outs = {}, {}, []
 
     def close(self) -> None:
         self._exec = None

@@ -3,9 +3,10 @@
 Pure (stdlib, tested on any machine): the engine cache key, the cache directory and its
 files (written atomically, so a killed job never leaves half an engine).
 
-TensorRT-specific, driven through the ``trt`` module passed in (this file imports nothing
-from TensorRT): ``make_logger`` (TensorRT's log to the agent's stderr log) and
-``build_engine`` (builder config from the options, timing cache, calibrator, build).
+TensorRT-specific, driven through the ``trt`` module passed in (only ``probe`` imports
+TensorRT, lazily): ``make_logger`` (TensorRT's log to the agent's stderr log),
+``build_engine`` (builder config from the options, timing cache, calibrator, build) and
+``bind_outputs`` (a device buffer per output).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import os
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from . import cuda_mem
 from ..digest import sha256_file
 from ..errors import ArtifactIncompatible
 
@@ -23,6 +25,52 @@ log = logging.getLogger("edge_harness.agent.tensorrt")
 
 KEY_SCHEMA = 1  # bump when the engine-building code changes what an engine holds
 DEFAULT_ENGINE_CACHE = "~/.cache/edge-harness/trt-engines"  # under the inventory's default workdir
+
+
+def _unavailable(version: Optional[str], reason: str) -> Dict[str, Any]:
+    return {"name": "tensorrt", "version": version, "available": False, "devices": [], "reason": reason}
+
+
+def probe(min_version: Tuple[int, ...]) -> Dict[str, Any]:
+    """The TensorRT runtime's probe: the library's version and the CUDA devices, or why not."""
+    try:
+        import tensorrt as trt
+    except Exception as exc:  # ImportError, or a broken install failing on its own imports
+        return _unavailable(None, "tensorrt not importable: %s" % exc)
+    version = str(getattr(trt, "__version__", "unknown"))
+    if parse_version(version) < min_version:
+        return _unavailable(version, "TensorRT %s is older than 8.5 (no name-based tensor API)" % version)
+    try:
+        backend = cuda_mem.load_backend(0)
+        try:
+            names = backend.device_names()
+        finally:
+            backend.close()
+    except Exception as exc:
+        return _unavailable(version, "tensorrt %s found but no CUDA device is usable: %s" % (version, exc))
+    if not names:
+        return _unavailable(version, "tensorrt %s found but no CUDA device" % version)
+    return {"name": "tensorrt", "version": version, "available": True, "devices": names}
+
+
+def check_options(options: Dict[str, Any], precisions: Sequence[str]) -> None:
+    """The runtime's option values; ValueError naming the key."""
+    if options["precision"] not in precisions:
+        raise ValueError("runtime_options.precision must be one of %s, got %r"
+                         % (", ".join(precisions), options["precision"]))
+    ws = options["workspace_mb"]
+    if ws is not None and (isinstance(ws, bool) or not isinstance(ws, int) or ws <= 0):
+        raise ValueError("runtime_options.workspace_mb must be a positive integer (MiB) or null, got %r" % (ws,))
+    if not isinstance(options["timing_cache"], bool):
+        raise ValueError("runtime_options.timing_cache must be true or false, got %r" % (options["timing_cache"],))
+    for key in ("engine_cache", "calibration"):
+        value = options[key]
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError("runtime_options.%s must be a path or null, got %r" % (key, value))
+    for key, low in (("calibration_samples", 1), ("device", 0)):
+        value = options[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError("runtime_options.%s must be an integer >= %d, got %r" % (key, low, value))
 
 
 def parse_version(text: str) -> Tuple[int, ...]:
@@ -174,12 +222,12 @@ def store_engine(files: CacheFiles, blob: bytes, meta: Dict[str, Any]) -> Option
 
 
 def build_engine(trt: Any, builder: Any, network: Any, logger: Any, precision: str, workspace_mb: Optional[int],
-                 profile_input: Optional[Tuple[str, Tuple[int, ...]]], timing_path: Optional[str],
+                 profile_inputs: Optional[Sequence[Tuple[str, Tuple[int, ...]]]], timing_path: Optional[str],
                  calibrator: Any = None) -> bytes:
     """The serialized engine (TensorRT 8.5+ / 10 builder API).
 
-    ``profile_input`` (input name, shape) adds one optimization profile with min = opt =
-    max = shape (also the calibration profile). ``timing_path`` is loaded before and saved
+    ``profile_inputs`` ((input name, shape) for every input) adds one optimization profile
+    with min = opt = max = each shape (also the calibration profile). ``timing_path`` is loaded before and saved
     after the build. ArtifactIncompatible with TensorRT's last errors when the build fails.
     """
     config = builder.create_builder_config()
@@ -190,9 +238,10 @@ def build_engine(trt: Any, builder: Any, network: Any, logger: Any, precision: s
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
     profile = None
-    if profile_input is not None:
+    if profile_inputs is not None:
         profile = builder.create_optimization_profile()
-        profile.set_shape(profile_input[0], profile_input[1], profile_input[1], profile_input[1])
+        for name, shape in profile_inputs:
+            profile.set_shape(name, shape, shape, shape)
         config.add_optimization_profile(profile)
     if timing_path is not None:
         try:
@@ -216,3 +265,24 @@ def build_engine(trt: Any, builder: Any, network: Any, logger: Any, precision: s
         except OSError as exc:
             log.warning("could not save the timing cache %s: %s", timing_path, exc)
     return bytes(blob)
+
+
+def bind_outputs(trt: Any, engine: Any, ctx: Any, cuda: Any, order: Sequence[str]) -> List[Tuple[str, int, Any]]:
+    """A device buffer (``cuda.malloc``) and a host array for every output of ``engine``, bound to
+    ``ctx``: ``(name, pointer, host array)`` in the ONNX's output ``order``."""
+    import numpy as np
+
+    outs = []
+    for i in range(engine.num_io_tensors):
+        out = engine.get_tensor_name(i)
+        if engine.get_tensor_mode(out) != trt.TensorIOMode.OUTPUT:
+            continue
+        shape = tuple(int(d) for d in ctx.get_tensor_shape(out))
+        if any(d < 0 for d in shape):
+            raise ArtifactIncompatible("output %r has a data-dependent shape %s" % (out, list(shape)))
+        host = np.empty(shape, dtype=np.dtype(trt.nptype(engine.get_tensor_dtype(out))))
+        ptr = cuda.malloc(host.nbytes)
+        ctx.set_tensor_address(out, ptr)
+        outs.append((out, ptr, host))
+    rank = {n: i for i, n in enumerate(order)}
+    return sorted(outs, key=lambda o: rank.get(o[0], len(rank)))  # the ONNX's first output first

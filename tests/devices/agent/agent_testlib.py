@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 INPUT_SHAPE = [4, 1, 8, 8]  # batch 4: the eval set's tail (N % 4) is dropped
 FEATURES, CLASSES = 64, 10
+SHIFT = 100.0  # write_two_inputs: k = 1 adds this to class 0's logit, so the prediction becomes 0
 
 
 def classifier_weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +41,36 @@ def write_classifier(path: Path, seed: int = 0) -> Path:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # old enough for JetPack 5's ORT, new enough for OpenVINO
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_two_inputs(path: Path) -> Path:
+    """The agent tests' classifier on ``x`` [N, 1, 8, 8] float, plus ``k`` [N, 1] int64: logits +
+    k * SHIFT on class 0, so a row fed k = 1 predicts class 0 and one fed k = 0 its true label."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w, b = classifier_weights()
+    onehot = np.zeros((1, CLASSES), np.float32)
+    onehot[0, 0] = SHIFT
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", ["x"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "W", "B"], ["g"]),
+            helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["kf", "ONEHOT"], ["shift"]),
+            helper.make_node("Add", ["g", "shift"], ["logits"]),
+        ],
+        "two_inputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8]),
+         helper.make_tensor_value_info("k", TensorProto.INT64, ["N", 1])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", CLASSES])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B"), numpy_helper.from_array(onehot, "ONEHOT")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path

@@ -58,8 +58,12 @@ def _nets():
         def forward(self, a, b):
             return a + b
 
+    class TwoOutputs(torch.nn.Module):
+        def forward(self, x):
+            return x * 2.0, x.mean(dim=(1, 2, 3))
+
     torch.manual_seed(0)
-    return Net().eval(), Net3().eval(), TwoInputs().eval()
+    return Net().eval(), Net3().eval(), TwoInputs().eval(), TwoOutputs().eval()
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +75,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from ai_edge_quantizer import quantizer, recipe
 
     d = tmp_path_factory.mktemp("litert-assets")
-    net, net3, two = _nets()
+    net, net3, two, twoout = _nets()
     rng = np.random.RandomState(0)
     sample = torch.from_numpy(rng.standard_normal(lib.INPUT_SHAPE).astype(np.float32))
-    paths = {k: d / (k + ".tflite") for k in ("fp32", "nhwc", "dyn", "int8", "two")}
+    paths = {k: d / (k + ".tflite") for k in ("fp32", "nhwc", "dyn", "int8", "two", "twoout")}
     litert_torch.convert(net, (sample,)).export(str(paths["fp32"]))
     sample3 = torch.from_numpy(rng.standard_normal(NHWC_SHAPE).astype(np.float32)).permute(0, 2, 3, 1)
     nhwc = litert_torch.to_channel_last_io(net3, args=[0]).eval()  # takes NHWC, feeds net3 NCHW
@@ -82,7 +86,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict:
     batch = torch.export.Dim("batch", min=1, max=64)  # NCHW with a dynamic batch: shape_signature [-1, 3, 8, 8]
     litert_torch.convert(net3, (sample3.permute(0, 3, 1, 2).contiguous(),),
                          dynamic_shapes=({0: batch},)).export(str(paths["dyn"]))
-    litert_torch.convert(two, (sample, sample)).export(str(paths["two"]))
+    litert_torch.convert(two, (sample, sample + 1)).export(str(paths["two"]))  # one tensor twice: one input used
+    litert_torch.convert(twoout, (sample,)).export(str(paths["twoout"]))
 
     calib = [rng.standard_normal(lib.INPUT_SHAPE).astype(np.float32) for _ in range(8)]
     q = quantizer.Quantizer(str(paths["fp32"]))
@@ -340,9 +345,48 @@ def test_wrong_input_dtype_is_artifact_incompatible(models: dict) -> None:
         loaded(models["int8"]).prepare(np.zeros(lib.INPUT_SHAPE, np.int32))
 
 
-def test_two_input_model_is_refused(models: dict) -> None:
+def test_two_input_model_binds_both_inputs(tmp_path: Path, models: dict) -> None:
+    """By the model's own names; the converter's names are not the ONNX graph's, so a spec whose
+    names the model does not know is bound by position."""
+    rt = loaded(models["two"])
+    specs = rt.input_specs()
+    assert len(specs) == 2 and all(s[1:] == (tuple(lib.INPUT_SHAPE), "float32") for s in specs)
     with pytest.raises(ArtifactIncompatible, match="model has 2 inputs"):
-        loaded(models["two"])
+        rt.prepare(models["x"])
+    a, b = models["x"], np.random.RandomState(9).standard_normal(lib.INPUT_SHAPE).astype(np.float32)
+    (_, out), = rt.run_outputs({specs[0][0]: a, specs[1][0]: b})
+    np.testing.assert_allclose(out, a + b, atol=1e-6, rtol=0)
+    rt.prepare_feeds({"a": a, "b": 2 * b})  # not the model's names: by position
+    interp = rt.infer_fn().__self__
+    fed = [interp.get_tensor(d["index"]) for d in interp.get_input_details()]
+    np.testing.assert_array_equal(fed[0], a)
+    np.testing.assert_array_equal(fed[1], 2 * b)
+    rt.infer_fn()()
+    np.testing.assert_allclose(interp.get_tensor(interp.get_output_details()[0]["index"]), a + 2 * b, atol=1e-6,
+                               rtol=0)
+    with pytest.raises(ArtifactIncompatible, match="model inputs are"):
+        rt.prepare_feeds({specs[0][0]: a, "b": b})  # one name known, one not: neither rule applies
+    spec = litert_spec(tmp_path, models["two"], protocol=4, inputs=[
+        {"name": "a", "shape": list(lib.INPUT_SHAPE), "dtype": "float32"},
+        {"name": "b", "shape": list(lib.INPUT_SHAPE), "dtype": "float32"}])
+    rc, events = measure_in_process(spec)
+    assert rc == 0, events[-1]
+    assert events[-1]["event"] == "result" and events[-1]["latency"]["n"] >= 20
+
+
+def test_run_all_returns_every_output_of_a_two_output_model(models: dict) -> None:
+    rt = loaded(models["twoout"])
+    x = models["x"]
+    outs = rt.run_all(x)
+    named = rt.run_outputs({rt.input_specs()[0][0]: x})
+    assert len(outs) == len(named) == 2 and [o.shape for o in outs] == [a.shape for _, a in named]
+    by_shape = {o.shape: o for o in outs}
+    assert set(by_shape) == {tuple(lib.INPUT_SHAPE), (lib.INPUT_SHAPE[0],)}
+    np.testing.assert_allclose(by_shape[tuple(lib.INPUT_SHAPE)], x * 2.0, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(by_shape[(lib.INPUT_SHAPE[0],)], x.mean(axis=(1, 2, 3)), atol=1e-5, rtol=0)
+    order = [d["name"] for d in rt.infer_fn().__self__.get_output_details()]
+    assert [n for n, _ in named] == order  # the interpreter's output order, as run_all
+    np.testing.assert_array_equal(rt.run(x), outs[0])  # run: the first of them
 
 
 def test_onnx_artifact_is_refused_by_the_format_check(tmp_path: Path) -> None:

@@ -328,7 +328,8 @@ def fake_tensorrt(version: str = "10.3.0") -> types.ModuleType:
     trt.BuilderFlag = ns(FP16="FP16", INT8="INT8")
     trt.MemoryPoolType = ns(WORKSPACE="WORKSPACE")
     trt.TensorIOMode = ns(INPUT="IN", OUTPUT="OUT")
-    trt.nptype = lambda dt: {"FLOAT": np.float32}[dt]
+    trt.nptype = lambda dt: {"FLOAT": np.float32, "INT64": np.int64}[dt]
+    trt.profile_shapes = {}  # input name -> the shape the last optimization profile gave it
 
     class Network:
         def __init__(self) -> None:
@@ -358,7 +359,9 @@ def fake_tensorrt(version: str = "10.3.0") -> types.ModuleType:
                 self.errors.append("ModelImporter: failed to parse: %s" % exc)
                 return False
             g, dims = model.graph, lambda v: tuple(d.dim_value or -1 for d in v.type.tensor_type.shape.dim)
-            self.network.inputs = [ns(name=v.name, shape=dims(v), dtype="FLOAT") for v in g.input]
+            types_ = {onnx.TensorProto.FLOAT: "FLOAT", onnx.TensorProto.INT64: "INT64"}
+            self.network.inputs = [ns(name=v.name, shape=dims(v), dtype=types_[v.type.tensor_type.elem_type])
+                                   for v in g.input]
             self.network.outputs = [ns(name=v.name, shape=dims(v), dtype="FLOAT") for v in g.output]
             kinds = {"QuantizeLinear": "Q", "DequantizeLinear": "DQ"}
             self.network.layers = [ns(type=kinds.get(n.op_type, n.op_type)) for n in g.node]
@@ -408,17 +411,23 @@ def fake_tensorrt(version: str = "10.3.0") -> types.ModuleType:
             return Network()
 
         create_builder_config = staticmethod(Config)
-        create_optimization_profile = staticmethod(lambda: ns(set_shape=lambda *a: setattr(trt, "last_profile", a)))
+        @staticmethod
+        def create_optimization_profile() -> Any:
+            def set_shape(*a: Any) -> None:
+                trt.last_profile = a
+                trt.profile_shapes[a[0]] = a[1]
+
+            return ns(set_shape=set_shape)
 
         def build_serialized_network(self, network: Network, config: Config) -> Any:
             trt.stats["builds"] += 1
             inp = network.inputs[0]
             shape = inp.shape
-            if -1 in shape:
+            if any(-1 in i.shape for i in network.inputs):
                 if not config.profiles:
                     self.logger.log(ILogger.Severity.ERROR, "Network has dynamic inputs but no profile")
                     return None
-                shape = trt.last_profile[1]
+                shape = trt.profile_shapes[inp.name]
             cal = config.int8_calibrator
             if "INT8" in config.flags and cal is not None and cal.read_calibration_cache() is None:
                 assert cal.get_batch_size() == shape[0]
@@ -427,35 +436,44 @@ def fake_tensorrt(version: str = "10.3.0") -> types.ModuleType:
                 cal.write_calibration_cache(b"calibration table")
             engine = {"magic": "fake-engine", "input": inp.name, "dynamic": -1 in inp.shape, "shape": list(shape),
                       "output": network.outputs[0].name, "W": network.weights["W"], "B": network.weights["B"],
-                      "flags": sorted(config.flags)}
+                      "flags": sorted(config.flags), "extra": [[i.name, i.dtype] for i in network.inputs[1:]],
+                      "ONEHOT": network.weights.get("ONEHOT")}  # extra: an int64 k adds k * ONEHOT (write_two_inputs)
             return memoryview(json.dumps(engine).encode())  # buffer protocol, like IHostMemory
 
     class Engine:
         def __init__(self, d: dict) -> None:
-            self.d, self.num_io_tensors = d, 2
+            self.d = d
+            self.names = [d["input"]] + [n for n, _ in d.get("extra", [])] + [d["output"]]
+            self.num_io_tensors = len(self.names)
 
         def get_tensor_name(self, i: int) -> str:
-            return [self.d["input"], self.d["output"]][i]
+            return self.names[i]
 
         def get_tensor_mode(self, name: str) -> str:
-            return "IN" if name == self.d["input"] else "OUT"
+            return "OUT" if name == self.d["output"] else "IN"
 
         def get_tensor_dtype(self, name: str) -> str:
-            return "FLOAT"
+            return dict(self.d.get("extra", [])).get(name, "FLOAT")
 
         def create_execution_context(self) -> Any:
             return Context(self.d)
 
     class Context:
         def __init__(self, d: dict) -> None:
-            self.d, self.addr, self.shape = d, {}, None
+            self.d, self.addr, self.shapes = d, {}, {}
 
         def set_input_shape(self, name: str, shape: tuple) -> bool:
-            self.shape = tuple(shape)
-            return name == self.d["input"] and list(shape) == self.d["shape"]
+            self.shapes[name] = tuple(shape)
+            if name != self.d["input"]:
+                return name in dict(self.d.get("extra", []))
+            return list(shape) == self.d["shape"]
+
+        @property
+        def shape(self) -> tuple:
+            return self.shapes[self.d["input"]]
 
         def get_tensor_shape(self, name: str) -> tuple:
-            return (self.shape[0], len(self.d["B"])) if name == self.d["output"] else self.shape
+            return (self.shape[0], len(self.d["B"])) if name == self.d["output"] else self.shapes[name]
 
         def set_tensor_address(self, name: str, ptr: int) -> bool:
             self.addr[name] = ptr
@@ -466,6 +484,10 @@ def fake_tensorrt(version: str = "10.3.0") -> types.ModuleType:
             n = int(np.prod(self.shape))
             x = np.frombuffer(bytes(FakeCuda.mem[self.addr[self.d["input"]]][: n * 4]), np.float32)
             logits = x.reshape(self.shape[0], -1) @ np.array(self.d["W"], np.float32) + np.array(self.d["B"], np.float32)
+            for name, _ in self.d.get("extra", []):
+                size = int(np.prod(self.shapes[name]))
+                k = np.frombuffer(bytes(FakeCuda.mem[self.addr[name]][: size * 8]), np.int64).reshape(self.shapes[name])
+                logits = logits + k.astype(np.float32) * np.array(self.d["ONEHOT"], np.float32)
             FakeCuda.mem[self.addr[self.d["output"]]][:] = logits.astype(np.float32).tobytes()
             return True
 
@@ -650,6 +672,60 @@ def test_fake_int8_job_with_its_interleaved_canary(fake: types.ModuleType, tmp_p
     res = events[-1]
     assert res["precision"] == "int8" and res["runtime"]["options"]["int8_mode"] == "calibrated"
     assert res["canary"]["precision"] == "f16" and res["canary"]["latency"]["n"] > 0
+
+
+def test_fake_two_input_network(fake: types.ModuleType, tmp_path: Path) -> None:
+    """Both inputs bound by name (one profile sizing each), fed again by ``run_outputs``; int8
+    calibration, which feeds one input, is refused for it."""
+    model = lib.write_two_inputs(tmp_path / "two.onnx")
+    cache = tmp_path / "engines"
+    x = np.random.RandomState(3).standard_normal(lib.INPUT_SHAPE).astype(np.float32)
+    ones, zeros = np.ones((4, 1), np.int64), np.zeros((4, 1), np.int64)
+    w, b = lib.classifier_weights()
+    rt = TensorRtRuntime({"engine_cache": str(cache)})
+    rt.load(str(model))
+    assert rt.input_specs() == [("x", (None, 1, 8, 8), "float32"), ("k", (None, 1), "int64")]
+    with pytest.raises(ArtifactIncompatible, match=r"model has 2 inputs \(x, k\); the spec gives one"):
+        rt.prepare(x)
+    with pytest.raises(ArtifactIncompatible, match=r"input 'k' expects int64, spec gives float32"):
+        rt.prepare_feeds({"x": x, "k": ones.astype(np.float32)})
+    rt.prepare_feeds({"k": ones, "x": x})
+    assert fake.profile_shapes == {"x": (4, 1, 8, 8), "k": (4, 1)}
+    rt.infer()
+    (name, out), = rt.run_outputs({"x": x, "k": zeros})
+    assert name == "logits"
+    np.testing.assert_allclose(out, x.reshape(4, -1) @ w + b, rtol=1e-5, atol=1e-5)
+    (_, out), = rt.run_outputs({"x": x, "k": ones})
+    assert list(out.argmax(axis=1)) == [0, 0, 0, 0]
+    opts = rt.effective()["options"]
+    rt.close()
+    assert FakeCuda.mem == {}
+    meta = json.loads((cache / (opts["engine_key"] + ".json")).read_text())
+    assert opts["engine_phase"] == "prepare" and meta["profile"] == {"x": [4, 1, 8, 8], "k": [4, 1]}
+    calib = lib.make_eval_set(tmp_path / "c.npz", n=8)
+    rt = TensorRtRuntime({"engine_cache": None, "precision": "int8", "calibration": str(calib)})
+    rt.load(str(model))
+    with pytest.raises(ArtifactIncompatible, match="int8 calibration feeds one input .* 2 inputs: give it a Q/DQ ONNX"):
+        rt.prepare_feeds({"x": x, "k": ones})
+    rt.close()
+
+
+def test_fake_two_input_network_through_the_agent(fake: types.ModuleType, tmp_path: Path) -> None:
+    model = lib.write_two_inputs(tmp_path / "two.onnx")
+    ev = lib.make_eval_set(tmp_path / "ev.npz", n=40)
+    with np.load(ev) as data:
+        y = data["y"]
+    np.savez(tmp_path / "ev_k.npz", x=np.load(ev)["x"], y=y, k=np.ones((40, 1), np.int64))
+    inputs = [{"name": "x", "shape": list(lib.INPUT_SHAPE), "dtype": "float32"},
+              {"name": "k", "shape": [4, 1], "dtype": "int64"}]
+    spec = lib.make_spec(model, runtime="tensorrt", protocol=4, inputs=inputs, runtime_options={"engine_cache": None},
+                         eval={"path": str(tmp_path / "ev_k.npz"), "max_samples": None},
+                         measure={"warmup_s": 0.01, "min_s": 0.05})
+    rc, events = measure_in_process(tmp_path, spec)
+    assert rc == 0, events[-1]
+    res = events[-1]
+    assert res["latency"]["n"] >= 20 and res["eval_n"] == 40
+    assert res["accuracy"] == pytest.approx(float(np.mean(y == 0))) and res["accuracy"] < 1.0  # every k = 1: class 0
 
 
 def test_fake_bad_onnx_is_artifact_incompatible(fake: types.ModuleType, tmp_path: Path) -> None:

@@ -23,9 +23,9 @@ def line(**event: object) -> str:
 
 def test_the_job_line_carries_the_lease_terms() -> None:
     terms = LeaseTerms.of(LeaseSettings(ttl_s=20, wait_s=90), owner="run-1")
-    req = json.loads(terms.job_line("/w/jobs/run-1-3.json", "run-1-3", "/w"))
-    assert req == {"cmd": "job", "spec": "/w/jobs/run-1-3.json", "lease": {
-        "dir": "/w", "owner": "run-1", "host": terms.host, "pid": terms.pid, "ttl_s": 20, "wait_s": 90,
+    req = json.loads(terms.job_line("/w/jobs/run-1-3.json", "run-1-3"))
+    assert req == {"cmd": "job", "spec": "/w/jobs/run-1-3.json", "lease": {  # no dir: the board's own place
+        "owner": "run-1", "host": terms.host, "pid": terms.pid, "ttl_s": 20, "wait_s": 90,
         "job_id": "run-1-3"}}
     sent: list[str] = []
     interval, beat = terms.heartbeat(sent.append)

@@ -1,5 +1,6 @@
 """``harness inventory check`` names who holds each board; ``harness lease break DEVICE``
-frees one by hand. A local device stands in for a board: the lease is in its work directory."""
+frees one by hand. A local device stands in for a board: the lease is this machine's (the
+session's EDGE_HARNESS_LEASE_DIR, tests/conftest.py), whatever the device's work directory."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def inventory(tmp_path: Path) -> Path:
 
 def test_check_names_the_holder_and_break_frees_the_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inv, cache = inventory(tmp_path), str(tmp_path / "cache")
-    lease.try_acquire(str(tmp_path / "board"), HOLDER, ttl_s=600)
+    lease.try_acquire(lease.board_dir(), HOLDER, ttl_s=600)
     assert main(["inventory", "check", "--inventory", str(inv), "--json", "--cache-dir", cache]) == 0
     [check] = json.loads(capsys.readouterr().out)
     assert check["lease"]["state"] == "held" and check["lease"]["holder"]["owner"] == HOLDER["owner"]
@@ -32,7 +33,7 @@ def test_check_names_the_holder_and_break_frees_the_board(tmp_path: Path, capsys
     said = capsys.readouterr().out
     assert "bench: freed the lease held by 20261123-043512-9f3a@nightly-1 pid 202 since " in said
     assert "(job 20261123-043512-9f3a-7)" in said
-    assert lease.show(str(tmp_path / "board")) is None
+    assert lease.show(lease.board_dir()) is None
 
     assert main(["lease", "break", "bench", "--inventory", str(inv), "--cache-dir", cache]) == 0
     assert "bench: the lease was free" in capsys.readouterr().out

@@ -179,3 +179,17 @@ def test_a_history_of_the_other_kind_is_not_mixed_in(store) -> None:  # noqa: AN
     result = evaluate(store, cand, more[-5:], DEFAULT, runs + more)
     assert all("vs its interleaved canary" in p50(result, c).note and f"{len(more)} runs" in p50(result, c).note
                for c in CONFIGS)
+
+
+def test_runs_stored_without_repeat_rows_have_no_windows(store) -> None:  # noqa: ANN001
+    """A store holding results but no timed windows (written by hand, or by an older harness):
+    no canary pairs, no error."""
+    from devices.agent.spec import MeasureSettings
+    from harness.records import Job, JobResult, JobSettings
+
+    run = store.create_run(suite="s", config={})
+    job = Job("m", "fp32", "orin", "onnxruntime", JobSettings(MeasureSettings(min_iters=10)))
+    jid = store.add_jobs(run, [job])[job.key]
+    store.record(jid, JobResult("ok", metrics={"p50_ms": 1.0, "n_iters": 10}))
+    windows = CanaryWindows(store, [run])
+    assert windows.pair(jid, 50) is None and not windows.interleaved(jid, 50)

@@ -79,14 +79,14 @@ def seven_classes() -> nn.Module:
 
 @pytest.fixture
 def tiny_source(tmp_path, monkeypatch):
-    """A user model without data, importable as '<this module>:tiny'."""
+    """A user model without data (the suite allows synthetic inputs), importable as '<this module>:tiny'."""
     from harness.zoo.source import SourceModel
 
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     state = tmp_path / "state.pt"
     torch.save(tiny().state_dict(), state)
     return SourceModel(name="user-net", input_shape=(1, 1, 8, 8), content_hash="3" * 64, torch_state=state,
-                       builder=f"{Path(__file__).stem}:tiny", kind="factory")
+                       builder=f"{Path(__file__).stem}:tiny", kind="factory", synthetic_data=True)
 
 
 def test_distill_needs_a_student_for_unknown_teachers(tiny_source, digits_source, artifact_cache):

@@ -133,6 +133,6 @@ def test_prune_channels_refuses_unknown_structure(artifact_cache, tmp_path, monk
     state = tmp_path / "state.pt"
     torch.save(plain().state_dict(), state)
     src = SourceModel(name="user-net", input_shape=(1, 1, 8, 8), content_hash="2" * 64, torch_state=state,
-                      builder=f"{Path(__file__).stem}:plain", kind="factory")
+                      builder=f"{Path(__file__).stem}:plain", kind="factory", synthetic_data=True)
     with pytest.raises(VariantBuildError, match="^prune-channels-25: structured pruning supports the zoo archit"):
         build_variant(src, "prune-channels-25", artifact_cache)
