@@ -79,9 +79,10 @@ class Distill(Recipe):
                                     f"{type(exc).__name__}: {exc}") from exc
         if got != want:
             raise VariantBuildError(f"student {o.student!r} outputs {tuple(got)}, the teacher {tuple(want)}")
-        epochs = o.epochs or (LABELLED_EPOCHS if train_data(source) is not None else SYNTHETIC_EPOCHS)
-        synthetic_note(self, source)
-        return fit(student, source, epochs=epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed, teacher=teacher,
+        found = train_data(source)
+        epochs = o.epochs or (LABELLED_EPOCHS if found is not None else SYNTHETIC_EPOCHS)
+        synthetic_note(self, found)
+        return fit(student, source, found, epochs=epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed, teacher=teacher,
                    alpha=o.alpha, temperature=o.temperature, synthetic_loss="kl")
 
     def _student(self, teacher: "nn.Module", num_classes: int) -> "nn.Module":

@@ -68,14 +68,12 @@ def train_data(source: "SourceModel") -> tuple[np.ndarray, np.ndarray | None] | 
     return x, None if y is None else y.astype(np.int64)
 
 
-def has_labels(source: "SourceModel") -> bool:
-    data = train_data(source)
-    return data is not None and data[1] is not None
+TrainData = tuple[np.ndarray, np.ndarray | None] | None  # what ``train_data`` read: the recipe reads it once
 
 
-def synthetic_note(recipe: "Recipe", source: "SourceModel") -> None:
+def synthetic_note(recipe: "Recipe", found: TrainData) -> None:
     """Mark ``recipe``'s variant when it trains without train data (on seeded synthetic inputs)."""
-    if train_data(source) is None:
+    if found is None:
         recipe.note_synthetic("trained on seeded synthetic inputs (no train data; synthetic_data allowed)")
 
 
@@ -102,6 +100,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 def fit(
     student: nn.Module,
     source: "SourceModel",
+    found: TrainData,
     *,
     epochs: int,
     lr: float | None,
@@ -112,7 +111,9 @@ def fit(
     temperature: float = 1.0,
     synthetic_loss: Literal["mse", "kl"] = "mse",
 ) -> nn.Module:
-    """Train ``student`` in place (Adam, cosine schedule) and return it in eval mode.
+    """Train ``student`` in place (Adam, cosine schedule) and return it in eval mode, on
+    ``found`` (``train_data(source)``, read once by the recipe: a schedule of several fits
+    reads the file once).
 
     ``lr`` None picks ``labelled_lr`` (the recipe's default) on labelled data and
     ``SYNTHETIC_LR`` on synthetic inputs.
@@ -121,7 +122,6 @@ def fit(
     teacher). No labelled data: loss = MSE of logits (``synthetic_loss="mse"``) or
     ``kd_loss`` ("kl") against ``teacher`` on synthetic inputs; a teacher is required.
     """
-    found = train_data(source)
     data = None if found is None or found[1] is None else (found[0], found[1])
     if data is None and teacher is None:
         raise VariantBuildError(f"{source.name} has no labelled train data and there is no teacher to match")

@@ -84,20 +84,21 @@ class PruneChannels(Recipe):
         return self.options.finetune_epochs > 0
 
     def apply(self, inp: "nn.Module", workdir: Path, source: "SourceModel") -> "nn.Module":
-        from harness.variants.finetune import fit, has_labels, synthetic_note
+        from harness.variants.finetune import fit, synthetic_note, train_data
 
         o = self.options
         groups = channel_groups(inp)
         if not groups:
             raise VariantBuildError("found no channel group that can be pruned")
         original_width = [_get(inp, g.producer).out_channels for g in groups]
-        original = copy.deepcopy(inp).eval() if not has_labels(source) else None
+        found = train_data(source)
+        original = copy.deepcopy(inp).eval() if found is None or found[1] is None else None
         if o.finetune_epochs:
-            synthetic_note(self, source)
+            synthetic_note(self, found)
         for step, fraction in enumerate(o.schedule or (o.amount,)):
             for g, width in zip(groups, original_width):
                 prune_group(inp, g, max(1, round(width * (1 - fraction))))
-            fit(inp, source, epochs=o.finetune_epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed + step,
+            fit(inp, source, found, epochs=o.finetune_epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed + step,
                 teacher=original)
         return inp.eval()
 

@@ -56,17 +56,18 @@ class PruneL1(Recipe):
         from torch.nn.utils import prune
 
         from harness.errors import VariantBuildError
-        from harness.variants.finetune import fit, has_labels, synthetic_note
+        from harness.variants.finetune import fit, synthetic_note, train_data
 
         o = self.options
         targets = [(m, "weight") for m in inp.modules() if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Conv3d, nn.Linear))]
         if not targets:
             raise VariantBuildError("the model has no Conv or Linear layers to prune")
-        original = copy.deepcopy(inp).eval() if not has_labels(source) else None
+        found = train_data(source)
+        original = copy.deepcopy(inp).eval() if found is None or found[1] is None else None
         if o.finetune_epochs:
-            synthetic_note(self, source)
+            synthetic_note(self, found)
         prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=o.amount)
-        fit(inp, source, epochs=o.finetune_epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed, teacher=original)
+        fit(inp, source, found, epochs=o.finetune_epochs, lr=o.lr, labelled_lr=LABELLED_LR, seed=o.seed, teacher=original)
         for module, param in targets:
             prune.remove(module, param)
         return inp.eval()
