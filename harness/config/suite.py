@@ -293,7 +293,7 @@ EvalRef = Annotated[
 ]
 
 def _data_tag(value: Any) -> str | None:
-    if isinstance(value, dict) and set(value) & {"images"} and not set(value) & {"coco", "masks"}:
+    if isinstance(value, dict) and "images" in value and not {"coco", "masks"} & set(value):
         return "images"
     if isinstance(value, ImagesData):
         return "images"
